@@ -1,0 +1,125 @@
+"""Batched inference: registered RGB crops -> AU intensities and peak locations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.checkpoint import Checkpoint, read_checkpoint
+from model.config import ModelConfig
+from model.heatmaps import decode_maps, map_to_frame
+from model.network import AUHeatmapNet
+
+__all__ = ["Prediction", "AUPredictor", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``'auto'``/None -> CUDA when available, else CPU; anything else as torch understands it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but this PyTorch build sees no CUDA GPU")
+    return resolved
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per face: intensities (N, K) in [0, 5], peaks (N, K, 2) in map pixels (x, y), optional maps."""
+
+    intensities: np.ndarray
+    peaks: np.ndarray
+    maps: np.ndarray | None = None
+    map_stride: float = 4.0
+
+    def peaks_in_crop(self) -> np.ndarray:
+        """Peak locations (N, K, 2) in crop pixels."""
+        return self.peaks.astype(np.float64) * self.map_stride
+
+    def peaks_in_frame(self, registration: np.ndarray) -> np.ndarray:
+        """Peak locations (N, K, 2) in original frame pixels, given the registration affines (N, 2, 3)."""
+        return map_to_frame(self.peaks, registration, self.map_stride)
+
+
+class AUPredictor:
+    """Holds a network on a device and runs it over batches of registered crops.
+
+    ``channels_last`` and ``autocast`` (``'bf16'`` or ``'fp16'``) are speed options for CUDA; they are
+    ignored on the CPU, where the network runs in float32.
+    """
+
+    def __init__(
+        self,
+        network: AUHeatmapNet,
+        config: ModelConfig,
+        *,
+        device: str | torch.device | None = "auto",
+        batch_size: int = 32,
+        channels_last: bool = False,
+        autocast: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if autocast not in (None, "bf16", "fp16"):
+            raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
+        self.device = resolve_device(device)
+        self.config = config
+        self.batch_size = batch_size
+        self.checkpoint = checkpoint
+        on_cuda = self.device.type == "cuda"
+        self.channels_last = channels_last and on_cuda
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast or "") if on_cuda else None
+        network = network.eval().to(self.device)
+        if self.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs: object) -> "AUPredictor":
+        """Load weights of either checkpoint format (see :mod:`model.checkpoint`)."""
+        checkpoint = read_checkpoint(path)
+        return cls(checkpoint.build_network(), checkpoint.model_config, checkpoint=checkpoint, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def crop_size(self) -> int:
+        return self.config.registration.crop_size
+
+    def _to_input(self, crops: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(crops))
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+        tensor = tensor.permute(0, 3, 1, 2).float().div_(255.0)
+        if self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    @torch.inference_mode()
+    def predict_maps(self, crops: np.ndarray) -> np.ndarray:
+        """Raw heatmaps (N, K, M, M) float32 for crops (N, S, S, 3) uint8 RGB."""
+        crops = np.asarray(crops)
+        size = self.crop_size
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
+            raise ValueError(f"expected uint8 RGB crops of shape (N, {size}, {size}, 3), got {crops.dtype} {crops.shape}")
+        m = self.config.heatmap.map_size
+        out = np.empty((len(crops), len(self.config.aus), m, m), dtype=np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            batch = self._to_input(crops[start : start + self.batch_size])
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                maps = self.network(batch)
+            out[start : start + len(batch)] = maps.float().cpu().numpy()
+        return out
+
+    def predict(self, crops: np.ndarray, *, keep_maps: bool = False) -> Prediction:
+        """Intensities and peak locations for crops (N, S, S, 3) uint8 RGB."""
+        maps = self.predict_maps(crops)
+        decoded = decode_maps(maps, self.config.heatmap.max_intensity)
+        return Prediction(
+            intensities=decoded.intensities,
+            peaks=decoded.peaks,
+            maps=maps if keep_maps else None,
+            map_stride=self.config.map_stride,
+        )

@@ -1,0 +1,1 @@
+"""Videos in, Parquet out: decoding, landmark tracking, registration, batched AU inference."""

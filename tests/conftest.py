@@ -1,0 +1,59 @@
+"""Shared test fixtures. Tests that need ../shared (real videos, the authors' fixtures) find it through
+$AU_HEATMAPS_SHARED and skip when it is unset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_ENV = "AU_HEATMAPS_SHARED"
+
+
+def shared_dir() -> Path | None:
+    value = os.environ.get(SHARED_ENV)
+    return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The folder holding testdata/ and fixtures/ (skips the test when $AU_HEATMAPS_SHARED is unset)."""
+    path = shared_dir()
+    if path is None:
+        pytest.skip(f"${SHARED_ENV} is not set")
+    if not (path / "fixtures").is_dir() or not (path / "testdata").is_dir():
+        pytest.fail(f"${SHARED_ENV}={path} does not hold fixtures/ and testdata/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(shared: Path) -> Path:
+    return shared / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def testdata_dir(shared: Path) -> Path:
+    return shared / "testdata"
+
+
+@pytest.fixture(scope="session")
+def authors_checkpoint(fixtures_dir: Path) -> Path:
+    """The authors-format checkpoint with seeded random weights."""
+    return fixtures_dir / "authors_format_random.pth.tar"
+
+
+@pytest.fixture(scope="session")
+def authors_reference(fixtures_dir: Path):
+    import numpy as np
+
+    with np.load(fixtures_dir / "authors_reference.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read or write the user's weights cache from tests."""
+    monkeypatch.setenv("AU_HEATMAPS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("AU_HEATMAPS_WEIGHTS", raising=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")

@@ -1,0 +1,1 @@
+"""Training and evaluation: reproduce the paper's BP4D model, baselines and experiments."""
