@@ -64,9 +64,12 @@ class AnnotateOptions:
         if self.landmarks != self.pipeline.landmarks.backend:
             object.__setattr__(self, "pipeline", with_overrides(self.pipeline, landmarks={"backend": self.landmarks}))
 
-    @property
-    def effective_batch_size(self) -> int:
-        return self.batch_size or self.pipeline.inference.batch_size
+    def batch_size_for(self, device_type: str) -> int:
+        """--batch-size, else the configured default for the device type."""
+        if self.batch_size:
+            return self.batch_size
+        inference = self.pipeline.inference
+        return inference.batch_size_cuda if device_type == "cuda" else inference.batch_size_cpu
 
     def output_settings(self) -> dict[str, object]:
         """The settings that change the rows (not device, batch size or precision on CPU)."""
@@ -192,7 +195,7 @@ class Annotator:
         self.predictor = AUPredictor.from_checkpoint(
             weights,
             device=device,
-            batch_size=self.options.effective_batch_size,
+            batch_size=self.options.batch_size_for(device.type),
             channels_last=True,
             autocast=autocast,
         )

@@ -47,7 +47,7 @@ Then, in Python:
 @click.option("--device", default="auto", show_default=True,
               help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Faces per model batch [default: 16, from configs/pipeline.yaml].")
+              help="Faces per model batch [default: 4 on the CPU, 64 on CUDA; configs/pipeline.yaml].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).")
 @click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",

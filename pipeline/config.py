@@ -19,7 +19,8 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    batch_size: int = 16
+    batch_size_cpu: int = 4
+    batch_size_cuda: int = 64
     row_group_rows: int = 8192
 
 

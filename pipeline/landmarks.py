@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,14 +225,16 @@ class FanTracker(LandmarkTracker):
         if self.config.fan_detector == "dlib":
             kwargs = {"face_detector_kwargs": {"path_to_detector": str(dlib_model_path("mmod_human_face_detector.dat"))}}
         try:
-            self._fa = face_alignment.FaceAlignment(
-                face_alignment.LandmarksType.TWO_D,
-                device=device,
-                flip_input=False,
-                face_detector=self.config.fan_detector,
-                compile=False,
-                **kwargs,
-            )
+            with warnings.catch_warnings():  # face-alignment calls its dlib detector deprecated; it is our choice
+                warnings.simplefilter("ignore", UserWarning)
+                self._fa = face_alignment.FaceAlignment(
+                    face_alignment.LandmarksType.TWO_D,
+                    device=device,
+                    flip_input=False,
+                    face_detector=self.config.fan_detector,
+                    compile=False,
+                    **kwargs,
+                )
         except Exception as exc:  # download failures surface as URLError/HTTPError/OSError
             raise RuntimeError(
                 f"could not load face-alignment's FAN / {self.config.fan_detector} weights ({type(exc).__name__}: {exc}). "
