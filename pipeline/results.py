@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.store import read_run_metadata
+from pipeline.store import Location, read_run_metadata
 
 __all__ = ["load_results", "read_run_metadata"]
 
@@ -20,17 +20,18 @@ def load_results(
     columns: Sequence[str] | None = None,
     faces_only: bool = False,
 ) -> pd.DataFrame:
-    """Results as a DataFrame (nullable floats become NaN), optionally only some videos / columns /
+    """Results (a local path or a URI such as ``s3://...``) as a DataFrame (nullable floats become NaN), optionally only some videos / columns /
     rows with a face. The run's metadata is in ``df.attrs["au_heatmaps"]``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such results file")
+    location = Location(path)
+    if not location.exists():
+        raise FileNotFoundError(f"{location}: no such results file")
     filters = []
     if videos is not None:
         filters.append(("video", "in", list(videos)))
     if faces_only:
         filters.append(("face_detected", "==", True))
-    table = pq.read_table(path, columns=list(columns) if columns else None, filters=filters or None)
+    table = pq.read_table(location.path, columns=list(columns) if columns else None, filters=filters or None,
+                          filesystem=location.filesystem)
     frame = table.to_pandas()
-    frame.attrs["au_heatmaps"] = read_run_metadata(path)
+    frame.attrs["au_heatmaps"] = read_run_metadata(location)
     return frame

@@ -37,13 +37,17 @@ class Location:
     def __init__(self, path_or_uri: str | os.PathLike[str]) -> None:
         text = str(path_or_uri)
         self.uri = text
+        self._query = ""
         if "://" in text:
             self.filesystem, self.path = pafs.FileSystem.from_uri(text)
             self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
+            self._scheme = text.split("://", 1)[0]
+            self._query = text.split("?", 1)[1] if "?" in text else ""
         else:
             self.filesystem, self.path = pafs.LocalFileSystem(), str(Path(text).expanduser().absolute())
             self.uri = self.path
             self.is_local = True
+            self._scheme = ""
 
     def __reduce__(self):
         return (Location, (self.uri,))
@@ -63,10 +67,15 @@ class Location:
         return Path(self.name).suffix
 
     def _derive(self, path: str) -> "Location":
-        if self.is_local and "://" not in self.uri:
-            return Location(path)
-        scheme = self.uri.split("://", 1)[0]
-        return Location(f"{scheme}://{path}")
+        """Another path on the same filesystem (URI options such as an endpoint carried over)."""
+        derived = object.__new__(Location)
+        derived.filesystem, derived.path, derived.is_local = self.filesystem, path, self.is_local
+        derived._scheme, derived._query = self._scheme, self._query
+        if self._scheme:
+            derived.uri = f"{self._scheme}://{path}" + (f"?{self._query}" if self._query else "")
+        else:
+            derived.uri = path
+        return derived
 
     def sibling(self, name: str) -> "Location":
         return self._derive(self.path.rstrip("/").rsplit("/", 1)[0] + "/" + name)
