@@ -174,14 +174,16 @@ def annotate(
     workers: int | None = 1,
     address: str | None = None,
     gpus_per_worker: float | None = None,
+    executor: str = "auto",
     on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
     actor_hook: Callable[[list], None] | None = None,
 ) -> RunSummary:
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
-    ``workers=1`` without ``address`` (and without ``$RAY_ADDRESS``) runs in this process; more
-    workers, ``workers=None`` (one per GPU) or a cluster address run on Ray. ``on_item`` is called
-    for each finished (or failed) work item.
+    ``executor="auto"``: ``workers=1`` without ``address`` (and without ``$RAY_ADDRESS``) runs in this
+    process; more workers, ``workers=None`` (one per GPU) or a cluster address run on Ray.
+    ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
+    (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
     """
     started = time.perf_counter()
     options = options or AnnotateOptions()
@@ -207,7 +209,12 @@ def annotate(
         if on_item is not None:
             on_item(item, failure)
 
-    use_ray = address is not None or bool(os.environ.get("RAY_ADDRESS")) or workers is None or workers > 1
+    if executor not in ("auto", "ray", "process"):
+        raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
+    use_ray = executor == "ray" or (
+        executor == "auto"
+        and (address is not None or bool(os.environ.get("RAY_ADDRESS")) or workers is None or workers > 1)
+    )
     try:
         if todo and use_ray:
             from pipeline.ray_executor import RayOptions, run_on_ray
