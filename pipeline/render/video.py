@@ -31,7 +31,7 @@ from pipeline.render.table import (
     videos_in,
 )
 
-__all__ = ["VideoRenderer", "RenderSummary", "render_video", "NO_RESULT_TEXT"]
+__all__ = ["VideoRenderer", "RenderSummary", "render_video", "open_video", "NO_RESULT_TEXT"]
 
 NO_RESULT_TEXT = "no result"  # the mark of a frame the results table has no row for
 
@@ -182,7 +182,8 @@ class RenderSummary:
     seconds: float
 
 
-def _open_video(video_path: str | os.PathLike[str]):
+def open_video(video_path: str | os.PathLike[str]):
+    """A ``decord.VideoReader`` on the CPU; FileNotFoundError / ValueError name the file when it fails."""
     import decord
 
     path = Path(video_path)
@@ -234,7 +235,7 @@ def render_video(
             "annotate with --save-landmarks, or render without landmarks"
         )
     started = time.perf_counter()
-    reader = _open_video(video_path)
+    reader = open_video(video_path)
     total = len(reader)
     if total == 0:
         raise ValueError(f"{video_path}: the video has no frames")
