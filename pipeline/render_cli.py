@@ -15,7 +15,7 @@ import pandas as pd
 
 from model.aus import AUSet
 
-__all__ = ["render", "plot", "cli", "main", "output_paths"]
+__all__ = ["render", "plot", "cli", "main"]
 
 RENDER_EPILOG = """\b
 Examples:
@@ -73,16 +73,6 @@ def _check_videos(path: Path, wanted: Sequence[str], present: Sequence[str]) -> 
         raise _fail(f"{path}: no rows for video {', '.join(repr(v) for v in missing)} (videos in it: {shown or 'none'})")
 
 
-def output_paths(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
-    """Where each video's overlay goes: ``out_dir/<relative path with extension .mp4>``; when two videos
-    would collide (``a.mov``, ``a.mp4``), those keep their extension before ``.mp4``."""
-    stems = {v: Path(v).with_suffix(".mp4") for v in videos}
-    counts: dict[Path, int] = {}
-    for p in stems.values():
-        counts[p] = counts.get(p, 0) + 1
-    return {v: out_dir / (p if counts[p] == 1 else Path(v + ".mp4")) for v, p in stems.items()}
-
-
 def _shipped_aus() -> AUSet:
     from model.aus import load_au_set
 
@@ -124,6 +114,7 @@ def render(
     VIDEO_ROOT: face box, optional landmarks, each AU's heatmap in its own colour, the peaks, and a
     legend with the five intensities; frames without a face are shown plainly, marked "no face"."""
     from pipeline.render.table import find_sha256, has_landmark_columns, landmark_columns, read_metadata, render_columns
+    from pipeline.render.video import output_paths, render_video
 
     columns = _schema_columns(results)
     predictor = None
@@ -177,12 +168,11 @@ def render(
 
     from tqdm.auto import tqdm
 
-    from pipeline.render.video import render_video
 
     needed = ["video", "timestamp", "face", "landmark_source", *render_columns(aus, landmarks=landmarks)]
-    table = _read_results(results, [c for c in needed if c in set(columns)], wanted)
+    needed = [c for c in needed if c in set(columns)]
     for name in wanted:
-        rows = table[table["video"].astype(str) == name]
+        rows = _read_results(results, needed, [name])  # one video at a time: memory stays per video
         with tqdm(total=None, desc=name, unit="frame", file=sys.stderr, leave=False, disable=None) as bar:
 
             def progress(done: int, total: int) -> None:

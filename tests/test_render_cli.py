@@ -3,7 +3,6 @@ what is wrong."""
 
 import decord
 import matplotlib.image
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,7 +10,8 @@ from click.testing import CliRunner
 
 from model.checkpoint import file_sha256, save_checkpoint
 from model.network import AUHeatmapNet
-from pipeline.render_cli import cli, output_paths, plot, render
+from pipeline.render.video import output_paths
+from pipeline.render_cli import cli, plot, render
 from render_data import CONFIG, face_track, make_results, make_video, write_results
 
 SIZE = (192, 144)

@@ -9,7 +9,7 @@ import pytest
 from model.registration import registration_matrix
 from pipeline.render.overlay import RenderStyle, draw_no_face, frame_header, warp_maps_to_frame
 from pipeline.render.video import VideoRenderer, render_video
-from render_data import CONFIG, MapsPredictor, face_track, make_results, make_video
+from render_data import MapsPredictor, face_track, make_results, make_video
 
 SIZE = (320, 240)
 N = 30

@@ -17,7 +17,7 @@ from pipeline.render.overlay import (
     warp_maps_to_frame,
 )
 from pipeline.render.table import faces_from_rows
-from pipeline.render.video import RenderSummary, VideoRenderer, render_video
+from pipeline.render.video import RenderSummary, VideoRenderer, output_paths, render_video
 
 __all__ = [
     "AU_COLOURS",
@@ -30,6 +30,7 @@ __all__ = [
     "draw_no_face",
     "faces_from_rows",
     "frame_header",
+    "output_paths",
     "render_frame",
     "render_video",
     "warp_maps_to_frame",

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from pipeline.render.table import (
     videos_in,
 )
 
-__all__ = ["VideoRenderer", "RenderSummary", "render_video", "open_video", "NO_RESULT_TEXT"]
+__all__ = ["VideoRenderer", "RenderSummary", "render_video", "open_video", "output_paths", "NO_RESULT_TEXT"]
 
 NO_RESULT_TEXT = "no result"  # the mark of a frame the results table has no row for
 
@@ -283,3 +283,13 @@ def render_video(
         fps=fps,
         seconds=time.perf_counter() - started,
     )
+
+
+def output_paths(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
+    """Where each video's overlay goes: ``out_dir/<relative path with extension .mp4>``; when two videos
+    would collide (``a.mov``, ``a.mp4``), those keep their extension before ``.mp4``."""
+    stems = {v: Path(v).with_suffix(".mp4") for v in videos}
+    counts: dict[Path, int] = {}
+    for p in stems.values():
+        counts[p] = counts.get(p, 0) + 1
+    return {v: out_dir / (p if counts[p] == 1 else Path(v + ".mp4")) for v, p in stems.items()}
