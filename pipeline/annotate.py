@@ -14,7 +14,7 @@ import queue
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -188,7 +188,7 @@ class Annotator:
     model, so that (on the CPU as on the GPU) the model is not left waiting.
     """
 
-    def __init__(self, weights: str | Path, options: AnnotateOptions | None = None) -> None:
+    def __init__(self, weights: str | Path, options: AnnotateOptions | None = None, render_dir: str | Path | None = None) -> None:
         self.options = options or AnnotateOptions()
         device = resolve_device(self.options.device)
         autocast = None if self.options.precision == "fp32" else self.options.precision
@@ -202,6 +202,11 @@ class Annotator:
         self.config = self.predictor.config
         self.tracker: LandmarkTracker = make_tracker(self.options.landmarks, self.options.pipeline.landmarks, device=str(device))
         self.schema = OutputSchema(self.config.aus, self.options.save_landmarks)
+        self.overlays = None
+        if render_dir is not None:
+            from pipeline.render.segments import OverlaySegments
+
+            self.overlays = OverlaySegments(render_dir)
 
     @property
     def weights_sha256(self) -> str:
@@ -244,13 +249,8 @@ class Annotator:
         )
 
     # -- a whole item ---------------------------------------------------------------------------
-    def annotate(
-        self,
-        item: WorkItem,
-        on_batch: Callable[[FaceBatch, Prediction, pa.RecordBatch], None] | None = None,
-        keep_maps: bool = False,
-    ) -> Iterator[pa.RecordBatch]:
-        """Record batches for the item, in frame order. ``on_batch`` sees each batch (e.g. to render)."""
+    def annotate(self, item: WorkItem) -> Iterator[pa.RecordBatch]:
+        """Record batches for the item, in frame order (and its overlay segment, with ``render_dir``)."""
         reader = open_reader(item.path)
         info = probe_video(item.path, reader)
         if info.num_frames < item.stop:
@@ -258,13 +258,23 @@ class Annotator:
         sampled = select_frames(info, self.options.every, self.options.fps)
         indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
         self.tracker.reset()
-        batches = iter_frame_batches(info, indices, self.options.pipeline.decode.batch_frames, reader)
-        for faces in _prefetch((self.prepare(b) for b in batches), depth=2):
-            prediction = self.predict(faces, keep_maps=keep_maps)
-            rows = self.rows(item.video, faces, prediction)
-            if on_batch is not None:
-                on_batch(faces, prediction, rows)
-            yield rows
+        renderer = None
+        if self.overlays is not None:
+            renderer = self.overlays.renderer(item.video, item.start, info.fps, (info.width, info.height), self.config)
+        try:
+            batches = iter_frame_batches(info, indices, self.options.pipeline.decode.batch_frames, reader)
+            for faces in _prefetch((self.prepare(b) for b in batches), depth=2):
+                prediction = self.predict(faces, keep_maps=renderer is not None)
+                rows = self.rows(item.video, faces, prediction)
+                if renderer is not None:
+                    renderer.add(faces.batch.frames, rows, prediction.maps)
+                yield rows
+            if renderer is not None:
+                renderer.close()
+        except BaseException:
+            if renderer is not None:
+                renderer.abort()
+            raise
 
 
 _DONE = object()

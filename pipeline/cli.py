@@ -20,6 +20,7 @@ Examples:
   au-annotate videos/ --out results.parquet
   au-annotate a.mp4 b.mov --out ab.parquet --save-landmarks
   au-annotate videos/ --out results.parquet --fps 5 --resume
+  au-annotate videos/ --out results.parquet --render overlays/      # + an overlay MP4 per video
   au-annotate videos/ --out results.parquet --landmarks fan --device cuda --batch-size 64
   au-annotate videos/ --out results.parquet --workers 4            # local Ray, 4 workers
   au-annotate videos/ --out results.parquet --address auto         # join a running Ray cluster
@@ -68,6 +69,9 @@ Then, in Python:
               help="Cut long videos into work items of this many frames [default: 9000].")
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
               help="Pipeline settings file (YAML), shipped name or path.")
+@click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Also write an overlay MP4 per video into DIR (heatmaps over the face, intensities); "
+                   "not with --every/--fps. With Ray workers, DIR must be visible to them.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--verbose", "-v", is_flag=True, help="Log details (and tracebacks of failed videos).")
 @click.version_option(package_version(), prog_name="au-heatmaps")
@@ -87,6 +91,7 @@ def main(
     address: str | None,
     gpus_per_worker: float | None,
     chunk_frames: int | None,
+    render_dir: Path | None,
     config_path: str,
     quiet: bool,
     verbose: bool,
@@ -114,7 +119,7 @@ def main(
 
         summary = annotate(
             inputs, out, options, weights=weights, resume=resume, progress=not quiet,
-            workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+            workers=workers, address=address, gpus_per_worker=gpus_per_worker, render_dir=render_dir,
         )
     except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -128,6 +133,12 @@ def main(
         f"{summary.frames_per_second:.1f} frames/s; {summary.items_skipped} work items kept from before)",
         err=True,
     )
+    if render_dir is not None:
+        click.echo(f"overlay videos in {render_dir}/", err=True)
+        if summary.overlays_missing:
+            click.echo(f"no overlay for {len(summary.overlays_missing)} video(s) annotated by an earlier run "
+                       f"(make them with: au-render {out} VIDEO_ROOT --out {render_dir}): "
+                       + ", ".join(summary.overlays_missing), err=True)
     if summary.failures:
         click.echo(f"{len(summary.failures)} failed (listed in {summary.errors_file}):", err=True)
         for failure in summary.failures:

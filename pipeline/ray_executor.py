@@ -68,13 +68,13 @@ def _worker_class():
     class AnnotationWorker:
         """Holds an :class:`Annotator`; annotates one item at a time."""
 
-        def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, store) -> None:
+        def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, store, render_dir) -> None:
             import cv2
             import torch
 
             torch.set_num_threads(max(1, threads))
             cv2.setNumThreads(1)
-            self.annotator = Annotator(weights.local_path(), options)
+            self.annotator = Annotator(weights.local_path(), options, render_dir)
             self.store = store  # None: rows go back through the object store
             self.frames_done = 0
 
@@ -166,7 +166,7 @@ def run_on_ray(
 
         def new_actor():
             return Worker.options(num_cpus=threads, num_gpus=per_gpu, max_restarts=0).remote(
-                weights, plan.options, threads, store
+                weights, plan.options, threads, store, plan.render_dir
             )
 
         actors = [new_actor() for _ in range(workers)]

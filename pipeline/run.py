@@ -41,6 +41,7 @@ class RunSummary:
     failures: list[ItemFailure] = field(default_factory=list)
     seconds: float = 0.0
     errors_file: str | None = None
+    overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,7 @@ class RunPlan:
     failures: list[ItemFailure]
     store: ResultStore
     metadata: dict
+    render_dir: Path | None = None
 
     @property
     def todo(self) -> list[WorkItem]:
@@ -78,6 +80,7 @@ def prepare_run(
     *,
     weights: str | Path | None = None,
     resume: bool = False,
+    render_dir: str | Path | None = None,
 ) -> RunPlan:
     """Resolve the weights, find and probe the videos, cut them into items, open the result store."""
     location = Location(out)
@@ -109,7 +112,11 @@ def prepare_run(
         "options": options.output_settings(),
         "videos": {name: info.describe() for name, info in infos.items()},
     }
-    return RunPlan(location, options, weights_path, sha, run_key, items, infos, failures, store, metadata)
+    if render_dir is not None and (options.every is not None or options.fps is not None):
+        raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
+                         "(render the sampled results afterwards with au-render)")
+    return RunPlan(location, options, weights_path, sha, run_key, items, infos, failures, store, metadata,
+                   Path(render_dir) if render_dir is not None else None)
 
 
 def finish_run(
@@ -122,6 +129,14 @@ def finish_run(
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
     rows = plan.store.assemble(complete, metadata)
     errors_file = plan.store.write_errors(failures)
+    overlays_missing: list[str] = []
+    if plan.render_dir is not None:
+        from pipeline.render.segments import OverlaySegments
+
+        starts: dict[str, list[int]] = collections.defaultdict(list)
+        for item in complete:
+            starts[item.video].append(item.start)
+        _, overlays_missing = OverlaySegments(plan.render_dir).assemble(starts)
     if not failures:
         plan.store.remove_parts()
     return RunSummary(
@@ -134,6 +149,7 @@ def finish_run(
         failures=failures,
         seconds=time.perf_counter() - started,
         errors_file=str(errors_file) if errors_file else None,
+        overlays_missing=overlays_missing,
     )
 
 
@@ -145,7 +161,7 @@ def run_in_process(
     on_item: Callable[[WorkItem, ItemFailure | None], None],
 ) -> None:
     """Annotate ``todo`` one item after another in this process."""
-    annotator = Annotator(plan.weights, plan.options)
+    annotator = Annotator(plan.weights, plan.options, plan.render_dir)
     for item in todo:
 
         def counted(batches):
@@ -174,6 +190,7 @@ def annotate(
     workers: int | None = 1,
     address: str | None = None,
     gpus_per_worker: float | None = None,
+    render_dir: str | Path | None = None,
     executor: str = "auto",
     on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
     actor_hook: Callable[[list], None] | None = None,
@@ -184,10 +201,11 @@ def annotate(
     process; more workers, ``workers=None`` (one per GPU) or a cluster address run on Ray.
     ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
     (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
+    ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
     """
     started = time.perf_counter()
     options = options or AnnotateOptions()
-    plan = prepare_run(inputs, out, options, weights=weights, resume=resume)
+    plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir)
     failures = list(plan.failures)
     todo = plan.todo
     skipped = len(plan.items) - len(todo)

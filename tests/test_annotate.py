@@ -237,3 +237,29 @@ def test_shared_matches_authors_intensities(shared_run, authors_reference) -> No
     for frame in (24, 48):
         assert clip.loc[frame, "landmark_source"] == "tracked"
         np.testing.assert_allclose(clip.loc[frame, AU].to_numpy(float), authors_reference[f"frame{frame}_intensity"], atol=0.05)
+
+
+def test_render_while_annotating_writes_one_overlay_per_video(videos, weights, tmp_path) -> None:
+    import decord
+
+    folder, counts = videos
+    pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 6})  # 3 segments joined
+    overlays = tmp_path / "overlays"
+    summary = annotate([folder], tmp_path / "r.parquet", AnnotateOptions(device="cpu", pipeline=pipeline),
+                       weights=weights, progress=False, render_dir=overlays)
+    assert summary.ok and not summary.overlays_missing
+    made = sorted(p.relative_to(overlays).as_posix() for p in overlays.rglob("*.mp4"))
+    assert made == ["astronaut.mp4", "sub/noise.mp4"]
+    for name, frames in counts.items():
+        reader = decord.VideoReader(str(overlays / name.replace(".mkv", ".mp4")))
+        assert len(reader) == frames
+    original = decord.VideoReader(str(folder / "astronaut.mp4"))[7].asnumpy().astype(int)
+    drawn = decord.VideoReader(str(overlays / "astronaut.mp4"))[7].asnumpy().astype(int)
+    assert original.shape == drawn.shape and np.abs(original - drawn).mean() > 1.0  # something was drawn
+    assert not (overlays / ".segments").exists()
+
+
+def test_render_refuses_subsampling(videos, weights, tmp_path) -> None:
+    with pytest.raises(ValueError, match="--every/--fps"):
+        annotate([videos[0]], tmp_path / "r.parquet", AnnotateOptions(device="cpu", every=2), weights=weights,
+                 progress=False, render_dir=tmp_path / "o")

@@ -29,11 +29,17 @@ def setup(tmp_path_factory):
 
 
 def test_ray_output_equals_in_process_row_for_row(setup, tmp_path) -> None:
+    import decord
+
     folder, counts, weights, options, reference = setup
     out = tmp_path / "ray.parquet"
-    summary = annotate([folder], out, options, weights=weights, progress=False, workers=2)
+    overlays = tmp_path / "overlays"
+    summary = annotate([folder], out, options, weights=weights, progress=False, workers=2, render_dir=overlays)
     assert summary.ok
     pd.testing.assert_frame_equal(comparable(load_results(out)), reference)
+    # overlay segments rendered on the actors, joined on the driver
+    assert len(decord.VideoReader(str(overlays / "astronaut.mp4"))) == counts["astronaut.mp4"]
+    assert len(decord.VideoReader(str(overlays / "sub" / "noise.mp4"))) == counts["sub/noise.mkv"]
 
 
 def test_killed_actor_still_gives_complete_output_without_duplicates(setup, tmp_path) -> None:

@@ -47,7 +47,7 @@ class VideoRenderer:
         renderer.close()
 
     ``add(frames, rows, maps)``: ``frames`` (N, H, W, 3) RGB uint8 are the next N decoded frames of the
-    video (the first call's are frames 0..N-1; pass ``first_frame`` to say otherwise); ``rows`` are the
+    video (the first call's are frames ``start_frame``.. (default 0); ``first_frame`` checks it); ``rows`` are the
     result rows for them (a DataFrame, a pyarrow Table/RecordBatch, a dict of columns or a list of dicts,
     any number of rows per frame, matched by their ``frame`` column; frames with no row are marked
     "no result"); ``maps`` is None (no heatmaps drawn), or an array (R, K, M, M) either aligned with
@@ -67,13 +67,14 @@ class VideoRenderer:
         style: RenderStyle | None = None,
         crf: int = 20,
         preset: str = "veryfast",
+        start_frame: int = 0,
     ) -> None:
         self.config = config or load_model_config()
         self.landmarks = landmarks
         self.style = style or RenderStyle()
         self.size = (int(size[0]), int(size[1]))
         self.writer = Mp4Writer(out_path, self.size, fps, crf=crf, preset=preset)
-        self.next_frame = 0
+        self.next_frame = start_frame
         self.face_frames = 0
         self.no_result_frames = 0
 
