@@ -58,9 +58,9 @@ Then, in Python:
 @click.option("--resume", is_flag=True,
               help="Keep what an interrupted (or finished) run with the same weights and options already did; do the rest.")
 @click.option("--save-landmarks", is_flag=True, help="Add the 68 landmarks (x_0..x_67, y_0..y_67) to the output.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel workers. 1 runs in this process; more start a local Ray (one worker per GPU "
-                   "by default, CPU workers without a GPU).")
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
+              help="Parallel workers. auto: one per GPU, or one per two CPU cores without a GPU (per the "
+                   "cluster with --address). One worker runs in this process; more start a local Ray.")
 @click.option("--address", default=None, metavar="ADDR",
               help="Ray cluster to join ('auto' or host:port; also $RAY_ADDRESS). Implies Ray.")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
@@ -87,7 +87,7 @@ def main(
     sample_fps: float | None,
     resume: bool,
     save_landmarks: bool,
-    workers: int,
+    workers: str,
     address: str | None,
     gpus_per_worker: float | None,
     chunk_frames: int | None,
@@ -108,6 +108,12 @@ def main(
     if every is not None and sample_fps is not None:
         raise click.UsageError("choose one of --every and --fps")
     try:
+        worker_count = None if workers == "auto" else int(workers)
+        if worker_count is not None and worker_count < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{workers!r} is not a positive whole number or 'auto'", param_hint="--workers") from None
+    try:
         pipeline = load_pipeline_config(config_path)
         if chunk_frames is not None:
             pipeline = with_overrides(pipeline, decode={"chunk_frames": chunk_frames})
@@ -119,7 +125,7 @@ def main(
 
         summary = annotate(
             inputs, out, options, weights=weights, resume=resume, progress=not quiet,
-            workers=workers, address=address, gpus_per_worker=gpus_per_worker, render_dir=render_dir,
+            workers=worker_count, address=address, gpus_per_worker=gpus_per_worker, render_dir=render_dir,
         )
     except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -144,3 +150,7 @@ def main(
         for failure in summary.failures:
             click.echo(f"  {failure.video}: {failure.reason}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -179,6 +179,15 @@ def run_in_process(
         on_item(item, None)
 
 
+def local_workers(device: str) -> int:
+    """Workers on this machine by default: one per GPU, or one per two CPU cores without a GPU."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return 1 if device.startswith("cuda:") else torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def annotate(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -197,8 +206,9 @@ def annotate(
 ) -> RunSummary:
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
-    ``executor="auto"``: ``workers=1`` without ``address`` (and without ``$RAY_ADDRESS``) runs in this
-    process; more workers, ``workers=None`` (one per GPU) or a cluster address run on Ray.
+    ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
+    cluster's resources when joining one). ``executor="auto"``: one worker without ``address`` (and
+    without ``$RAY_ADDRESS``) runs in this process; more workers, or a cluster address, run on Ray.
     ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
     (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
     ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
@@ -229,10 +239,10 @@ def annotate(
 
     if executor not in ("auto", "ray", "process"):
         raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
-    use_ray = executor == "ray" or (
-        executor == "auto"
-        and (address is not None or bool(os.environ.get("RAY_ADDRESS")) or workers is None or workers > 1)
-    )
+    joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    if workers is None and not joining:
+        workers = local_workers(options.device)
+    use_ray = executor == "ray" or (executor == "auto" and (joining or workers is None or workers > 1))
     try:
         if todo and use_ray:
             from pipeline.ray_executor import RayOptions, run_on_ray

@@ -48,6 +48,8 @@ def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
         (["--every", "2", "--fps", "3"], "one of --every and --fps"),
         (["--weights", "/nonexistent/w.pth"], "does not exist"),
         (["--every", "0"], "0"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "many"], "'many' is not a positive whole number"),
     ],
 )
 def test_usage_errors_are_clear(setup, tmp_path, args, message) -> None:
