@@ -47,8 +47,9 @@ class Prediction:
 class AUPredictor:
     """Holds a network on a device and runs it over batches of registered crops.
 
-    ``channels_last`` and ``autocast`` (``'bf16'`` or ``'fp16'``) are speed options for CUDA; they are
-    ignored on the CPU, where the network runs in float32.
+    ``channels_last`` (NHWC memory layout; faster on CUDA and, with oneDNN, on the CPU too) and
+    ``autocast`` (``'bf16'`` or ``'fp16'``, CUDA only: ignored on the CPU, where the network runs in
+    float32) are speed options.
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class AUPredictor:
         self.batch_size = batch_size
         self.checkpoint = checkpoint
         on_cuda = self.device.type == "cuda"
-        self.channels_last = channels_last and on_cuda
+        self.channels_last = channels_last
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast or "") if on_cuda else None
         network = network.eval().to(self.device)
         if self.channels_last:
