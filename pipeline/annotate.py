@@ -1,0 +1,320 @@
+"""The annotation stages and the per-worker :class:`Annotator` that runs them over a work item.
+
+Stages are plain functions over numpy batches (decode -> landmarks -> registration -> model -> rows),
+so every stage runs and is tested without Ray. A :class:`WorkItem` is a range of decoded frames of
+one video; long videos are cut into several, and the landmark track restarts at each item's first
+frame, so results do not depend on which worker runs which item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from model.checkpoint import package_version
+from model.predictor import AUPredictor, Prediction, resolve_device
+from model.registration import registration_matrices, warp_faces
+from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
+from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
+from pipeline.landmarks import FaceObservation, LandmarkTracker, make_tracker
+from pipeline.schema import OutputSchema
+from pipeline.sources import VideoSource
+
+__all__ = [
+    "AnnotateOptions",
+    "WorkItem",
+    "ItemFailure",
+    "plan_items",
+    "register_faces",
+    "FaceBatch",
+    "Annotator",
+]
+
+
+@dataclass(frozen=True)
+class AnnotateOptions:
+    """Everything that decides what the output rows hold (and a few things that only decide speed)."""
+
+    landmarks: str = "dlib"
+    every: int | None = None
+    fps: float | None = None
+    save_landmarks: bool = False
+    device: str = "auto"
+    batch_size: int | None = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (the last two on CUDA only)
+    pipeline: PipelineConfig = field(default_factory=load_pipeline_config)
+
+    def __post_init__(self) -> None:
+        if self.every is not None and self.fps is not None:
+            raise ValueError("choose one of --every / --fps, not both")
+        if self.every is not None and self.every < 1:
+            raise ValueError(f"--every must be at least 1, got {self.every}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"--fps must be positive, got {self.fps}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.landmarks != self.pipeline.landmarks.backend:
+            object.__setattr__(self, "pipeline", with_overrides(self.pipeline, landmarks={"backend": self.landmarks}))
+
+    def batch_size_for(self, device_type: str) -> int:
+        """--batch-size, else the configured default for the device type."""
+        if self.batch_size:
+            return self.batch_size
+        inference = self.pipeline.inference
+        return inference.batch_size_cuda if device_type == "cuda" else inference.batch_size_cpu
+
+    def output_settings(self) -> dict[str, object]:
+        """The settings that change the rows (not device, batch size or precision on CPU)."""
+        return {
+            "landmarks": self.landmarks,
+            "every": self.every,
+            "fps": self.fps,
+            "save_landmarks": self.save_landmarks,
+            "precision": self.precision,
+            "landmark_settings": asdict(self.pipeline.landmarks),
+            "chunk_frames": self.pipeline.decode.chunk_frames,
+        }
+
+    def run_key(self, weights_sha256: str) -> str:
+        """Identifies runs whose rows are interchangeable: same weights, same settings, same version."""
+        blob = json.dumps(
+            {"weights": weights_sha256, "settings": self.output_settings(), "version": package_version()},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Decoded frames [start, stop) of one video; ``frames`` = how many of them are sampled."""
+
+    path: str
+    video: str
+    start: int
+    stop: int
+    frames: int
+    chunk: int = 0
+    chunks: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.video}|{self.start}|{self.stop}"
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """A video (or one chunk of it) that could not be annotated, and why."""
+
+    video: str
+    path: str
+    reason: str
+    start: int | None = None
+    stop: int | None = None
+
+
+def plan_items(
+    sources: Sequence[VideoSource], options: AnnotateOptions
+) -> tuple[list[WorkItem], dict[str, VideoInfo], list[ItemFailure]]:
+    """Probe every video and cut it into work items; unreadable videos become failures, not errors."""
+    items: list[WorkItem] = []
+    infos: dict[str, VideoInfo] = {}
+    failures: list[ItemFailure] = []
+    chunk = max(1, options.pipeline.decode.chunk_frames)
+    for source in sources:
+        try:
+            info = probe_video(source.path)
+        except VideoError as exc:
+            failures.append(ItemFailure(source.name, str(source.path), str(exc)))
+            continue
+        except Exception as exc:  # anything else a decoder may throw at a broken file
+            failures.append(ItemFailure(source.name, str(source.path), f"{source.path}: {type(exc).__name__}: {exc}"))
+            continue
+        infos[source.name] = info
+        sampled = select_frames(info, options.every, options.fps)
+        bounds = list(range(0, info.num_frames, chunk)) + [info.num_frames]
+        pieces = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            count = int(np.count_nonzero((sampled >= start) & (sampled < stop)))
+            if count:
+                pieces.append((start, stop, count))
+        for number, (start, stop, count) in enumerate(pieces):
+            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces)))
+    return items, infos, failures
+
+
+@dataclass(frozen=True)
+class FaceBatch:
+    """A decoded batch with its landmarks and registration: what the model stage needs."""
+
+    batch: FrameBatch
+    observations: list[FaceObservation]
+    found: np.ndarray  # (N,) bool: a face that could be registered
+    matrices: np.ndarray  # (N, 2, 3), zeros where not found
+    crops: np.ndarray  # (F, S, S, 3) uint8 for the found faces only
+
+
+def register_faces(batch: FrameBatch, observations: Sequence[FaceObservation], crop_size: int, registration) -> FaceBatch:
+    """Registration stage: 2x3 affines from the landmarks, and the warped crops of the frames with a face."""
+    n = len(batch)
+    found = np.array([o.found for o in observations], dtype=bool)
+    matrices = np.zeros((n, 2, 3), dtype=np.float64)
+    if found.any():
+        landmarks = np.stack([observations[i].landmarks for i in np.flatnonzero(found)])
+        anchors = landmarks[:, list(registration.anchors)].astype(np.float64)
+        # Degenerate anchors (collinear) cannot be registered: treat as no face.
+        a, b, c = anchors[:, 0], anchors[:, 1], anchors[:, 2]
+        area = np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+        usable = area > 1e-6
+        found[np.flatnonzero(found)[~usable]] = False
+        if usable.any():
+            matrices[found] = registration_matrices(landmarks[usable], registration)
+    crops = warp_faces(batch.frames[found], matrices[found], crop_size) if found.any() else np.empty((0, crop_size, crop_size, 3), np.uint8)
+    return FaceBatch(batch, list(observations), found, matrices, crops)
+
+
+class Annotator:
+    """Loads the model and the landmark tracker once; annotates work items into Arrow record batches.
+
+    Decoding, landmark tracking and registration run in a background thread, one batch ahead of the
+    model, so that (on the CPU as on the GPU) the model is not left waiting.
+    """
+
+    def __init__(self, weights: str | Path, options: AnnotateOptions | None = None, render_dir: str | Path | None = None) -> None:
+        self.options = options or AnnotateOptions()
+        device = resolve_device(self.options.device)
+        autocast = None if self.options.precision == "fp32" else self.options.precision
+        self.predictor = AUPredictor.from_checkpoint(
+            weights,
+            device=device,
+            batch_size=self.options.batch_size_for(device.type),
+            channels_last=True,
+            autocast=autocast,
+        )
+        self.config = self.predictor.config
+        self.tracker: LandmarkTracker = make_tracker(self.options.landmarks, self.options.pipeline.landmarks, device=str(device))
+        self.schema = OutputSchema(self.config.aus, self.options.save_landmarks)
+        self.overlays = None
+        if render_dir is not None:
+            from pipeline.render.segments import OverlaySegments
+
+            self.overlays = OverlaySegments(render_dir)
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.predictor.checkpoint.sha256 if self.predictor.checkpoint else ""
+
+    # -- stages ---------------------------------------------------------------------------------
+    def prepare(self, batch: FrameBatch) -> FaceBatch:
+        """Landmarks + registration for one decoded batch (advances the track)."""
+        observations = self.tracker.track(batch.frames)
+        return register_faces(batch, observations, self.config.registration.crop_size, self.config.registration)
+
+    def predict(self, faces: FaceBatch, keep_maps: bool = False) -> Prediction:
+        """Model stage: intensities and peaks for the found faces of a batch."""
+        return self.predictor.predict(faces.crops, keep_maps=keep_maps)
+
+    def rows(self, video: str, faces: FaceBatch, prediction: Prediction) -> pa.RecordBatch:
+        """Rows for every frame of the batch (frames without a face included, as nulls)."""
+        n, k = len(faces.batch), len(self.config.aus)
+        found = faces.found
+        intensities = np.zeros((n, k), np.float32)
+        peaks = np.zeros((n, k, 2), np.float32)
+        if found.any():
+            intensities[found] = prediction.intensities
+            peaks[found] = prediction.peaks_in_frame(faces.matrices[found])
+        boxes = np.zeros((n, 4), np.float32)
+        landmarks = np.zeros((n, self.config.aus.num_landmarks, 2), np.float32)
+        quality = np.zeros(n, np.float32)
+        sources = []
+        for i, obs in enumerate(faces.observations):
+            if found[i]:
+                boxes[i] = obs.box
+                landmarks[i] = obs.landmarks
+                quality[i] = obs.quality
+                sources.append(obs.source)
+            else:
+                sources.append("none")
+        return self.schema.record_batch(
+            video, faces.batch.indices, faces.batch.timestamps, found, sources, quality, boxes,
+            intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
+        )
+
+    # -- a whole item ---------------------------------------------------------------------------
+    def annotate(self, item: WorkItem) -> Iterator[pa.RecordBatch]:
+        """Record batches for the item, in frame order (and its overlay segment, with ``render_dir``)."""
+        reader = open_reader(item.path)
+        info = probe_video(item.path, reader)
+        if info.num_frames < item.stop:
+            raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
+        sampled = select_frames(info, self.options.every, self.options.fps)
+        indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
+        self.tracker.reset()
+        renderer = None
+        if self.overlays is not None:
+            renderer = self.overlays.renderer(item.video, item.start, info.fps, (info.width, info.height), self.config)
+        try:
+            batches = iter_frame_batches(info, indices, self.options.pipeline.decode.batch_frames, reader)
+            for faces in _prefetch((self.prepare(b) for b in batches), depth=2):
+                prediction = self.predict(faces, keep_maps=renderer is not None)
+                rows = self.rows(item.video, faces, prediction)
+                if renderer is not None:
+                    renderer.add(faces.batch.frames, rows, prediction.maps)
+                yield rows
+            if renderer is not None:
+                renderer.close()
+        except BaseException:
+            if renderer is not None:
+                renderer.abort()
+            raise
+
+
+_DONE = object()
+
+
+def _prefetch(source: Iterator[FaceBatch], depth: int) -> Iterator[FaceBatch]:
+    """Run ``source`` in a background thread, ``depth`` items ahead; its exceptions are re-raised here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for value in source:
+                while not stop.is_set():
+                    try:
+                        slots.put(value, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as exc:  # forwarded to the consumer
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="au-heatmaps-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = slots.get()
+            if value is _DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)

@@ -1,0 +1,156 @@
+"""``au-annotate``: the command line over :func:`pipeline.run.annotate`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from model.checkpoint import CheckpointError, package_version
+from model.weights import WeightsError
+from pipeline.annotate import AnnotateOptions
+from pipeline.config import load_pipeline_config, with_overrides
+from pipeline.sources import InputError
+
+EXAMPLES = """
+\b
+Examples:
+  au-annotate videos/ --out results.parquet
+  au-annotate a.mp4 b.mov --out ab.parquet --save-landmarks
+  au-annotate videos/ --out results.parquet --fps 5 --resume
+  au-annotate videos/ --out results.parquet --render overlays/      # + an overlay MP4 per video
+  au-annotate videos/ --out results.parquet --landmarks fan --device cuda --batch-size 64
+  au-annotate videos/ --out results.parquet --workers 4            # local Ray, 4 workers
+  au-annotate videos/ --out results.parquet --address auto         # join a running Ray cluster
+
+\b
+Then, in Python:
+  from pipeline.results import load_results
+  df = load_results("results.parquet")
+"""
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXAMPLES,
+)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output Parquet file (one row per annotated frame). Written atomically at the end; "
+                   "finished videos are kept in OUT.parts/ until then.")
+@click.option("--weights", metavar="PATH|URL",
+              help="Model weights (authors' released format or an au-train checkpoint). Default: "
+                   "$AU_HEATMAPS_WEIGHTS, else the authors' BP4D model, downloaded once into the cache.")
+@click.option("--landmarks", type=click.Choice(["dlib", "fan"]), default="dlib", show_default=True,
+              help="Landmark tracker: dlib (offline, CPU; as the authors' code) or face-alignment's FAN (GPU when available).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Faces per model batch [default: 4 on the CPU, 64 on CUDA; configs/pipeline.yaml].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).")
+@click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Annotate every N-th decoded frame only (frames 0, N, 2N, ...).")
+@click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="F",
+              help="Annotate F frames per second of video time (the first frame of each 1/F s; right for variable frame rates).")
+@click.option("--resume", is_flag=True,
+              help="Keep what an interrupted (or finished) run with the same weights and options already did; do the rest.")
+@click.option("--save-landmarks", is_flag=True, help="Add the 68 landmarks (x_0..x_67, y_0..y_67) to the output.")
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
+              help="Parallel workers. auto: one per GPU, or one per two CPU cores without a GPU (per the "
+                   "cluster with --address). One worker runs in this process; more start a local Ray.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="Ray cluster to join ('auto' or host:port; also $RAY_ADDRESS). Implies Ray.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per Ray worker (e.g. 0.5 puts two workers on a GPU) [default: 1 when GPUs exist].")
+@click.option("--chunk-frames", type=click.IntRange(min=1), default=None,
+              help="Cut long videos into work items of this many frames [default: 9000].")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
+              help="Pipeline settings file (YAML), shipped name or path.")
+@click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Also write an overlay MP4 per video into DIR (heatmaps over the face, intensities); "
+                   "not with --every/--fps. With Ray workers, DIR must be visible to them.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--verbose", "-v", is_flag=True, help="Log details (and tracebacks of failed videos).")
+@click.version_option(package_version(), prog_name="au-heatmaps")
+def main(
+    inputs: tuple[Path, ...],
+    out: Path,
+    weights: str | None,
+    landmarks: str,
+    device: str,
+    batch_size: int | None,
+    precision: str,
+    every: int | None,
+    sample_fps: float | None,
+    resume: bool,
+    save_landmarks: bool,
+    workers: str,
+    address: str | None,
+    gpus_per_worker: float | None,
+    chunk_frames: int | None,
+    render_dir: Path | None,
+    config_path: str,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Measure facial Action Unit intensities (AU6, AU10, AU12, AU14, AU17; 0-5) in every frame of
+    INPUTS (video files and folders, searched recursively) and write one Parquet table.
+
+    Every decoded frame gets exactly one row; frames without a face have face_detected = false and
+    null intensities. A video that cannot be read is named, with the reason, in the summary and in
+    OUT's errors file (results.errors.csv beside results.parquet) while all other videos complete;
+    the exit status is then 1.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if every is not None and sample_fps is not None:
+        raise click.UsageError("choose one of --every and --fps")
+    try:
+        worker_count = None if workers == "auto" else int(workers)
+        if worker_count is not None and worker_count < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{workers!r} is not a positive whole number or 'auto'", param_hint="--workers") from None
+    try:
+        pipeline = load_pipeline_config(config_path)
+        if chunk_frames is not None:
+            pipeline = with_overrides(pipeline, decode={"chunk_frames": chunk_frames})
+        options = AnnotateOptions(
+            landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
+            device=device, batch_size=batch_size, precision=precision, pipeline=pipeline,
+        )
+        from pipeline.run import annotate
+
+        summary = annotate(
+            inputs, out, options, weights=weights, resume=resume, progress=not quiet,
+            workers=worker_count, address=address, gpus_per_worker=gpus_per_worker, render_dir=render_dir,
+        )
+    except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted. Finished videos are kept in {out}.parts/; run again with --resume to go on.", err=True)
+        sys.exit(130)
+
+    click.echo(
+        f"{summary.videos_done}/{summary.videos} videos, {summary.rows} rows -> {summary.out} "
+        f"({summary.frames_annotated} frames annotated in {summary.seconds:.1f} s, "
+        f"{summary.frames_per_second:.1f} frames/s; {summary.items_skipped} work items kept from before)",
+        err=True,
+    )
+    if render_dir is not None:
+        click.echo(f"overlay videos in {render_dir}/", err=True)
+        if summary.overlays_missing:
+            click.echo(f"no overlay for {len(summary.overlays_missing)} video(s) annotated by an earlier run "
+                       f"(make them with: au-render {out} VIDEO_ROOT --out {render_dir}): "
+                       + ", ".join(summary.overlays_missing), err=True)
+    if summary.failures:
+        click.echo(f"{len(summary.failures)} failed (listed in {summary.errors_file}):", err=True)
+        for failure in summary.failures:
+            click.echo(f"  {failure.video}: {failure.reason}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Pipeline settings, loaded from ``configs/pipeline.yaml`` into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from model.config import read_yaml
+
+__all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "PipelineConfig", "load_pipeline_config"]
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    batch_frames: int = 64
+    chunk_frames: int = 9000
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    batch_size_cpu: int = 4
+    batch_size_cuda: int = 64
+    row_group_rows: int = 8192
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    backend: str = "dlib"
+    redetect_interval: int = 30
+    lost_score: float = -0.5
+    detect_max_side: int = 1280
+    detect_upsample: int = 0
+    track_box_shift: float = 0.06
+    track_box_scale: tuple[float, float] = (1.36, 1.34)
+    fan_detector: str = "sfd"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))
+        if self.backend not in ("dlib", "fan"):
+            raise ValueError(f"landmarks.backend must be 'dlib' or 'fan', got {self.backend!r}")
+        if self.redetect_interval < 1:
+            raise ValueError(f"landmarks.redetect_interval must be >= 1, got {self.redetect_interval}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+
+
+def _section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+    data = dict(data or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {unknown} (known: {sorted(known)})")
+    return cls(**data)
+
+
+def load_pipeline_config(name_or_path: str | Path = "pipeline.yaml") -> PipelineConfig:
+    """Load pipeline defaults from a shipped config name or a YAML path."""
+    data = read_yaml(name_or_path)
+    return PipelineConfig(
+        decode=_section(DecodeConfig, data.get("decode"), f"{name_or_path}: decode"),
+        inference=_section(InferenceConfig, data.get("inference"), f"{name_or_path}: inference"),
+        landmarks=_section(LandmarkConfig, data.get("landmarks"), f"{name_or_path}: landmarks"),
+    )
+
+
+def with_overrides(config: PipelineConfig, **sections: dict[str, Any]) -> PipelineConfig:
+    """A copy with some settings replaced, e.g. ``with_overrides(c, landmarks={"backend": "fan"})``;
+    ``None`` values are ignored so that unset CLI options keep the configured defaults."""
+    changes = {}
+    for name, values in sections.items():
+        current = getattr(config, name)
+        kept = {k: v for k, v in values.items() if v is not None}
+        changes[name] = replace(current, **kept)
+    return replace(config, **changes)

@@ -1,0 +1,256 @@
+"""Running a whole annotation job: discover, plan, annotate every work item, assemble, report.
+
+This module runs items in this process (``workers=1``); :mod:`pipeline.ray_executor` runs the same
+items on Ray actors. Both write through :class:`pipeline.store.ResultStore`, so the output, the
+resume behaviour and the error report are the same whichever runs them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from model.checkpoint import file_sha256, package_version, read_checkpoint
+from model.weights import resolve_weights
+from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, plan_items
+from pipeline.progress import RunProgress
+from pipeline.schema import OutputSchema
+from pipeline.sources import discover_videos
+from pipeline.store import Location, ResultStore
+
+__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``failures`` name every video that could not be annotated, with the reason."""
+
+    out: str
+    videos: int
+    videos_done: int
+    rows: int
+    frames_annotated: int
+    items_skipped: int
+    failures: list[ItemFailure] = field(default_factory=list)
+    seconds: float = 0.0
+    errors_file: str | None = None
+    overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_annotated / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before the first frame is decoded."""
+
+    out: Location
+    options: AnnotateOptions
+    weights: Path
+    weights_sha256: str
+    run_key: str
+    items: list[WorkItem]
+    infos: dict
+    failures: list[ItemFailure]
+    store: ResultStore
+    metadata: dict
+    render_dir: Path | None = None
+
+    @property
+    def todo(self) -> list[WorkItem]:
+        return [i for i in self.items if not self.store.is_done(i)]
+
+
+def prepare_run(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    options: AnnotateOptions,
+    *,
+    weights: str | Path | None = None,
+    resume: bool = False,
+    render_dir: str | Path | None = None,
+) -> RunPlan:
+    """Resolve the weights, find and probe the videos, cut them into items, open the result store."""
+    location = Location(out)
+    if location.suffix.lower() != ".parquet":
+        raise ValueError(f"--out {out}: the output must be a .parquet file")
+    weights_path = resolve_weights(weights)
+    checkpoint = read_checkpoint(weights_path)
+    sha = checkpoint.sha256 or file_sha256(weights_path)
+    run_key = options.run_key(sha)
+    sources = discover_videos(inputs)
+    items, infos, failures = plan_items(sources, options)
+    schema = OutputSchema(checkpoint.model_config.aus, options.save_landmarks).arrow_schema()
+    if location.is_local:
+        Path(location.path).parent.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows)
+    metadata = {
+        "package": "au-heatmaps",
+        "package_version": package_version(),
+        "model": {
+            "weights_sha256": sha,
+            "weights_file": weights_path.name,
+            "format": checkpoint.format,
+            "aus": checkpoint.model_config.aus.labels,
+            "au_columns": checkpoint.model_config.aus.columns,
+            "au_names": [au.name for au in checkpoint.model_config.aus],
+            "intensity_scale": [0.0, checkpoint.model_config.heatmap.max_intensity],
+        },
+        "landmark_backend": options.landmarks,
+        "options": options.output_settings(),
+        "videos": {name: info.describe() for name, info in infos.items()},
+    }
+    if render_dir is not None and (options.every is not None or options.fps is not None):
+        raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
+                         "(render the sampled results afterwards with au-render)")
+    return RunPlan(location, options, weights_path, sha, run_key, items, infos, failures, store, metadata,
+                   Path(render_dir) if render_dir is not None else None)
+
+
+def finish_run(
+    plan: RunPlan, failures: list[ItemFailure], started: float, frames_annotated: int, items_skipped: int
+) -> RunSummary:
+    """Assemble the final file from the parts of every complete video; write the errors file."""
+    failed_videos = {f.video for f in failures}
+    complete = [i for i in plan.items if i.video not in failed_videos and plan.store.is_done(i)]
+    videos = {i.video for i in plan.items} | failed_videos
+    metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
+    rows = plan.store.assemble(complete, metadata)
+    errors_file = plan.store.write_errors(failures)
+    overlays_missing: list[str] = []
+    if plan.render_dir is not None:
+        from pipeline.render.segments import OverlaySegments
+
+        starts: dict[str, list[int]] = collections.defaultdict(list)
+        for item in complete:
+            starts[item.video].append(item.start)
+        _, overlays_missing = OverlaySegments(plan.render_dir).assemble(starts)
+    if not failures:
+        plan.store.remove_parts()
+    return RunSummary(
+        out=str(plan.out),
+        videos=len(videos),
+        videos_done=len({i.video for i in complete}),
+        rows=rows,
+        frames_annotated=frames_annotated,
+        items_skipped=items_skipped,
+        failures=failures,
+        seconds=time.perf_counter() - started,
+        errors_file=str(errors_file) if errors_file else None,
+        overlays_missing=overlays_missing,
+    )
+
+
+def run_in_process(
+    plan: RunPlan,
+    todo: list[WorkItem],
+    *,
+    on_frames: Callable[[int], None],
+    on_item: Callable[[WorkItem, ItemFailure | None], None],
+) -> None:
+    """Annotate ``todo`` one item after another in this process."""
+    annotator = Annotator(plan.weights, plan.options, plan.render_dir)
+    for item in todo:
+
+        def counted(batches):
+            for batch in batches:
+                on_frames(batch.num_rows)
+                yield batch
+
+        try:
+            plan.store.write_part(item, counted(annotator.annotate(item)))
+        except Exception as exc:  # one bad video never costs the others their results
+            log.debug("item %s failed", item.key, exc_info=True)
+            reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
+            on_item(item, ItemFailure(item.video, item.path, reason, item.start, item.stop))
+            continue
+        on_item(item, None)
+
+
+def local_workers(device: str) -> int:
+    """Workers on this machine by default: one per GPU, or one per two CPU cores without a GPU."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return 1 if device.startswith("cuda:") else torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def annotate(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    options: AnnotateOptions | None = None,
+    *,
+    weights: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    workers: int | None = 1,
+    address: str | None = None,
+    gpus_per_worker: float | None = None,
+    render_dir: str | Path | None = None,
+    executor: str = "auto",
+    on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
+    actor_hook: Callable[[list], None] | None = None,
+) -> RunSummary:
+    """Annotate videos and write ``out`` (a Parquet path or URI).
+
+    ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
+    cluster's resources when joining one). ``executor="auto"``: one worker without ``address`` (and
+    without ``$RAY_ADDRESS``) runs in this process; more workers, or a cluster address, run on Ray.
+    ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
+    (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
+    ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
+    """
+    started = time.perf_counter()
+    options = options or AnnotateOptions()
+    plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir)
+    failures = list(plan.failures)
+    todo = plan.todo
+    skipped = len(plan.items) - len(todo)
+    videos = {i.video for i in plan.items}
+    left = collections.Counter(i.video for i in todo)
+    bar = RunProgress(sum(i.frames for i in todo), len(videos), enabled=progress)
+    bar.video_done(len(videos - set(left)))
+    frames_done = 0
+
+    def item_finished(item: WorkItem, failure: ItemFailure | None) -> None:
+        nonlocal frames_done
+        if failure is not None:
+            failures.append(failure)
+        else:
+            frames_done += item.frames
+        left[item.video] -= 1
+        if left[item.video] == 0:
+            bar.video_done()
+        if on_item is not None:
+            on_item(item, failure)
+
+    if executor not in ("auto", "ray", "process"):
+        raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
+    joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    if workers is None and not joining:
+        workers = local_workers(options.device)
+    use_ray = executor == "ray" or (executor == "auto" and (joining or workers is None or workers > 1))
+    try:
+        if todo and use_ray:
+            from pipeline.ray_executor import RayOptions, run_on_ray
+
+            run_on_ray(plan, todo, RayOptions(workers, address, gpus_per_worker),
+                       on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
+        elif todo:
+            run_in_process(plan, todo, on_frames=bar.frames, on_item=item_finished)
+    finally:
+        bar.close()
+    return finish_run(plan, failures, started, frames_done, skipped)

@@ -1,0 +1,124 @@
+"""The output table: column names and types, and turning per-frame results into Arrow record batches.
+
+One row per sampled decoded frame per face slot (one slot, ``face`` = 0, for now):
+
+========================  ===========================  ==============================================
+column                    type                         meaning
+========================  ===========================  ==============================================
+video                     string                       path relative to the input root given
+frame                     int64                        decoded frame index (0-based)
+timestamp                 float64                      presentation time, seconds
+face                      int16                        face slot (0: the largest tracked face)
+face_detected             bool                         a face (68 landmarks) was found in this frame
+landmark_source           string                       "detected", "tracked" or "none"
+landmark_quality          float32                      0..1, confidence that the landmarks hold a face
+face_x0 face_y0           float32                      face box, frame pixels (null without a face)
+face_x1 face_y1
+AU06 AU10 ...             float32                      intensity 0..5 (null without a face)
+AU06_x AU06_y ...         float32                      heatmap peak, frame pixels (null without a face)
+registration              fixed_size_list<float64>[6]  2x3 affine frame -> 256x256 crop, row-major
+x_0 .. x_67, y_0 .. y_67  float32                      landmarks, frame pixels (``--save-landmarks``)
+========================  ===========================  ==============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from model.aus import AUSet
+
+__all__ = ["OutputSchema", "METADATA_KEY"]
+
+METADATA_KEY = b"au_heatmaps"
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """Builds the Arrow schema and record batches for a given AU set and options."""
+
+    aus: AUSet
+    save_landmarks: bool = False
+
+    @property
+    def intensity_columns(self) -> list[str]:
+        return self.aus.columns
+
+    @property
+    def peak_columns(self) -> list[str]:
+        return [f"{c}_{axis}" for c in self.aus.columns for axis in ("x", "y")]
+
+    @property
+    def landmark_columns(self) -> list[str]:
+        n = self.aus.num_landmarks
+        return [f"x_{i}" for i in range(n)] + [f"y_{i}" for i in range(n)]
+
+    def arrow_schema(self) -> pa.Schema:
+        f32 = pa.float32()
+        fields = [
+            pa.field("video", pa.string(), nullable=False),
+            pa.field("frame", pa.int64(), nullable=False),
+            pa.field("timestamp", pa.float64(), nullable=False),
+            pa.field("face", pa.int16(), nullable=False),
+            pa.field("face_detected", pa.bool_(), nullable=False),
+            pa.field("landmark_source", pa.string(), nullable=False),
+            pa.field("landmark_quality", f32, nullable=False),
+            *(pa.field(name, f32) for name in ("face_x0", "face_y0", "face_x1", "face_y1")),
+            *(pa.field(name, f32) for name in self.intensity_columns),
+            *(pa.field(name, f32) for name in self.peak_columns),
+            pa.field("registration", pa.list_(pa.float64(), 6)),
+        ]
+        if self.save_landmarks:
+            fields += [pa.field(name, f32) for name in self.landmark_columns]
+        return pa.schema(fields)
+
+    def record_batch(
+        self,
+        video: str,
+        frames: np.ndarray,
+        timestamps: np.ndarray,
+        detected: np.ndarray,
+        sources: Sequence[str],
+        quality: np.ndarray,
+        boxes: np.ndarray,
+        intensities: np.ndarray,
+        peaks: np.ndarray,
+        registration: np.ndarray,
+        landmarks: np.ndarray | None = None,
+    ) -> pa.RecordBatch:
+        """Rows for N frames of one face slot. Arrays are full length (N, ...); entries of frames without
+        a face (``detected`` False) are written as nulls, whatever they hold."""
+        n = len(frames)
+        missing = ~np.asarray(detected, dtype=bool)
+
+        def column(values: np.ndarray, dtype: pa.DataType) -> pa.Array:
+            return pa.array(np.asarray(values), type=dtype, mask=missing if missing.any() else None)
+
+        f32 = pa.float32()
+        columns: list[pa.Array] = [
+            pa.array([video] * n, pa.string()),
+            pa.array(np.asarray(frames, dtype=np.int64)),
+            pa.array(np.asarray(timestamps, dtype=np.float64)),
+            pa.array(np.zeros(n, dtype=np.int16)),
+            pa.array(~missing),
+            pa.array(list(sources), pa.string()),
+            pa.array(np.asarray(quality, dtype=np.float32)),
+        ]
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(n, 4)
+        columns += [column(boxes[:, i], f32) for i in range(4)]
+        intensities = np.asarray(intensities, dtype=np.float32).reshape(n, len(self.aus))
+        columns += [column(intensities[:, k], f32) for k in range(len(self.aus))]
+        peaks = np.asarray(peaks, dtype=np.float32).reshape(n, len(self.aus), 2)
+        columns += [column(peaks[:, k, axis], f32) for k in range(len(self.aus)) for axis in (0, 1)]
+        flat = pa.array(np.asarray(registration, dtype=np.float64).reshape(n * 6))
+        columns.append(pa.FixedSizeListArray.from_arrays(flat, 6, mask=pa.array(missing) if missing.any() else None))
+        if self.save_landmarks:
+            if landmarks is None:
+                raise ValueError("save_landmarks is on but no landmarks were given")
+            points = np.asarray(landmarks, dtype=np.float32).reshape(n, self.aus.num_landmarks, 2)
+            columns += [column(points[:, i, 0], f32) for i in range(self.aus.num_landmarks)]
+            columns += [column(points[:, i, 1], f32) for i in range(self.aus.num_landmarks)]
+        return pa.RecordBatch.from_arrays(columns, schema=self.arrow_schema())

@@ -1,0 +1,282 @@
+"""Where results go: one Parquet part file per finished work item, then the final file.
+
+Nothing is lost: a part is written under a temporary name and moved into place only when complete,
+so an interrupted run leaves only whole parts; ``--resume`` keeps the parts (and the rows of a
+previous final output) made with the same weights and settings and redoes the rest; the final file
+is assembled the same way; re-running never duplicates rows.
+
+``out`` is a local path or a URI of any filesystem pyarrow supports (``s3://bucket/results.parquet``,
+``gs://...``, ``hdfs://...``). Parts live beside it in ``<out>.parts/``, so Ray workers on other
+machines can write them directly when that location is shared storage.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pipeline.annotate import ItemFailure, WorkItem
+from pipeline.schema import METADATA_KEY
+
+__all__ = ["Location", "ResultStore", "read_run_metadata", "errors_location"]
+
+
+class Location:
+    """A file path on some pyarrow filesystem (local paths and URIs alike), picklable for Ray."""
+
+    def __init__(self, path_or_uri: str | os.PathLike[str]) -> None:
+        text = str(path_or_uri)
+        self.uri = text
+        self._query = ""
+        if "://" in text:
+            self.filesystem, self.path = pafs.FileSystem.from_uri(text)
+            self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
+            self._scheme = text.split("://", 1)[0]
+            self._query = text.split("?", 1)[1] if "?" in text else ""
+        else:
+            self.filesystem, self.path = pafs.LocalFileSystem(), str(Path(text).expanduser().absolute())
+            self.uri = self.path
+            self.is_local = True
+            self._scheme = ""
+
+    def __reduce__(self):
+        return (Location, (self.uri,))
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"Location({self.uri!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    def _derive(self, path: str) -> "Location":
+        """Another path on the same filesystem (URI options such as an endpoint carried over)."""
+        derived = object.__new__(Location)
+        derived.filesystem, derived.path, derived.is_local = self.filesystem, path, self.is_local
+        derived._scheme, derived._query = self._scheme, self._query
+        if self._scheme:
+            derived.uri = f"{self._scheme}://{path}" + (f"?{self._query}" if self._query else "")
+        else:
+            derived.uri = path
+        return derived
+
+    def sibling(self, name: str) -> "Location":
+        return self._derive(self.path.rstrip("/").rsplit("/", 1)[0] + "/" + name)
+
+    def child(self, name: str) -> "Location":
+        return self._derive(self.path.rstrip("/") + "/" + name)
+
+    def exists(self) -> bool:
+        return self.filesystem.get_file_info(self.path).type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self.filesystem.get_file_info(self.path).type == pafs.FileType.Directory
+
+    def makedirs(self) -> None:
+        self.filesystem.create_dir(self.path, recursive=True)
+
+    def delete_dir(self) -> None:
+        if self.is_dir():
+            self.filesystem.delete_dir(self.path)
+
+    def delete(self) -> None:
+        if self.exists():
+            self.filesystem.delete_file(self.path)
+
+    def parquet_file(self) -> pq.ParquetFile:
+        return pq.ParquetFile(self.filesystem.open_input_file(self.path))
+
+    def temporary(self) -> "Location":
+        return self.sibling(f".{self.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+    def replace_with(self, temporary: "Location") -> None:
+        """Move ``temporary`` onto this location (a rename on local disks; a copy on object stores,
+        where the object appears only once complete)."""
+        self.filesystem.move(temporary.path, self.path)
+
+
+def errors_location(out: Location) -> Location:
+    """The errors file that sits next to ``out``: ``results.parquet`` -> ``results.errors.csv``."""
+    return out.sibling(Path(out.name).stem + ".errors.csv")
+
+
+def read_run_metadata(path: str | os.PathLike[str] | Location) -> dict:
+    """The ``au_heatmaps`` metadata of a results file (or of a part file)."""
+    location = path if isinstance(path, Location) else Location(path)
+    metadata = location.parquet_file().schema_arrow.metadata or {}
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{location}: not an au-heatmaps results file (no {METADATA_KEY.decode()} metadata)")
+    return json.loads(metadata[METADATA_KEY])
+
+
+def _with_metadata(schema: pa.Schema, metadata: dict) -> pa.Schema:
+    return schema.with_metadata({METADATA_KEY: json.dumps(metadata, default=str).encode()})
+
+
+class ResultStore:
+    """Part files under ``<out>.parts/`` and the final ``out`` file, for one run key."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str] | Location,
+        run_key: str,
+        schema: pa.Schema,
+        *,
+        resume: bool = False,
+        row_group_rows: int = 8192,
+        prepare: bool = True,
+    ) -> None:
+        self.out = out if isinstance(out, Location) else Location(out)
+        self.run_key = run_key
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.parts_dir = self.out.sibling(self.out.name + ".parts")
+        if prepare:
+            if not resume:
+                self.parts_dir.delete_dir()
+            self.parts_dir.makedirs()
+            if resume:
+                self._import_previous_output()
+
+    def __reduce__(self):  # on a Ray worker: the same store, without touching the folder again
+        return (_store_on_worker, (self.out.uri, self.run_key, self.schema, self.row_group_rows))
+
+    # -- parts ----------------------------------------------------------------------------------
+    def part(self, item: WorkItem) -> Location:
+        digest = hashlib.sha1(item.video.encode()).hexdigest()[:12]
+        return self.parts_dir.child(f"{digest}-{item.start:010d}-{item.stop:010d}-{self.run_key}.parquet")
+
+    def is_done(self, item: WorkItem) -> bool:
+        return self.part(item).exists()
+
+    def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch]) -> int:
+        """Write an item's rows atomically; returns the number of rows."""
+        return self._write_atomic(self.part(item), batches, {"run_key": self.run_key, "item": item.key})
+
+    def _write_atomic(self, target: Location, batches: Iterable[pa.RecordBatch], metadata: dict) -> int:
+        temporary = target.temporary()
+        rows = 0
+        try:
+            schema = _with_metadata(self.schema, metadata)
+            with pq.ParquetWriter(temporary.path, schema, filesystem=temporary.filesystem, compression="zstd") as writer:
+                pending: list[pa.RecordBatch] = []
+                pending_rows = 0
+                for batch in batches:
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= self.row_group_rows:
+                        writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
+                        rows += pending_rows
+                        pending, pending_rows = [], 0
+                if pending:
+                    writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
+                    rows += pending_rows
+            target.replace_with(temporary)
+        except BaseException:
+            try:
+                temporary.delete()
+            except Exception:
+                pass
+            raise
+        return rows
+
+    def _import_previous_output(self) -> None:
+        """Split a previous final output made with the same run key back into parts, so that
+        ``--resume`` after a finished run (e.g. with new videos added) keeps its rows.
+
+        The final file holds its items one after another, and its metadata lists them in order with
+        their row counts, so each item is a known row range: one streaming pass cuts them out."""
+        if not self.out.exists():
+            return
+        try:
+            previous = read_run_metadata(self.out)
+        except Exception:
+            return
+        if previous.get("run_key") != self.run_key:
+            return
+        ranges: list[tuple[int, int, WorkItem]] = []
+        offset = 0
+        for entry in previous.get("items", []):
+            item = WorkItem(entry["path"], entry["video"], entry["start"], entry["stop"], entry.get("frames", 0))
+            rows = int(entry["rows"])
+            if not self.is_done(item):
+                ranges.append((offset, offset + rows, item))
+            offset += rows
+        if not ranges:
+            return
+        position, current = 0, 0
+        pending: list[pa.RecordBatch] = []
+        for batch in self.out.parquet_file().iter_batches(batch_size=self.row_group_rows):
+            batch = batch.replace_schema_metadata(None)
+            end = position + batch.num_rows
+            while current < len(ranges) and ranges[current][0] < end:
+                first, last, item = ranges[current]
+                lo, hi = max(first, position) - position, min(last, end) - position
+                if hi > lo:
+                    pending.append(batch.slice(lo, hi - lo))
+                if last > end:
+                    break
+                self.write_part(item, pending)
+                pending, current = [], current + 1
+            position = end
+            if current >= len(ranges):
+                break
+
+    # -- final output ---------------------------------------------------------------------------
+    def assemble(self, items: Sequence[WorkItem], metadata: dict) -> int:
+        """Write the final file from the parts of ``items`` (in that order), atomically; returns rows."""
+        parts = [self.part(item) for item in items]
+        entries = [
+            {"path": i.path, "video": i.video, "start": i.start, "stop": i.stop, "frames": i.frames,
+             "rows": p.parquet_file().metadata.num_rows}
+            for i, p in zip(items, parts)
+        ]
+
+        def batches() -> Iterable[pa.RecordBatch]:
+            for part in parts:
+                for batch in part.parquet_file().iter_batches(batch_size=self.row_group_rows):
+                    yield batch.replace_schema_metadata(None)
+
+        return self._write_atomic(self.out, batches(), dict(metadata, run_key=self.run_key, items=entries))
+
+    def remove_parts(self) -> None:
+        self.parts_dir.delete_dir()
+
+    # -- errors ---------------------------------------------------------------------------------
+    def write_errors(self, failures: Sequence[ItemFailure]) -> Location | None:
+        """Write the errors file next to ``out`` (removing a stale one when there are no errors)."""
+        target = errors_location(self.out)
+        if not failures:
+            target.delete()
+            return None
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["video", "path", "start_frame", "stop_frame", "reason"])
+        for f in failures:
+            writer.writerow([f.video, f.path, "" if f.start is None else f.start, "" if f.stop is None else f.stop, f.reason])
+        temporary = target.temporary()
+        with temporary.filesystem.open_output_stream(temporary.path) as stream:
+            stream.write(text.getvalue().encode())
+        target.replace_with(temporary)
+        return target
+
+
+def _store_on_worker(uri: str, run_key: str, schema: pa.Schema, row_group_rows: int) -> ResultStore:
+    return ResultStore(uri, run_key, schema, row_group_rows=row_group_rows, prepare=False)

@@ -1,0 +1,68 @@
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.results import load_results
+from pipeline_helpers import make_videos, small_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    counts = make_videos(folder)
+    weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
+    return folder, counts, weights
+
+
+def test_help_documents_every_option_with_examples() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--weights", "--landmarks", "--device", "--batch-size", "--every", "--fps",
+                   "--resume", "--save-landmarks", "--workers", "--address", "Examples:"):
+        assert option in result.output
+
+
+def test_annotates_a_folder(setup, tmp_path) -> None:
+    folder, counts, weights = setup
+    out = tmp_path / "r.parquet"
+    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "2/2 videos" in result.output
+    assert load_results(out).groupby("video").size().to_dict() == counts
+
+
+def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
+    folder, counts, weights = setup
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"")
+    out = tmp_path / "r.parquet"
+    result = CliRunner().invoke(main, [str(folder), str(broken), "--out", str(out), "--weights", str(weights), "-q"])
+    assert result.exit_code == 1
+    assert "broken.mp4" in result.output and "empty file" in result.output and "r.errors.csv" in result.output
+    assert len(load_results(out)) == sum(counts.values())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--every", "2", "--fps", "3"], "one of --every and --fps"),
+        (["--weights", "/nonexistent/w.pth"], "does not exist"),
+        (["--every", "0"], "0"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "many"], "'many' is not a positive whole number"),
+    ],
+)
+def test_usage_errors_are_clear(setup, tmp_path, args, message) -> None:
+    folder, _, weights = setup
+    base = [str(folder), "--out", str(tmp_path / "r.parquet")]
+    if "--weights" not in args:
+        base += ["--weights", str(weights)]
+    result = CliRunner().invoke(main, base + args)
+    assert result.exit_code != 0 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_input(setup, tmp_path) -> None:
+    _, _, weights = setup
+    result = CliRunner().invoke(main, [str(tmp_path / "nope"), "--out", str(tmp_path / "r.parquet"), "--weights", str(weights)])
+    assert result.exit_code == 1 and "no such file or directory" in result.output

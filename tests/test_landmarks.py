@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+
+from media import astronaut_frames, noise_frames
+from pipeline.config import LandmarkConfig
+from pipeline.landmarks import DlibTracker, box_from_landmarks, dlib_model_path, make_tracker
+
+
+@pytest.fixture(scope="module")
+def dlib_tracker() -> DlibTracker:
+    return make_tracker("dlib")
+
+
+def test_predictor_found_without_importing_face_recognition_models() -> None:
+    import sys
+
+    path = dlib_model_path()
+    assert path.name == "shape_predictor_68_face_landmarks.dat" and path.stat().st_size > 50_000_000
+    assert "face_recognition_models" not in sys.modules
+
+
+def test_detects_then_tracks_a_face(dlib_tracker) -> None:
+    frames = astronaut_frames(12)
+    dlib_tracker.reset()
+    observations = dlib_tracker.track(frames)
+    assert [o.source for o in observations] == ["detected"] + ["tracked"] * 11
+    for o in observations:
+        assert o.landmarks.shape == (68, 2) and o.landmarks.dtype == np.float32
+        assert 0.5 < o.quality <= 1.0
+        # landmarks sit inside the frame, around the face
+        assert (o.landmarks[:, 0] > 0).all() and (o.landmarks[:, 0] < 320).all()
+    # tracking follows the face: the tracked landmarks stay close to a fresh detection's
+    fresh = dlib_tracker.detect(frames[-1])
+    assert np.abs(fresh.landmarks - observations[-1].landmarks).mean() < 3.0
+
+
+def test_redetects_at_the_configured_interval() -> None:
+    tracker = make_tracker("dlib", LandmarkConfig(redetect_interval=4))
+    sources = [o.source for o in tracker.track(astronaut_frames(9))]
+    assert sources == ["detected", "tracked", "tracked", "tracked"] * 2 + ["detected"]
+
+
+def test_no_face_gives_none_and_the_track_is_lost_when_the_face_leaves(dlib_tracker) -> None:
+    frames = np.concatenate([astronaut_frames(5), noise_frames(4, size=(320, 240))])
+    dlib_tracker.reset()
+    observations = dlib_tracker.track(frames)
+    assert [o.found for o in observations] == [True] * 5 + [False] * 4
+    assert all(o.source == "none" and o.quality == 0.0 and o.box is None for o in observations[5:])
+
+
+def test_reset_forces_a_fresh_detection(dlib_tracker) -> None:
+    frames = astronaut_frames(3)
+    dlib_tracker.reset()
+    dlib_tracker.track(frames[:2])
+    dlib_tracker.reset()
+    assert dlib_tracker.track(frames[2:])[0].source == "detected"
+
+
+def test_largest_face_is_taken(dlib_tracker) -> None:
+    import cv2
+
+    face = astronaut_frames(1)[0]
+    canvas = np.zeros((480, 960, 3), np.uint8)
+    canvas[:240, :320] = face
+    canvas[:, 320:960] = cv2.resize(face, (640, 480))
+    observation = dlib_tracker.detect(canvas)
+    assert observation.box[0] > 320  # the big copy, on the right
+
+
+def test_tracking_box_is_derived_from_landmarks() -> None:
+    landmarks = np.zeros((68, 2))
+    landmarks[17:] = [[100, 100]] * 51
+    landmarks[17] = [80, 90]
+    landmarks[18] = [120, 140]
+    x0, y0, x1, y1 = box_from_landmarks(landmarks, shift=0.1, scale=(2.0, 1.0))
+    assert (x0, x1) == pytest.approx((60, 140)) and (y0, y1) == pytest.approx((95, 145))
+
+
+def test_rejects_non_rgb_frames(dlib_tracker) -> None:
+    with pytest.raises(ValueError, match="RGB uint8"):
+        dlib_tracker.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_reproduces_authors_landmarks_on_a_fresh_detection(dlib_tracker, testdata_dir, authors_reference) -> None:
+    import decord
+
+    frame = decord.VideoReader(str(testdata_dir / "bmvc_example.mp4"))[0].asnumpy()
+    observation = dlib_tracker.detect(frame)
+    np.testing.assert_array_equal(observation.landmarks, authors_reference["frame0_landmarks"])
+
+
+def test_face_then_no_face(dlib_tracker, testdata_dir) -> None:
+    import decord
+
+    reader = decord.VideoReader(str(testdata_dir / "face_noface.mov"))
+    frames = reader.get_batch(list(range(0, 169, 4))).asnumpy()
+    dlib_tracker.reset()
+    found = [o.found for o in dlib_tracker.track(frames)]
+    first_missing = found.index(False)
+    assert first_missing > 5 and not any(found[first_missing:])
+
+
+@pytest.fixture
+def random_fan_weights(tmp_path, monkeypatch):
+    """Randomly initialised FAN weights where face-alignment looks for its download (we are offline)."""
+    import torch
+    from face_alignment.models import FAN
+
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(FAN(4).state_dict(), checkpoints / "2DFAN4-11f355bf06.pth.tar")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    return checkpoints
+
+
+def test_fan_backend_runs_batched_with_local_weights(random_fan_weights) -> None:
+    # Random weights: landmarks are meaningless, but loading, detection (dlib's detector through
+    # face-alignment), batching and the observation contract are real.
+    tracker = make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib", redetect_interval=5))
+    observations = tracker.track(astronaut_frames(7))
+    assert len(observations) == 7
+    assert observations[0].source == "detected"
+    for o in observations:
+        assert o.source in {"detected", "tracked"}
+        assert o.landmarks.shape == (68, 2) and 0.0 <= o.quality <= 1.0
+    assert make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib")).track(noise_frames(2))[0].source == "none"
+
+
+def test_fan_backend_without_weights_says_what_to_do(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(RuntimeError, match="2DFAN4-11f355bf06.pth.tar"):
+        make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib"))
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="'dlib' or 'fan'"):
+        make_tracker("openface")
