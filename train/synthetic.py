@@ -8,10 +8,12 @@ piecewise-affine warps typical of each AU:
 - AU6 cheek raiser: cheeks raised, lower eyelids pushed up (eyes narrowed);
 - AU10 upper lip raiser: upper lip raised, nose wings and nasolabial region lifted;
 - AU12 lip corner puller: lip corners pulled up and out;
-- AU14 dimpler: lip corners tightened inwards, a dimple (shadow) lateral to each corner;
+- AU14 dimpler: lip corners tightened inwards, a dimple lateral to each corner;
 - AU17 chin raiser: chin boss and lower lip pushed up.
 
-The labels are the intensities applied. The deformed landmarks are exact (the vertices of the warp),
+Each AU also darkens, in proportion to its intensity, the wrinkles and furrows FACS describes for it
+(crow's feet and lower-eyelid furrow, nasolabial furrow, dimples, mentolabial furrow), drawn as soft
+shadows. The labels are the intensities applied. The deformed landmarks are exact (the vertices of the warp),
 so registration and target maps follow the deformed face as they would follow a real expression.
 Identities (not frames) are split between train and validation; everything is deterministic given
 the seed: sample ``i`` of a split is drawn from ``numpy.random.default_rng((seed, split, i))``.
@@ -290,9 +292,6 @@ AU_MOTIONS: dict[int, dict[int, tuple[float, float]]] = {
          61: (0.0, 0.045), 62: (0.0, 0.045), 63: (0.0, 0.045),
          50: (0.0, 0.025), 51: (0.0, 0.025), 52: (0.0, 0.025)},
 }
-# Darkening (fraction of brightness at intensity 5) and size (eye-distance units) of AU shading.
-DIMPLE_DARKENING = 0.22
-DIMPLE_SIZE = 0.035
 
 
 def _face_axes(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -402,12 +401,70 @@ class FaceDeformer:
             move = move + extra_displacement
         destination = self.points + move
         image = piecewise_affine_warp(self.face.image, self.points, destination, self.triangles)
-        if 14 in self.au_codes:
-            value = float(np.asarray(intensities)[self.au_codes.index(14)])
+        segments = []
+        for code, value in zip(self.au_codes, np.asarray(intensities, dtype=np.float64)):
             if value > 0:
-                spots = destination[[_E["dimple_l"], _E["dimple_r"]]]
-                image = darken_spots(image, spots, DIMPLE_SIZE * self.u, DIMPLE_DARKENING * value / 5.0 * self.strength)
+                segments += [(a, b, w, amount * float(value) / 5.0 * self.strength)
+                             for a, b, w, amount in _furrows(code, destination, self.u, self.ex, self.ey)]
+        if segments:
+            image = shade_segments(image, segments)
         return image, destination[:68].astype(np.float32)
+
+
+def _furrows(code: int, points: np.ndarray, u: float, ex: np.ndarray, ey: np.ndarray
+             ) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+    """Shadow segments (start, end, width, darkening at intensity 5) of an AU on the deformed face:
+    AU6 crow's feet and the lower-eyelid furrow, AU10 the upper nasolabial furrow, AU12 the lower
+    nasolabial furrow around the lip corners, AU14 the dimples, AU17 the mentolabial furrow."""
+    p = points
+
+    def side(index: int, outward: float, down: float) -> np.ndarray:
+        sign = _outward_sign(index, p, ex)
+        return p[index] + u * (outward * sign * ex + down * ey)
+
+    if code == 6:
+        return [(side(36, 0.05, 0.0), side(36, 0.16, 0.03), 0.018 * u, 0.25),
+                (side(36, 0.05, 0.02), side(36, 0.14, 0.09), 0.018 * u, 0.25),
+                (side(45, 0.05, 0.0), side(45, 0.16, 0.03), 0.018 * u, 0.25),
+                (side(45, 0.05, 0.02), side(45, 0.14, 0.09), 0.018 * u, 0.25),
+                (side(41, 0.0, 0.07), side(40, 0.0, 0.07), 0.02 * u, 0.18),
+                (side(47, 0.0, 0.07), side(46, 0.0, 0.07), 0.02 * u, 0.18)]
+    if code == 10:
+        return [(side(31, 0.05, 0.0), side(48, 0.04, -0.08), 0.025 * u, 0.25),
+                (side(35, 0.05, 0.0), side(54, 0.04, -0.08), 0.025 * u, 0.25)]
+    if code == 12:
+        return [(side(48, 0.06, -0.1), side(48, 0.08, 0.06), 0.025 * u, 0.22),
+                (side(54, 0.06, -0.1), side(54, 0.08, 0.06), 0.025 * u, 0.22)]
+    if code == 14:
+        return [(p[_E["dimple_l"]], p[_E["dimple_l"]] + 0.02 * u * ey, 0.03 * u, 0.3),
+                (p[_E["dimple_r"]], p[_E["dimple_r"]] + 0.02 * u * ey, 0.03 * u, 0.3)]
+    if code == 17:
+        centre = (p[57] + p[8]) / 2 - 0.05 * u * ey
+        return [(centre - 0.12 * u * ex, centre + 0.12 * u * ex, 0.025 * u, 0.25)]
+    return []
+
+
+def shade_segments(image: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray, float, float]]) -> np.ndarray:
+    """Darken soft bands around segments: brightness times ``1 - amount * exp(-d^2 / 2 w^2)`` (d: distance
+    to the segment); overlapping bands multiply."""
+    out = image.astype(np.float32)
+    height, width = image.shape[:2]
+    for a, b, w, amount in segments:
+        if amount <= 0:
+            continue
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        r = int(np.ceil(3 * w))
+        x0, x1 = max(int(min(a[0], b[0])) - r, 0), min(int(max(a[0], b[0])) + r + 1, width)
+        y0, y1 = max(int(min(a[1], b[1])) - r, 0), min(int(max(a[1], b[1])) + r + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        ab = b - a
+        t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(ab @ ab, 1e-9), 0.0, 1.0)
+        d2 = (xx - a[0] - t * ab[0]) ** 2 + (yy - a[1] - t * ab[1]) ** 2
+        shade = 1.0 - min(amount, 0.9) * np.exp(-d2 / (2 * w * w))
+        out[y0:y1, x0:x1] *= shade[..., None].astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, destination: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -451,24 +508,6 @@ def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, destination: np
         sub_x[inside] = px * affine[0, 0] + py * affine[1, 0] + affine[2, 0]
         sub_y[inside] = px * affine[0, 1] + py * affine[1, 1] + affine[2, 1]
     return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-
-
-def darken_spots(image: np.ndarray, centres: np.ndarray, size: float, amount: float) -> np.ndarray:
-    """Multiply brightness by ``1 - amount * gaussian`` around each centre (a soft shadow)."""
-    if amount <= 0:
-        return image
-    out = image.astype(np.float32)
-    height, width = image.shape[:2]
-    radius = int(np.ceil(3 * size))
-    for cx, cy in np.asarray(centres, dtype=np.float64):
-        x0, x1 = max(int(cx) - radius, 0), min(int(cx) + radius + 1, width)
-        y0, y1 = max(int(cy) - radius, 0), min(int(cy) + radius + 1, height)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        shade = 1.0 - amount * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * size**2))
-        out[y0:y1, x0:x1] *= shade[..., None].astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------
