@@ -87,13 +87,14 @@ def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, sm
 
 def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
-    straight = Trainer(make_config(data_config, max_steps=7), small_model_config, train, validation,
+    straight = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
                        tmp_path / "a", progress=False).fit()
-    Trainer(make_config(data_config, max_steps=4), small_model_config, train, validation, tmp_path / "b",
-            progress=False).fit()
-    resumed = Trainer(make_config(data_config, max_steps=7), small_model_config, train, validation, tmp_path / "b",
-                      progress=False).fit(resume=True)
-    assert straight.steps == resumed.steps == 7 and resumed.epochs_completed == 1  # 20 faces / 4 = 5 steps per epoch
+    Trainer(make_config(data_config, max_steps=3, validate_every=3), small_model_config, train, validation,
+            tmp_path / "b", progress=False).fit()
+    resumed = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
+                      tmp_path / "b", progress=False).fit(resume=True)
+    # 20 faces / batch 4 = 5 steps per epoch: the resumed run crosses an epoch boundary.
+    assert straight.steps == resumed.steps == 6 and resumed.epochs_completed == 1
     a = read_checkpoint(tmp_path / "a" / "last.pt").state_dict
     b = read_checkpoint(tmp_path / "b" / "last.pt").state_dict
     for key in a:
