@@ -71,3 +71,20 @@ def test_errors_name_what_is_wrong(tmp_path):
     assert result.exit_code == 1 and "nonexistent.yaml" in result.output
     result = runner.invoke(main, ["report", str(tmp_path), "--stored", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "not a checkpoint" in result.output
+
+
+def test_single_heatmap_models_train_one_network_per_au_and_report_as_one_row(small_config, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "single"
+    result = runner.invoke(main, ["--config", str(small_config), "--out", str(run), "--architecture", "single_heatmap",
+                                  "--max-steps", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.parent.name for p in run.glob("*/best.pt")) == sorted(["AU6", "AU10", "AU12", "AU14", "AU17"])
+    from model.checkpoint import read_checkpoint
+
+    assert read_checkpoint(run / "AU12" / "best.pt").model_config.aus.labels == ["AU12"]
+    out = tmp_path / "report"
+    reported = runner.invoke(main, ["report", str(run), "--config", str(small_config), "--split", "validation", "--out", str(out)])
+    assert reported.exit_code == 0, reported.output
+    rows = (out / "report.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[1].startswith("single,ICC,")
