@@ -1,0 +1,116 @@
+"""Training: the loss falls, checkpoints load in the predictor, runs resume exactly, baselines train."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import CheckpointError, read_checkpoint
+from model.config import load_model_config
+from model.predictor import AUPredictor
+from train.config import AugmentConfig, OptimConfig, TrainConfig
+from train.datasets import EvaluationSet, TrainingDataset
+from train.synthetic import SourceSpec, SyntheticConfig, build_synthetic_splits, load_source_faces
+from train.trainer import Trainer, load_trained, predict_intensities
+
+SOURCES = (SourceSpec("astronaut", "skimage:astronaut"), SourceSpec("grace_hopper", "matplotlib:grace_hopper.jpg"))
+
+
+@pytest.fixture(scope="module")
+def model_config():
+    return load_model_config()
+
+
+@pytest.fixture(scope="module")
+def small_model_config(model_config):
+    """The paper's model with a narrow, shallow hourglass, so that tests train in seconds."""
+    return replace(model_config, network=replace(model_config.network, features=64, hourglass_depth=2))
+
+
+@pytest.fixture(scope="module")
+def data_config():
+    return SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=20,
+                           validation_samples=8)
+
+
+@pytest.fixture(scope="module")
+def splits(data_config, model_config):
+    faces = load_source_faces(data_config, model_config)
+    return build_synthetic_splits(data_config, model_config, faces=faces)
+
+
+def make_config(data_config, architecture="heatmap", **training) -> TrainConfig:
+    base = dict(batch_size=4, epochs=3, validate_every=2, seed=0, num_threads=2, eval_batch_size=8)
+    base.update(training)
+    return TrainConfig(name="test", data=data_config, architecture=architecture, training=OptimConfig(**base),
+                       augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
+
+
+def test_loss_falls_over_a_few_steps_with_the_papers_network(data_config, model_config, splits, tmp_path):
+    train, validation = splits
+    config = make_config(data_config, batch_size=5)
+    trainer = Trainer(config, model_config, train, validation, tmp_path / "run", progress=False)
+    dataset = TrainingDataset(train, model_config, landmark_noise=0, colour=0, label_noise=0)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(5)])
+    losses = []
+    for _ in range(6):
+        loss, per_au = trainer._loss(batch)
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+        losses.append(float(per_au.mean()))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    run = tmp_path / "run"
+    result = Trainer(make_config(data_config, max_steps=4), small_model_config, train, validation, run,
+                     progress=False).fit()
+    assert result.steps == 4 and result.stopped_by == "max_steps"
+    lines = (run / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,samples,elapsed_s,train_loss,val_icc,val_mse")
+    assert [line.split(",")[1] for line in lines[1:]] == ["2", "4"]
+    checkpoint = read_checkpoint(run / "best.pt")
+    assert checkpoint.training["data"]["kind"] == "synthetic" and "mean_icc" in checkpoint.metrics
+    assert checkpoint.model_config.network.features == 64
+    predictor = AUPredictor.from_checkpoint(run / "best.pt", device="cpu")
+    evaluation = EvaluationSet(validation, small_model_config)
+    network, _, architecture, _ = load_trained(run / "best.pt")
+    assert architecture == "heatmap"
+    expected = predict_intensities(network, evaluation.crops)
+    np.testing.assert_allclose(predictor.predict(evaluation.crops).intensities, expected, atol=1e-5)
+    with pytest.raises(FileExistsError):
+        Trainer(make_config(data_config), small_model_config, train, validation, run, progress=False).fit()
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    straight = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
+                       tmp_path / "a", progress=False).fit()
+    Trainer(make_config(data_config, max_steps=3, validate_every=3), small_model_config, train, validation,
+            tmp_path / "b", progress=False).fit()
+    resumed = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
+                      tmp_path / "b", progress=False).fit(resume=True)
+    # 20 faces / batch 4 = 5 steps per epoch: the resumed run crosses an epoch boundary.
+    assert straight.steps == resumed.steps == 6 and resumed.epochs_completed == 1
+    a = read_checkpoint(tmp_path / "a" / "last.pt").state_dict
+    b = read_checkpoint(tmp_path / "b" / "last.pt").state_dict
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(make_config(data_config), small_model_config, train, validation, tmp_path / "c", progress=False).fit(resume=True)
+
+
+def test_resnet18_baseline_trains_and_is_refused_by_the_heatmap_predictor(data_config, model_config, splits, tmp_path):
+    train, validation = splits
+    run = tmp_path / "resnet"
+    result = Trainer(make_config(data_config, "resnet18", max_steps=2, batch_size=2), model_config, train, validation,
+                     run, progress=False).fit()
+    assert result.steps == 2
+    network, config, architecture, meta = load_trained(run / "best.pt")
+    assert architecture == "resnet18" and config.aus.labels == model_config.aus.labels
+    assert "mean_icc" in meta["metrics"]
+    with pytest.raises(CheckpointError, match="unknown checkpoint format"):
+        AUPredictor.from_checkpoint(run / "best.pt")
