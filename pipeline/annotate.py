@@ -12,7 +12,7 @@ import hashlib
 import json
 import queue
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -213,10 +213,15 @@ class Annotator:
         return self.predictor.checkpoint.sha256 if self.predictor.checkpoint else ""
 
     # -- stages ---------------------------------------------------------------------------------
-    def prepare(self, batch: FrameBatch) -> FaceBatch:
-        """Landmarks + registration for one decoded batch (advances the track)."""
+    def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
+        """Landmarks + registration for one decoded batch (advances the track). Without
+        ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
+        for the model hold only what it needs."""
         observations = self.tracker.track(batch.frames)
-        return register_faces(batch, observations, self.config.registration.crop_size, self.config.registration)
+        faces = register_faces(batch, observations, self.config.registration.crop_size, self.config.registration)
+        if not keep_frames:
+            faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
+        return faces
 
     def predict(self, faces: FaceBatch, keep_maps: bool = False) -> Prediction:
         """Model stage: intensities and peaks for the found faces of a batch."""
@@ -262,8 +267,10 @@ class Annotator:
         if self.overlays is not None:
             renderer = self.overlays.renderer(item.video, item.start, info.fps, (info.width, info.height), self.config)
         try:
-            batches = iter_frame_batches(info, indices, self.options.pipeline.decode.batch_frames, reader)
-            for faces in _prefetch((self.prepare(b) for b in batches), depth=2):
+            decode = self.options.pipeline.decode
+            batches = iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
+            keep_frames = renderer is not None
+            for faces in _prefetch((self.prepare(b, keep_frames) for b in batches), depth=2):
                 prediction = self.predict(faces, keep_maps=renderer is not None)
                 rows = self.rows(item.video, faces, prediction)
                 if renderer is not None:

@@ -13,7 +13,8 @@ __all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "PipelineConfig"
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    batch_frames: int = 64
+    batch_frames: int = 128
+    max_batch_megabytes: int = 256
     chunk_frames: int = 9000
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "probe_video",
     "select_frames",
     "iter_frame_batches",
+    "plan_batches",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
@@ -174,26 +175,68 @@ def select_frames(info: VideoInfo, every: int | None = None, fps: float | None =
     return indices
 
 
-def batch_size_for(info: VideoInfo, batch_frames: int, max_batch_bytes: int = 256 << 20) -> int:
+def batch_size_for(info: VideoInfo, batch_frames: int, max_batch_megabytes: int = 256) -> int:
     """Frames per decoded batch: ``batch_frames``, fewer for large frames so a batch stays under
-    ``max_batch_bytes``."""
+    ``max_batch_megabytes``."""
     frame_bytes = max(info.width * info.height * 3, 1)
-    return max(1, min(batch_frames, max_batch_bytes // frame_bytes))
+    return max(1, min(batch_frames, (max_batch_megabytes << 20) // frame_bytes))
+
+
+def plan_batches(indices: np.ndarray, keyframes: np.ndarray, max_frames: int) -> list[np.ndarray]:
+    """Cut sorted frame indices into batches of at most ``max_frames``, at keyframes where possible.
+
+    A batch that starts at a keyframe is decoded from there with nothing thrown away; only a group
+    of pictures (GOP) longer than ``max_frames`` is cut inside, and its later pieces decode again
+    from its keyframe."""
+    indices = np.asarray(indices)
+    if len(indices) == 0:
+        return []
+    keyframes = np.asarray(keyframes if len(keyframes) else [0])
+    gop = np.searchsorted(keyframes, indices, side="right")
+    boundaries = np.flatnonzero(np.diff(gop)) + 1
+    groups = np.split(indices, boundaries)
+    batches: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    size = 0
+    for group in groups:
+        if size and size + len(group) > max_frames:
+            batches.append(np.concatenate(current))
+            current, size = [], 0
+        for start in range(0, len(group), max_frames):
+            piece = group[start : start + max_frames]
+            if size and size + len(piece) > max_frames:
+                batches.append(np.concatenate(current))
+                current, size = [], 0
+            current.append(piece)
+            size += len(piece)
+    if current:
+        batches.append(np.concatenate(current))
+    return batches
 
 
 def iter_frame_batches(
     info: VideoInfo,
     indices: np.ndarray,
-    batch_frames: int = 64,
+    batch_frames: int = 128,
     reader=None,
+    max_batch_megabytes: int = 256,
 ) -> Iterator[FrameBatch]:
-    """Decode ``indices`` (sorted) in batches of bounded size; memory does not grow with video length."""
+    """Decode ``indices`` (sorted) in batches of bounded size; memory does not grow with video length.
+
+    decord keeps decoding ahead in a background thread after a read, without limit, until the video
+    ends (decord issues #197, #208: the whole video ends up in memory, and the CPU is spent on frames
+    nobody asked for yet). Seeking back to the start after every batch stops it; batches start at
+    keyframes so that the seek this implies for the next batch costs no extra decoding."""
     reader = reader if reader is not None else open_reader(info.path)
-    size = batch_size_for(info, batch_frames)
-    for start in range(0, len(indices), size):
-        chunk = np.asarray(indices[start : start + size])
+    size = batch_size_for(info, batch_frames, max_batch_megabytes)
+    try:
+        keyframes = np.asarray(reader.get_key_indices())
+    except Exception:
+        keyframes = np.array([0])
+    for chunk in plan_batches(indices, keyframes, size):
         try:
             frames = reader.get_batch(chunk.tolist()).asnumpy()
+            reader.seek(0)  # stop decord's unbounded read-ahead (see above)
         except Exception as exc:
             raise VideoError(
                 f"{info.path}: decoding failed at frames {int(chunk[0])}-{int(chunk[-1])} "

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from media import astronaut_frames, ffmpeg_exe, noise_frames, write_video
-from pipeline.decode import VideoError, batch_size_for, iter_frame_batches, probe_video, select_frames
+from pipeline.decode import VideoError, batch_size_for, iter_frame_batches, plan_batches, probe_video, select_frames
 
 CONTAINERS = {
     "mp4": ("-c:v", "libx264", "-pix_fmt", "yuv420p"),
@@ -97,6 +97,38 @@ def test_batches_are_bounded_by_bytes(tmp_path) -> None:
     assert batch_size_for(info, 64) == 64
     big = type(info)(info.path, 10, 30.0, 3840, 2160, info.timestamps, "pts")
     assert batch_size_for(big, 64) == (256 << 20) // (3840 * 2160 * 3)
+    assert batch_size_for(big, 64, max_batch_megabytes=64) == (64 << 20) // (3840 * 2160 * 3)
+
+
+def test_batches_start_at_keyframes_and_respect_the_size() -> None:
+    keyframes = np.array([0, 10, 20, 30])
+    batches = plan_batches(np.arange(40), keyframes, 15)
+    assert [b.tolist() for b in batches] == [list(range(10)), list(range(10, 20)), list(range(20, 30)), list(range(30, 40))]
+    batches = plan_batches(np.arange(40), keyframes, 25)
+    assert [(b[0], b[-1]) for b in batches] == [(0, 19), (20, 39)]
+    long_gop = plan_batches(np.arange(0, 50), np.array([0]), 16)  # a GOP longer than a batch is cut inside
+    assert [len(b) for b in long_gop] == [16, 16, 16, 2]
+    sparse = plan_batches(np.arange(0, 40, 7), keyframes, 3)
+    assert np.concatenate(sparse).tolist() == list(range(0, 40, 7)) and all(len(b) <= 3 for b in sparse)
+
+
+def test_decoder_does_not_read_ahead_of_what_was_asked(tmp_path) -> None:
+    """decord decodes the rest of a video in the background after a read, unless stopped: memory
+    would grow with the video's length while the model works on a batch."""
+    import time
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    frames = astronaut_frames(60, size=(640, 480))
+    path = write_video(tmp_path / "long.mp4", np.concatenate([frames] * 10), fps=30)  # 600 frames, 550 MB as RGB
+    info = probe_video(path)
+    batches = iter_frame_batches(info, np.arange(info.num_frames), batch_frames=32)
+    next(batches)
+    before = rss_mb()
+    time.sleep(2.0)  # decord would decode hundreds of frames meanwhile
+    assert rss_mb() - before < 100
 
 
 @pytest.mark.parametrize(
