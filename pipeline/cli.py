@@ -65,6 +65,8 @@ Then, in Python:
               help="Ray cluster to join ('auto' or host:port; also $RAY_ADDRESS). Implies Ray.")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs per Ray worker (e.g. 0.5 puts two workers on a GPU) [default: 1 when GPUs exist].")
+@click.option("--cpus-per-worker", type=click.IntRange(min=1), default=None, metavar="N",
+              help="CPUs Ray reserves for each worker, also its torch threads [default: the CPUs shared evenly].")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None,
               help="Cut long videos into work items of this many frames [default: 9000].")
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
@@ -90,6 +92,7 @@ def main(
     workers: str,
     address: str | None,
     gpus_per_worker: float | None,
+    cpus_per_worker: int | None,
     chunk_frames: int | None,
     render_dir: Path | None,
     config_path: str,
@@ -125,7 +128,8 @@ def main(
 
         summary = annotate(
             inputs, out, options, weights=weights, resume=resume, progress=not quiet,
-            workers=worker_count, address=address, gpus_per_worker=gpus_per_worker, render_dir=render_dir,
+            workers=worker_count, address=address, gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker, render_dir=render_dir,
         )
     except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc

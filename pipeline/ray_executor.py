@@ -36,6 +36,7 @@ class RayOptions:
     workers: int | None = None  # None: one per GPU, else one per two CPUs
     address: str | None = None
     gpus_per_worker: float | None = None
+    cpus_per_worker: int | None = None  # None: the cluster's CPUs shared evenly between the workers
     max_attempts: int = 3
 
 
@@ -137,7 +138,12 @@ def plan_workers(options: RayOptions) -> tuple[int, float, int]:
         workers = max(1, cpus // 2)
     if per_gpu > 0 and workers * per_gpu > gpus + 1e-9:
         raise RuntimeError(f"{workers} workers x {per_gpu} GPU each need {workers * per_gpu:g} GPUs; the cluster has {gpus:g}")
-    threads = max(1, cpus // workers)
+    if options.cpus_per_worker is not None:
+        threads = options.cpus_per_worker
+        if threads < 1 or workers * threads > cpus:
+            raise RuntimeError(f"{workers} workers x {threads} CPUs each need {workers * threads} CPUs; the cluster has {cpus}")
+    else:
+        threads = max(1, cpus // workers)
     return workers, per_gpu, threads
 
 

@@ -199,6 +199,7 @@ def annotate(
     workers: int | None = 1,
     address: str | None = None,
     gpus_per_worker: float | None = None,
+    cpus_per_worker: int | None = None,
     render_dir: str | Path | None = None,
     executor: str = "auto",
     on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
@@ -207,7 +208,8 @@ def annotate(
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
     ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
-    cluster's resources when joining one). ``executor="auto"``: one worker without ``address`` (and
+    cluster's resources when joining one). ``cpus_per_worker``: CPUs Ray reserves for each worker, which
+    are also its torch threads (default: the cluster's CPUs shared evenly). ``executor="auto"``: one worker without ``address`` (and
     without ``$RAY_ADDRESS``) runs in this process; more workers, or a cluster address, run on Ray.
     ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
     (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
@@ -247,7 +249,7 @@ def annotate(
         if todo and use_ray:
             from pipeline.ray_executor import RayOptions, run_on_ray
 
-            run_on_ray(plan, todo, RayOptions(workers, address, gpus_per_worker),
+            run_on_ray(plan, todo, RayOptions(workers, address, gpus_per_worker, cpus_per_worker),
                        on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
         elif todo:
             run_in_process(plan, todo, on_frames=bar.frames, on_item=item_finished)

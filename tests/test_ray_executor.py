@@ -93,6 +93,14 @@ def test_bad_video_on_ray_is_reported(setup, tmp_path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     out = tmp_path / "ray.parquet"
-    summary = annotate([folder, bad], out, options, weights=weights, progress=False, workers=2)
+    summary = annotate([folder, bad], out, options, weights=weights, progress=False, workers=2, cpus_per_worker=1)
     assert [f.video for f in summary.failures] == ["bad.mp4"]
     assert load_results(out).groupby("video").size().to_dict() == counts
+
+
+def test_more_cpus_per_worker_than_the_cluster_has_is_a_clear_error(setup, tmp_path) -> None:
+    folder, _, weights, options, _ = setup
+    too_many = (os.cpu_count() or 1) + 1
+    with pytest.raises(RuntimeError, match=f"2 workers x {too_many} CPUs each"):
+        annotate([folder], tmp_path / "out.parquet", options, weights=weights, progress=False, workers=2,
+                 cpus_per_worker=too_many)
