@@ -105,7 +105,7 @@ def main() -> None:
     passed_icc = heat is not None and heat["mean_icc"] >= TARGET_ICC
     passed_time = heat is not None and heat["wall_minutes"] <= TARGET_MINUTES
     if heat is not None:
-            print(f"\ntarget: mean validation ICC >= {TARGET_ICC} -> {heat['mean_icc']:.3f} "
+        print(f"\ntarget: mean validation ICC >= {TARGET_ICC} -> {heat['mean_icc']:.3f} "
               f"{'PASS' if passed_icc else 'FAIL'}; wall time <= {TARGET_MINUTES:.0f} min -> {heat['wall_minutes']:.1f} min "
               f"{'PASS' if passed_time else 'FAIL'}")
     args.out.mkdir(parents=True, exist_ok=True)

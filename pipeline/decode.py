@@ -198,10 +198,7 @@ def plan_batches(indices: np.ndarray, keyframes: np.ndarray, max_frames: int) ->
     batches: list[np.ndarray] = []
     current: list[np.ndarray] = []
     size = 0
-    for group in groups:
-        if size and size + len(group) > max_frames:
-            batches.append(np.concatenate(current))
-            current, size = [], 0
+    for group in groups:  # a group that does not fit whole starts a new batch (its first piece does not fit)
         for start in range(0, len(group), max_frames):
             piece = group[start : start + max_frames]
             if size and size + len(piece) > max_frames:

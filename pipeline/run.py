@@ -208,9 +208,10 @@ def annotate(
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
     ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
-    cluster's resources when joining one). ``cpus_per_worker``: CPUs Ray reserves for each worker, which
-    are also its torch threads (default: the cluster's CPUs shared evenly). ``executor="auto"``: one worker without ``address`` (and
-    without ``$RAY_ADDRESS``) runs in this process; more workers, or a cluster address, run on Ray.
+    cluster's resources when joining one). ``cpus_per_worker``: CPUs Ray reserves for each worker,
+    which are also its torch threads (default: the cluster's CPUs shared evenly).
+    ``executor="auto"``: one worker without ``address`` (and without ``$RAY_ADDRESS``) runs in this
+    process; more workers, or a cluster address, run on Ray.
     ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
     (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
     ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
