@@ -114,3 +114,36 @@ def test_resnet18_baseline_trains_and_is_refused_by_the_heatmap_predictor(data_c
     assert "mean_icc" in meta["metrics"]
     with pytest.raises(CheckpointError, match="unknown checkpoint format"):
         AUPredictor.from_checkpoint(run / "best.pt")
+
+
+def test_learning_rate_schedules():
+    constant = OptimConfig(learning_rate=1e-3)
+    assert constant.learning_rate_at(0, 0.0) == constant.learning_rate_at(500, 0.9) == 1e-3
+    cosine = OptimConfig(learning_rate=1e-3, lr_schedule="cosine", min_learning_rate=1e-5, warmup_steps=4)
+    assert [cosine.learning_rate_at(s, 0.0) for s in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert cosine.learning_rate_at(4, 0.0) == pytest.approx(1e-3)
+    assert cosine.learning_rate_at(10, 0.5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert cosine.learning_rate_at(10, 1.0) == pytest.approx(1e-5)
+    assert cosine.learning_rate_at(10, 1.7) == pytest.approx(1e-5)  # past the end: stays at the floor
+    rates = [cosine.learning_rate_at(10, p) for p in np.linspace(0, 1, 11)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        OptimConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        OptimConfig(learning_rate=1e-4, min_learning_rate=1e-3)
+
+
+def test_fit_follows_the_cosine_schedule_and_logs_the_rate(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    config = make_config(data_config, max_steps=4, validate_every=2, learning_rate=1e-3, lr_schedule="cosine",
+                         min_learning_rate=1e-4)
+    trainer = Trainer(config, small_model_config, train, validation, tmp_path / "run", progress=False)
+    trainer.fit()
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    column = rows[0].split(",").index("learning_rate")
+    logged = [float(row.split(",")[column]) for row in rows[1:]]
+    # The rate of the step just taken: steps 1 and 3 (0-based) of 4, progress 1/4 and 3/4.
+    expected = [config.training.learning_rate_at(s, s / 4) for s in (1, 3)]
+    assert logged == pytest.approx(expected, rel=1e-3)
+    assert logged[0] > logged[1] > 1e-4
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(expected[1])

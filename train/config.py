@@ -7,6 +7,7 @@ here: ``model`` names the model config (default the shipped ``model.yaml``) read
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from train.synthetic import SyntheticConfig
 
 __all__ = [
     "ARCHITECTURES",
+    "LR_SCHEDULES",
     "BP4DDataConfig",
     "OptimConfig",
     "AugmentConfig",
@@ -24,6 +26,7 @@ __all__ = [
 ]
 
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _strict(cls: type, data: dict[str, Any] | None, where: str) -> dict[str, Any]:
@@ -77,12 +80,35 @@ class OptimConfig:
     num_threads: int | None = None
     channels_last: bool = True
     eval_batch_size: int = 16
+    lr_schedule: str = "constant"
+    min_learning_rate: float = 0.0
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam", "sgd"):
             raise ValueError(f"training.optimizer must be rmsprop, adam or sgd, got {self.optimizer!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
             raise ValueError("training.batch_size and epochs must be >= 1 and learning_rate > 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"training.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.min_learning_rate <= self.learning_rate:
+            raise ValueError("training.min_learning_rate must be between 0 and learning_rate")
+        if self.warmup_steps < 0:
+            raise ValueError("training.warmup_steps must be >= 0")
+
+    def learning_rate_at(self, step: int, progress: float) -> float:
+        """The learning rate for optimiser step ``step`` (0-based) when ``progress`` (0..1) of the run is done.
+
+        A linear warm-up from ``learning_rate / warmup_steps`` over the first ``warmup_steps`` steps, then
+        ``constant`` (``learning_rate``) or ``cosine``: from ``learning_rate`` down to
+        ``min_learning_rate`` as the run's progress goes from 0 to 1.
+        """
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        progress = min(max(progress, 0.0), 1.0)
+        return self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass(frozen=True)

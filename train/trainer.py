@@ -242,6 +242,18 @@ class Trainer:
         validation_seconds = self._time_one_eval_batch() * math.ceil(len(self.validation) / opt.eval_batch_size)
         running: list[float] = []
         stopped_by = "epochs"
+        planned_steps = opt.epochs * batches_per_epoch
+        if opt.max_steps is not None:
+            planned_steps = min(planned_steps, opt.max_steps)
+
+        def progress() -> float:
+            """Fraction of the run done: by steps, or by time when a budget is set and nearer its end."""
+            done = state["step"] / max(planned_steps, 1)
+            if math.isfinite(budget):
+                done = max(done, (time.monotonic() - start) / max(budget - 1.2 * validation_seconds, 1e-9))
+            return done
+
+        learning_rate = opt.learning_rate
         self.network.train()
 
         def checkpoint(epoch_done: bool) -> None:
@@ -267,6 +279,7 @@ class Trainer:
                 "train_loss": round(float(np.mean(running)), 6) if running else float("nan"),
                 "val_icc": round(metrics.mean_icc, 4), "val_mse": round(metrics.mean_mse, 4),
                 "val_pcc": round(metrics.mean_pcc, 4), "best": int(bool(improved)),
+                "learning_rate": float(f"{learning_rate:.4g}"),
             }
             for name, values in (("icc", metrics.icc), ("mse", metrics.mse), ("pcc", metrics.pcc)):
                 row.update({f"{name}_{label}": round(v, 4) for label, v in zip(labels, values)})
@@ -290,6 +303,9 @@ class Trainer:
                 bar = tqdm(total=batches_per_epoch, initial=int(state["batch"]), desc=f"epoch {epoch + 1}/{opt.epochs}",
                            unit="batch", dynamic_ncols=True)
             for batch in loader:
+                learning_rate = opt.learning_rate_at(int(state["step"]), progress())
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate
                 loss, _ = self._loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
