@@ -16,6 +16,7 @@ from train.synthetic import (
     load_source_faces,
     mirror_face,
     split_identities,
+    vary_capture,
 )
 
 PACKAGE_SOURCES = (
@@ -118,6 +119,23 @@ def test_split_is_by_identity_and_deterministic(config, model_config, faces):
     assert labels.shape == (12, 5) and labels.min() >= 0 and labels.max() <= 5
     with pytest.raises(IndexError):
         train.record(12)
+
+
+def test_capture_variation_changes_training_pixels_only(config, model_config, faces):
+    image = faces[0].image
+    np.testing.assert_array_equal(vary_capture(image, np.random.default_rng(0), 0.0), image)
+    varied = [vary_capture(image, np.random.default_rng(seed), 1.0) for seed in range(6)]
+    np.testing.assert_array_equal(varied[0], vary_capture(image, np.random.default_rng(0), 1.0))
+    assert all(v.shape == image.shape and v.dtype == np.uint8 for v in varied)
+    assert all(np.abs(v.astype(int) - image).mean() > 1.0 for v in varied)
+    train, validation = build_synthetic_splits(config, model_config, faces=faces)
+    train_v, validation_v = build_synthetic_splits(replace(config, capture_variation=1.0), model_config, faces=faces)
+    for i in range(4):
+        a, b = train.record(i), train_v.record(i)
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)  # geometry and labels untouched
+        np.testing.assert_array_equal(a.intensities, b.intensities)
+        assert np.abs(a.image.astype(int) - b.image).mean() > 1.0
+        np.testing.assert_array_equal(validation.record(i).image, validation_v.record(i).image)
 
 
 def test_seeded_identity_split_and_bad_requests(config):

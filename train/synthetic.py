@@ -41,6 +41,7 @@ __all__ = [
     "mirror_face",
     "split_identities",
     "FaceDeformer",
+    "vary_capture",
     "SyntheticAUSet",
     "build_synthetic_splits",
 ]
@@ -89,6 +90,7 @@ class SyntheticConfig:
     zero_probability: float = 0.3
     strength: float = 1.0
     identity_morph: float = 0.04
+    capture_variation: float = 0.0
     mirror: bool = True
     canvas_margin: int = 32
     testdata_dir: str | None = None
@@ -510,6 +512,25 @@ def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, destination: np
     return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def vary_capture(image: np.ndarray, rng: np.random.Generator, amount: float = 1.0) -> np.ndarray:
+    """The same face as another camera might have seen it: random blur (lower resolution or focus),
+    contrast, brightness, sensor noise and, sometimes, grey levels only. ``amount`` scales every range
+    (1: blur sigma up to 2 px, contrast x0.6-1.1, brightness +-20, noise std up to 4, grey 20% of the time).
+    """
+    out = image.astype(np.float32)
+    sigma = rng.uniform(0.0, 2.0 * amount)
+    if sigma > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    mean = out.mean(axis=(0, 1), keepdims=True)
+    out = (out - mean) * rng.uniform(1.0 - 0.4 * amount, 1.0 + 0.1 * amount) + mean
+    out += rng.uniform(-20.0, 20.0) * amount
+    if rng.random() < 0.2 * min(amount, 1.0):
+        out[...] = out.mean(axis=2, keepdims=True)
+    noise = rng.uniform(0.0, 4.0 * amount)
+    out += rng.normal(0.0, noise, size=out.shape).astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------------------------------
 # The data set
 
@@ -518,7 +539,7 @@ def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, destination: np
 class SyntheticAUSet:
     """A deterministic set of deformed faces: record ``i`` -> (canvas image, landmarks, intensities).
 
-    ``split`` is ``"train"`` (identity morphs on) or ``"validation"``. Implements the record interface
+    ``split`` is ``"train"`` (identity morphs and capture variation on) or ``"validation"``. Implements the record interface
     of :mod:`train.datasets` (``len``, ``record(i)``, ``identities``).
     """
 
@@ -530,6 +551,7 @@ class SyntheticAUSet:
     zero_probability: float = 0.3
     strength: float = 1.0
     identity_morph: float = 0.0
+    capture_variation: float = 0.0
     _deformers: list[FaceDeformer] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -573,6 +595,8 @@ class SyntheticAUSet:
         deformer = self._deformers[face_index]
         morph = deformer.identity_morph(rng, self.identity_morph) if self.identity_morph > 0 else None
         image, landmarks = deformer.render(values, morph)
+        if self.capture_variation > 0:
+            image = vary_capture(image, rng, self.capture_variation)
         face = self.faces[face_index]
         return FaceRecord(image=image, landmarks=landmarks, intensities=values, subject=face.identity, key=f"{self.split}/{index}:{face.name}")
 
@@ -590,7 +614,7 @@ def build_synthetic_splits(
     codes = tuple(au.code for au in model_config.aus)
     common = dict(au_codes=codes, seed=config.seed, zero_probability=config.zero_probability, strength=config.strength)
     train = SyntheticAUSet([f for f in faces if f.identity in train_ids], size=config.train_samples, split="train",
-                           identity_morph=config.identity_morph, **common)
+                           identity_morph=config.identity_morph, capture_variation=config.capture_variation, **common)
     validation = SyntheticAUSet([f for f in faces if f.identity in validation_ids], size=config.validation_samples,
                                 split="validation", identity_morph=0.0, **common)
     return train, validation
