@@ -214,8 +214,12 @@ class Trainer:
 
     def _log(self, row: dict[str, Any]) -> None:
         new = not self.log_path.is_file()
+        fieldnames = list(row)
+        if not new:  # a resumed run keeps the columns its log started with (older versions wrote fewer)
+            with open(self.log_path, newline="") as handle:
+                fieldnames = next(csv.reader(handle), None) or fieldnames
         with open(self.log_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
+            writer = csv.DictWriter(handle, fieldnames=fieldnames, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
