@@ -539,8 +539,8 @@ def vary_capture(image: np.ndarray, rng: np.random.Generator, amount: float = 1.
 class SyntheticAUSet:
     """A deterministic set of deformed faces: record ``i`` -> (canvas image, landmarks, intensities).
 
-    ``split`` is ``"train"`` (identity morphs and capture variation on) or ``"validation"``. Implements the record interface
-    of :mod:`train.datasets` (``len``, ``record(i)``, ``identities``).
+    ``split`` is ``"train"`` (identity morphs and capture variation on) or ``"validation"``. Implements
+    the record interface of :mod:`train.datasets` (``len``, ``record(i)``, ``identities``).
     """
 
     faces: list[SourceFace]

@@ -250,11 +250,15 @@ class Trainer:
         if opt.max_steps is not None:
             planned_steps = min(planned_steps, opt.max_steps)
 
+        def training_seconds() -> float:
+            """Seconds of the budget for training: the rest is kept for the final validation."""
+            return budget - 1.2 * validation_seconds
+
         def progress() -> float:
             """Fraction of the run done: by steps, or by time when a budget is set and nearer its end."""
             done = state["step"] / max(planned_steps, 1)
             if math.isfinite(budget):
-                done = max(done, (time.monotonic() - start) / max(budget - 1.2 * validation_seconds, 1e-9))
+                done = max(done, (time.monotonic() - start) / max(training_seconds(), 1e-9))
             return done
 
         learning_rate = opt.learning_rate
@@ -320,8 +324,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}", best_icc=f"{state['best_icc']:.3f}")
-                elapsed = time.monotonic() - start
-                out_of_time = elapsed + 1.2 * validation_seconds >= budget
+                out_of_time = time.monotonic() - start >= training_seconds()
                 out_of_steps = opt.max_steps is not None and state["step"] >= opt.max_steps
                 at_end = state["batch"] >= batches_per_epoch
                 if out_of_time or out_of_steps:
