@@ -120,6 +120,10 @@ class LandmarkTracker(ABC):
         """Fresh detection on one image (the largest face); does not touch the track."""
 
     @abstractmethod
+    def detect_all(self, image: np.ndarray) -> list[FaceObservation]:
+        """Fresh detection of every face in one image, left to right (by box centre); no track."""
+
+    @abstractmethod
     def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
         """One observation per frame, continuing the track from the previous call."""
 
@@ -190,6 +194,11 @@ class DlibTracker(LandmarkTracker):
             return NO_FACE
         box, score = max(faces, key=lambda f: _area(f[0]))
         return FaceObservation(self._shape(image, box), _logistic(score), "detected", box)
+
+    def detect_all(self, image: np.ndarray) -> list[FaceObservation]:
+        image = _as_rgb_uint8(image)
+        faces = sorted(self._faces(image), key=lambda f: f[0][0] + f[0][2])
+        return [FaceObservation(self._shape(image, box), _logistic(score), "detected", box) for box, score in faces]
 
     def _track_one(self, image: np.ndarray) -> FaceObservation:
         if not self._needs_detection():
@@ -273,9 +282,12 @@ class FanTracker(LandmarkTracker):
             results.append((points.reshape(68, 2).astype(np.float32), float(np.mean(scores))))
         return results
 
-    def _detect_box(self, image: np.ndarray) -> Box | None:
+    def _detect_boxes(self, image: np.ndarray) -> list[Box]:
         boxes = self._fa.face_detector.detect_from_image(image.copy())
-        boxes = [tuple(float(v) for v in b[:4]) for b in boxes]
+        return [tuple(float(v) for v in b[:4]) for b in boxes]
+
+    def _detect_box(self, image: np.ndarray) -> Box | None:
+        boxes = self._detect_boxes(image)
         return max(boxes, key=_area) if boxes else None
 
     def detect(self, image: np.ndarray) -> FaceObservation:
@@ -285,6 +297,14 @@ class FanTracker(LandmarkTracker):
             return NO_FACE
         (points, score), = self._predict([image], [box])
         return FaceObservation(points, score, "detected", box)
+
+    def detect_all(self, image: np.ndarray) -> list[FaceObservation]:
+        image = _as_rgb_uint8(image)
+        boxes = sorted(self._detect_boxes(image), key=lambda b: b[0] + b[2])
+        if not boxes:
+            return []
+        predictions = self._predict([image] * len(boxes), boxes)
+        return [FaceObservation(points, score, "detected", box) for (points, score), box in zip(predictions, boxes)]
 
     def _tracking_box(self, landmarks: np.ndarray) -> Box:
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)

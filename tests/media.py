@@ -55,6 +55,16 @@ def astronaut_frames(count: int, size: tuple[int, int] = (320, 240), seed: int =
     return out
 
 
+def two_people() -> np.ndarray:
+    """A 300x600 RGB picture of two people: the astronaut's head (left), Grace Hopper's (right)."""
+    import cv2
+    from matplotlib import cbook
+    from skimage import data
+
+    hopper = cv2.cvtColor(cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(np.concatenate([data.astronaut()[0:300, 70:370], hopper[90:390, 120:420]], axis=1))
+
+
 def noise_frames(count: int, size: tuple[int, int] = (160, 120), seed: int = 0) -> np.ndarray:
     """Smooth coloured noise: a video without faces."""
     import cv2

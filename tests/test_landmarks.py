@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from media import astronaut_frames, noise_frames
+from media import astronaut_frames, noise_frames, two_people
 from pipeline.config import LandmarkConfig
 from pipeline.landmarks import DlibTracker, box_from_landmarks, dlib_model_path, make_tracker
 
@@ -65,6 +65,28 @@ def test_largest_face_is_taken(dlib_tracker) -> None:
     canvas[:, 320:960] = cv2.resize(face, (640, 480))
     observation = dlib_tracker.detect(canvas)
     assert observation.box[0] > 320  # the big copy, on the right
+
+
+@pytest.mark.parametrize("backend", ["dlib", "fan"])
+def test_detect_all_gives_every_face_left_to_right(backend, dlib_tracker, request) -> None:
+    image = two_people()
+    if backend == "dlib":
+        tracker = dlib_tracker
+    else:
+        request.getfixturevalue("random_fan_weights")
+        tracker = make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib"))
+    faces = tracker.detect_all(image)
+    assert len(faces) == 2 and all(f.source == "detected" for f in faces)
+    assert faces[0].box[2] < 300 < faces[1].box[0]  # one face in each half, the left one first
+    for face in faces:
+        assert face.landmarks.shape == (68, 2)
+    if backend == "dlib":
+        # The landmarks of each face lie in its own half, and match a detection of that half alone.
+        assert faces[0].landmarks[:, 0].max() < 300 < faces[1].landmarks[:, 0].min()
+        right = dlib_tracker.detect(np.ascontiguousarray(image[:, 300:]))
+        # (the detector's box moves by a few pixels with the picture around the face; landmarks follow)
+        assert np.abs(faces[1].landmarks - [300, 0] - right.landmarks).mean() < 0.03 * (faces[1].box[2] - faces[1].box[0])
+    assert tracker.detect_all(noise_frames(1)[0]) == []
 
 
 def test_tracking_box_is_derived_from_landmarks() -> None:
