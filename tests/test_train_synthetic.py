@@ -162,3 +162,67 @@ def test_video_sources_keep_the_most_neutral_frames(testdata_dir, model_config):
     faces = load_source_faces(config, model_config, testdata_dir)
     assert len(faces) == 3 and all(f.identity == "bmvc" for f in faces)
     assert all(f.name.startswith("bmvc_example.mp4#") for f in faces)
+
+
+def _two_people_file(tmp_path) -> str:
+    import cv2
+
+    from media import two_people
+
+    path = tmp_path / "two people.png"
+    cv2.imwrite(str(path), cv2.cvtColor(two_people(), cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+def test_face_picks_one_person_of_a_group_picture(tmp_path, model_config):
+    path = _two_people_file(tmp_path)
+    config = SyntheticConfig(sources=(SourceSpec("left", path, face=0), SourceSpec("right", path, face=1)), mirror=False)
+    left, right = load_source_faces(config, model_config)
+    alone = load_source_faces(SyntheticConfig(sources=PACKAGE_SOURCES, mirror=False), model_config)
+    # Each registered face is that person's: compare with the same person's own picture, registered.
+    def distance(a, b):
+        return np.abs(a.image.astype(float) - b.image.astype(float)).mean()
+
+    assert distance(left, alone[0]) < distance(left, alone[1])
+    assert distance(right, alone[1]) < distance(right, alone[0])
+    with pytest.raises(ValueError, match=r"two people.png: asks for face 2, but 2 faces were found"):
+        load_source_faces(SyntheticConfig(sources=(SourceSpec("x", path, face=2),)), model_config)
+
+
+def test_package_source_is_found_without_importing_the_package(tmp_path, monkeypatch, model_config):
+    import sys
+
+    import cv2
+    from skimage import data
+
+    package = tmp_path / "face_pictures_pkg"
+    (package / "images").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    cv2.imwrite(str(package / "images" / "a.png"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = SyntheticConfig(sources=(SourceSpec("a", "face_pictures_pkg:images/a.png"),), mirror=False)
+    (face,) = load_source_faces(config, model_config)
+    assert face.name == "a.png" and "face_pictures_pkg" not in sys.modules
+    with pytest.raises(ValueError, match=r"'face_pictures_pkg:images/b.png'.*has no file 'images/b.png'"):
+        load_source_faces(replace(config, sources=(SourceSpec("a", "face_pictures_pkg:images/b.png"),)), model_config)
+    with pytest.raises(ValueError, match=r"package 'no_such_pkg_xyz' is not installed"):
+        load_source_faces(replace(config, sources=(SourceSpec("a", "no_such_pkg_xyz:a.png"),)), model_config)
+
+
+def test_shipped_config_group_photo_faces_are_distinct_people(model_config):
+    """The insightface group photo of configs/synthetic.yaml: each listed face is found, and each is
+    another person (another part of the picture)."""
+    import importlib.util
+
+    from train.config import load_train_config
+
+    if importlib.util.find_spec("insightface") is None:
+        pytest.skip("insightface is not installed (pip install -e '.[synthetic]')")
+    sources = tuple(s for s in load_train_config("synthetic.yaml").data.sources if s.path.startswith("insightface:"))
+    assert len(sources) == 5 and len({s.identity for s in sources}) == 5
+    faces = load_source_faces(SyntheticConfig(sources=sources, mirror=False), model_config)
+    assert [f.identity for f in faces] == [s.identity for s in sources]
+    images = np.stack([f.image.astype(float) for f in faces])
+    for i in range(len(faces)):
+        for j in range(i + 1, len(faces)):
+            assert np.abs(images[i] - images[j]).mean() > 20

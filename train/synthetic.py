@@ -66,15 +66,19 @@ class SourceSpec:
     """One source of real faces.
 
     ``path``: a video or image file (a relative path is looked up in the test-data folder), or an image
-    shipped in an installed package: ``skimage:astronaut`` (a ``skimage.data`` function) or
-    ``matplotlib:grace_hopper.jpg`` (matplotlib's sample data). For a video, the ``frames`` most neutral
-    frames (by a landmark measure of mouth width and opening) among every ``stride``-th frame are kept.
+    shipped in an installed package: ``skimage:astronaut`` (a ``skimage.data`` function),
+    ``matplotlib:grace_hopper.jpg`` (matplotlib's sample data), or ``PACKAGE:relative/path`` for a file
+    inside any installed package (``insightface:data/images/t1.jpg``; the package is located, not
+    imported). For a video, the ``frames`` most neutral frames (by a landmark measure of mouth width and
+    opening) among every ``stride``-th frame are kept. ``face``: which face of a picture of several
+    people, counted from the left from 0 (default: the largest face).
     """
 
     identity: str
     path: str
     frames: int = 1
     stride: int = 1
+    face: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,10 +139,36 @@ def _read_package_image(spec: str) -> np.ndarray:
         path = cbook.get_sample_data(name, asfileobj=False)
         image = _read_image_file(Path(path))
     else:
-        raise ValueError(f"source {spec!r}: unknown package prefix {package!r} (use skimage: or matplotlib:)")
+        image = _read_image_file(package_file(package, name, spec))
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     return np.ascontiguousarray(image[..., :3].astype(np.uint8))
+
+
+def package_file(package: str, name: str, spec: str = "") -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    import importlib.util
+
+    where = f"source {spec!r}: " if spec else ""
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        found = None
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    if not locations:
+        hint = " (pip install 'au-heatmaps[synthetic]')" if package == "insightface" else ""
+        raise ValueError(f"{where}package {package!r} is not installed{hint}")
+    for location in locations:
+        path = Path(location) / name
+        if path.is_file():
+            return path
+    raise ValueError(f"{where}package {package!r} (at {locations[0]}) has no file {name!r}")
+
+
+def is_package_source(path: str) -> bool:
+    """``PACKAGE:name`` rather than a file path (a drive letter such as ``C:`` is not a package)."""
+    package, colon, name = path.partition(":")
+    return bool(colon) and len(package) > 1 and package.isidentifier() and bool(name) and not Path(path).exists()
 
 
 def _read_image_file(path: Path) -> np.ndarray:
@@ -184,6 +214,18 @@ def mirror_face(face: SourceFace) -> SourceFace:
     return SourceFace(face.identity, face.name + ":mirror", np.ascontiguousarray(face.image[:, ::-1]), flipped, True)
 
 
+def _pick_face(tracker: Any, frame: np.ndarray, face: int | None, where: str) -> np.ndarray | None:
+    """Landmarks of the largest face (``face`` None) or of the ``face``-th from the left; None: no face."""
+    if face is None:
+        return tracker.detect(frame).landmarks
+    faces = tracker.detect_all(frame)
+    if not faces:
+        return None
+    if not 0 <= face < len(faces):
+        raise ValueError(f"synthetic source {where}: asks for face {face}, but {len(faces)} faces were found")
+    return faces[face].landmarks
+
+
 def load_source_faces(
     config: SyntheticConfig,
     model_config: ModelConfig,
@@ -197,7 +239,7 @@ def load_source_faces(
         tracker = make_tracker("dlib")
     faces: list[SourceFace] = []
     for spec in config.sources:
-        if ":" in spec.path and not Path(spec.path).exists() and spec.path.split(":")[0] in ("skimage", "matplotlib"):
+        if is_package_source(spec.path):
             candidates = [(0, _read_package_image(spec.path))]
             where = spec.path
         else:
@@ -216,9 +258,9 @@ def load_source_faces(
             candidates = _read_video_frames(path, spec.stride) if is_video else [(0, _read_image_file(path))]
         found = []
         for index, frame in candidates:
-            observation = tracker.detect(np.ascontiguousarray(frame))
-            if observation.landmarks is not None:
-                found.append((neutrality_score(observation.landmarks), index, frame, observation.landmarks))
+            landmarks = _pick_face(tracker, np.ascontiguousarray(frame), spec.face, where)
+            if landmarks is not None:
+                found.append((neutrality_score(landmarks), index, frame, landmarks))
         if not found:
             raise ValueError(f"synthetic source {where}: no face found")
         found.sort(key=lambda item: (item[0], item[1]))
