@@ -47,9 +47,10 @@ def make_config(data_config, architecture="heatmap", **training) -> TrainConfig:
                        augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
 
 
-def test_loss_falls_over_a_few_steps_with_the_papers_network(data_config, model_config, splits, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_loss_falls_over_a_few_steps_with_the_papers_network(precision, data_config, model_config, splits, tmp_path):
     train, validation = splits
-    config = make_config(data_config, batch_size=5)
+    config = make_config(data_config, batch_size=5, precision=precision)
     trainer = Trainer(config, model_config, train, validation, tmp_path / "run", progress=False)
     dataset = TrainingDataset(train, model_config, landmark_noise=0, colour=0, label_noise=0)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(5)])
@@ -61,6 +62,50 @@ def test_loss_falls_over_a_few_steps_with_the_papers_network(data_config, model_
         trainer.optimizer.step()
         losses.append(float(per_au.mean()))
     assert losses[-1] < 0.5 * losses[0], losses
+    # Mixed precision computes in bfloat16 but keeps float32 weights (and so float32 checkpoints).
+    assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
+
+
+def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    batch = torch.utils.data.default_collate([TrainingDataset(train, small_model_config)[i] for i in range(2)])
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        trainer = Trainer(make_config(data_config, precision=precision), small_model_config, train, validation,
+                          tmp_path / precision, progress=False)
+        seen = []
+        hook = trainer.network.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        loss, _ = trainer._loss(batch)
+        hook.remove()
+        assert loss.dtype == torch.float32
+        assert seen == [torch.float32 if precision == "float32" else torch.bfloat16]
+        losses[precision] = float(loss.detach())
+    # Same initial weights (same seed): the two losses differ only by bfloat16 rounding.
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+
+
+def test_float16_needs_cuda_and_unknown_precision_is_refused(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    with pytest.raises(ValueError, match="training.precision"):
+        OptimConfig(precision="int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="float16 needs a CUDA device"):
+            Trainer(make_config(data_config, precision="float16", device="cpu"), small_model_config, train, validation,
+                    tmp_path / "run", progress=False)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float16_training_on_cuda_scales_the_loss_and_resumes(data_config, small_model_config, splits, tmp_path):
+    train, validation = splits
+    config = make_config(data_config, precision="float16", device="cuda", max_steps=3, validate_every=3)
+    result = Trainer(config, small_model_config, train, validation, tmp_path / "run", progress=False).fit()
+    assert result.steps == 3 and np.isfinite(result.last_metrics.mean_mse)
+    extra = read_checkpoint(tmp_path / "run" / "last.pt").extra
+    assert extra["grad_scaler"]["scale"] > 0
+    resumed = Trainer(replace(config, training=replace(config.training, max_steps=6)), small_model_config, train,
+                      validation, tmp_path / "run", progress=False)
+    assert resumed.fit(resume=True).steps == 6
 
 
 def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, small_model_config, splits, tmp_path):

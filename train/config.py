@@ -18,6 +18,7 @@ from train.synthetic import SyntheticConfig
 __all__ = [
     "ARCHITECTURES",
     "LR_SCHEDULES",
+    "PRECISIONS",
     "BP4DDataConfig",
     "OptimConfig",
     "AugmentConfig",
@@ -27,6 +28,9 @@ __all__ = [
 
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
 LR_SCHEDULES = ("constant", "cosine")
+# Arithmetic of the training forward pass: float32, or mixed precision (autocast; weights, optimiser
+# state, loss and validation stay float32). float16 scales the loss (CUDA only).
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 def _strict(cls: type, data: dict[str, Any] | None, where: str) -> dict[str, Any]:
@@ -83,6 +87,7 @@ class OptimConfig:
     lr_schedule: str = "constant"
     min_learning_rate: float = 0.0
     warmup_steps: int = 0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam", "sgd"):
@@ -95,6 +100,8 @@ class OptimConfig:
             raise ValueError("training.min_learning_rate must be between 0 and learning_rate")
         if self.warmup_steps < 0:
             raise ValueError("training.warmup_steps must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def learning_rate_at(self, step: int, progress: float) -> float:
         """The learning rate for optimiser step ``step`` (0-based) when ``progress`` (0..1) of the run is done.

@@ -7,6 +7,10 @@ A run directory holds:
 - ``best.pt``: the weights with the best mean validation ICC(3,1) so far (model selection);
 - ``log.csv``: one row per validation (at least one per epoch): loss, per-AU weights, ICC, MSE, PCC.
 
+``training.precision`` ``bfloat16`` or ``float16`` runs the training forward pass under autocast
+(float16 with loss scaling, CUDA only); weights, optimiser state, loss, validation and checkpoints stay
+float32, so a checkpoint does not depend on the precision it was trained in.
+
 Heatmap checkpoints are :func:`model.checkpoint.save_checkpoint` files (``au-annotate --weights``
 loads them); ResNet-18 ones use :func:`train.baselines.save_baseline_checkpoint`.
 """
@@ -45,6 +49,16 @@ def build_network(architecture: str, model_config: ModelConfig) -> nn.Module:
     if architecture == "resnet18":
         return ResNet18Regressor(len(model_config.aus))
     raise ValueError(f"unknown architecture {architecture!r}")
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``training.precision`` on ``device`` (None: plain float32)."""
+    if precision == "float32":
+        return None
+    if precision == "float16" and device.type != "cuda":
+        raise ValueError(f"training.precision float16 needs a CUDA device (this run uses {device.type}); "
+                         "on a CPU use bfloat16 or float32")
+    return torch.bfloat16 if precision == "bfloat16" else torch.float16
 
 
 def _outputs_to_intensities(outputs: torch.Tensor, max_intensity: float) -> torch.Tensor:
@@ -150,6 +164,8 @@ class Trainer:
         if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.optimizer = self._make_optimizer()
+        self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
+        self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16)
         self.weighting = AUErrorWeighting(len(model_config.aus), opt.weight_floor, opt.renormalise_weights)
         self.best_path = self.run_dir / "best.pt"
         self.last_path = self.run_dir / "last.pt"
@@ -167,7 +183,10 @@ class Trainer:
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = _to_input(batch["image"], self.device, self.channels_last)
-        outputs = self.network(x)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            outputs = self.network(x)
+        outputs = outputs.float()
         mask = batch["mask"].to(self.device)
         if self.architecture == "heatmap":
             per_au = per_au_smooth_l1(outputs, batch["maps"].to(self.device), mask)
@@ -186,6 +205,8 @@ class Trainer:
 
     def _save(self, path: Path, metrics: AUMetrics, state: dict[str, Any], with_optimizer: bool) -> None:
         extra = {"architecture": self.config.architecture, **state, "weighting": self.weighting.state_dict()}
+        if self.grad_scaler.is_enabled():
+            extra["grad_scaler"] = self.grad_scaler.state_dict()
         fields = dict(
             training=self.config.to_dict(), metrics=metrics.to_dict(),
             optimizer_state=self.optimizer.state_dict() if with_optimizer else None,
@@ -210,6 +231,8 @@ class Trainer:
             self.optimizer.load_state_dict(optimizer_state)
         if "weighting" in extra:
             self.weighting.load_state_dict(extra["weighting"])
+        if self.grad_scaler.is_enabled() and "grad_scaler" in extra:
+            self.grad_scaler.load_state_dict(extra["grad_scaler"])
         return extra
 
     def _log(self, row: dict[str, Any]) -> None:
@@ -316,8 +339,9 @@ class Trainer:
                     group["lr"] = learning_rate
                 loss, _ = self._loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                self.grad_scaler.scale(loss).backward()
+                self.grad_scaler.step(self.optimizer)
+                self.grad_scaler.update()
                 running.append(float(loss.detach()))
                 state["step"] += 1
                 state["batch"] += 1
