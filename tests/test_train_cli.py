@@ -61,6 +61,24 @@ def test_train_then_evaluate_and_report(small_config, tmp_path):
     assert (out / "report.csv").read_text().startswith("model,measure,AU6,AU10,AU12,AU14,AU17,avg")
 
 
+def test_precision_option_overrides_the_config(small_config, tmp_path):
+    import torch
+
+    from model.checkpoint import read_checkpoint
+
+    runner = CliRunner()
+    assert yaml.safe_load(small_config.read_text())["training"]["precision"] == "bfloat16"  # from synthetic.yaml
+    run = tmp_path / "fp32"
+    result = runner.invoke(main, ["--config", str(small_config), "--out", str(run), "--max-steps", "1",
+                                  "--precision", "float32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(run / "best.pt").training["training"]["precision"] == "float32"
+    if not torch.cuda.is_available():
+        failed = runner.invoke(main, ["--config", str(small_config), "--out", str(tmp_path / "fp16"), "--max-steps", "1",
+                                      "--precision", "float16", "--device", "cpu", "--quiet"])
+        assert failed.exit_code == 1 and "float16 needs a CUDA device" in failed.output
+
+
 def test_errors_name_what_is_wrong(tmp_path):
     runner = CliRunner()
     missing = tmp_path / "no_bp4d_here"

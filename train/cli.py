@@ -68,10 +68,13 @@ def _print_results(results) -> None:
 @click.option("--time-budget", "time_budget", type=float, help="Override training.time_budget_minutes.")
 @click.option("--max-steps", "max_steps", type=int, help="Override training.max_steps.")
 @click.option("--workers", type=int, help="DataLoader worker processes (override training.workers).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]),
+              help="Training arithmetic (override training.precision): bfloat16 mixed precision is faster on CPUs "
+                   "with AVX512-BF16/AMX and on Ampere+ GPUs; float16 needs CUDA.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget,
-         max_steps, workers, quiet) -> None:
+         max_steps, workers, precision, quiet) -> None:
     """Train an AU heatmap model (Sanchez, Tzimiropoulos, Valstar, BMVC 2018), its baselines, and evaluate them.
 
     Without a command, trains the model a config describes. Writes into the run folder: best.pt (best
@@ -85,7 +88,7 @@ def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resu
         ctx.exit(2)
     ctx.invoke(train_command, config_path=config_path, data_path=data_path, out_dir=out_dir, architecture=architecture,
                resume=resume, device=device, epochs=epochs, time_budget=time_budget, max_steps=max_steps,
-               workers=workers, quiet=quiet)
+               workers=workers, precision=precision, quiet=quiet)
 
 
 @main.command("train", epilog=EXAMPLES)
@@ -99,15 +102,16 @@ def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resu
 @click.option("--time-budget", "time_budget", type=float)
 @click.option("--max-steps", "max_steps", type=int)
 @click.option("--workers", type=int)
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]))
 @click.option("--quiet", is_flag=True)
 def train_command(config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget, max_steps,
-                  workers, quiet) -> None:
+                  workers, precision, quiet) -> None:
     """Train (the same as `au-train --config ...`)."""
     from train.bp4d import BP4DLayoutError
     from train.trainer import run_training
 
     config = _load_config(config_path, architecture, device=device, epochs=epochs, time_budget_minutes=time_budget,
-                          max_steps=max_steps, workers=workers)
+                          max_steps=max_steps, workers=workers, precision=precision)
     out = out_dir or _default_out(config)
     try:
         results = run_training(config, out, data_path=data_path, resume=resume, progress=not quiet)
