@@ -61,6 +61,14 @@ def test_train_then_evaluate_and_report(small_config, tmp_path):
     assert (out / "report.csv").read_text().startswith("model,measure,AU6,AU10,AU12,AU14,AU17,avg")
 
 
+def test_cli_choices_are_the_configs_values():
+    from train.cli import ARCHITECTURE_CHOICE, PRECISION_CHOICE
+    from train.config import ARCHITECTURES, PRECISIONS
+
+    assert tuple(ARCHITECTURE_CHOICE.choices) == ARCHITECTURES
+    assert tuple(PRECISION_CHOICE.choices) == PRECISIONS
+
+
 def test_precision_option_overrides_the_config(small_config, tmp_path):
     import torch
 

@@ -26,6 +26,12 @@ Examples:
 """
 
 
+# The settings' values, as train.config defines them (ARCHITECTURES, PRECISIONS); spelled out here so
+# that `au-train --help` does not import torch. tests/test_train_cli.py checks that they agree.
+ARCHITECTURE_CHOICE = click.Choice(["heatmap", "single_heatmap", "resnet18"])
+PRECISION_CHOICE = click.Choice(["float32", "bfloat16", "float16"])
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -61,14 +67,14 @@ def _print_results(results) -> None:
 @click.option("--data", "data_path", type=click.Path(path_type=Path),
               help="BP4D root (bp4d configs), or the folder of test videos (synthetic; default $AU_HEATMAPS_SHARED/testdata).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (default runs/<config name>[-<architecture>]).")
-@click.option("--architecture", type=click.Choice(["heatmap", "single_heatmap", "resnet18"]), help="Override the config's architecture.")
+@click.option("--architecture", type=ARCHITECTURE_CHOICE, help="Override the config's architecture.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (default from the config).")
 @click.option("--epochs", type=int, help="Override training.epochs.")
 @click.option("--time-budget", "time_budget", type=float, help="Override training.time_budget_minutes.")
 @click.option("--max-steps", "max_steps", type=int, help="Override training.max_steps.")
 @click.option("--workers", type=int, help="DataLoader worker processes (override training.workers).")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]),
+@click.option("--precision", type=PRECISION_CHOICE,
               help="Training arithmetic (override training.precision): bfloat16 mixed precision is faster on CPUs "
                    "with AVX512-BF16/AMX and on Ampere+ GPUs; float16 needs CUDA.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -95,14 +101,14 @@ def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resu
 @click.option("--config", "config_path", required=True, help="Training config (name or path).")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), help="BP4D root, or the test-video folder for synthetic.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder.")
-@click.option("--architecture", type=click.Choice(["heatmap", "single_heatmap", "resnet18"]))
+@click.option("--architecture", type=ARCHITECTURE_CHOICE)
 @click.option("--resume", is_flag=True)
 @click.option("--device")
 @click.option("--epochs", type=int)
 @click.option("--time-budget", "time_budget", type=float)
 @click.option("--max-steps", "max_steps", type=int)
 @click.option("--workers", type=int)
-@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]))
+@click.option("--precision", type=PRECISION_CHOICE)
 @click.option("--quiet", is_flag=True)
 def train_command(config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget, max_steps,
                   workers, precision, quiet) -> None:
