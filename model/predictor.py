@@ -49,7 +49,11 @@ class AUPredictor:
 
     ``channels_last`` (NHWC memory layout; faster on CUDA and, with oneDNN, on the CPU too) and
     ``autocast`` (``'bf16'`` or ``'fp16'``, CUDA only: ignored on the CPU, where the network runs in
-    float32) are speed options.
+    float32) and ``compile`` (``torch.compile``, CUDA only) are speed options.
+
+    A face's result does not depend on which other faces share its batch: a lone crop is run beside
+    a blank one (oneDNN takes another path for a batch of one, which differs in the 7th digit), so
+    the same crop gives the same numbers however producers and batches are arranged.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class AUPredictor:
         batch_size: int = 32,
         channels_last: bool = False,
         autocast: str | None = None,
+        compile: bool = False,
         checkpoint: Checkpoint | None = None,
     ) -> None:
         if batch_size < 1:
@@ -78,6 +83,10 @@ class AUPredictor:
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
+        self.compiled = compile and on_cuda
+        # A compiled network sees one batch shape only (short batches are padded): one graph, no recompiles.
+        self._forward = torch.compile(network, dynamic=False) if self.compiled else network
+        self._staging: torch.Tensor | None = None  # reusable pinned host buffer (CUDA)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: object) -> "AUPredictor":
@@ -92,7 +101,13 @@ class AUPredictor:
     def _to_input(self, crops: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(crops))
         if self.device.type == "cuda":
-            tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+            # One pinned buffer, reused: pinning a fresh one per batch costs more than the copy.
+            if self._staging is None or self._staging.shape[0] < len(crops):
+                self._staging = torch.empty((max(len(crops), self.batch_size),) + tuple(crops.shape[1:]),
+                                            dtype=torch.uint8).pin_memory()
+            staging = self._staging[: len(crops)]
+            staging.copy_(tensor)
+            tensor = staging.to(self.device, non_blocking=True)
         tensor = tensor.permute(0, 3, 1, 2).float().div_(255.0)
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
@@ -108,10 +123,16 @@ class AUPredictor:
         m = self.config.heatmap.map_size
         out = np.empty((len(crops), len(self.config.aus), m, m), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
-            batch = self._to_input(crops[start : start + self.batch_size])
+            chunk = crops[start : start + self.batch_size]
+            count = len(chunk)
+            padded = self.batch_size if self.compiled else max(count, 2)  # never a batch of one (see above)
+            if padded > count:
+                chunk = np.concatenate([chunk, np.zeros((padded - count,) + chunk.shape[1:], chunk.dtype)])
+            batch = self._to_input(chunk)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                maps = self.network(batch)
-            out[start : start + len(batch)] = maps.float().cpu().numpy()
+                maps = self._forward(batch)
+            # .cpu() waits for the GPU, so the pinned buffer is free again for the next batch
+            out[start : start + count] = maps[:count].float().cpu().numpy()
         return out
 
     def predict(self, crops: np.ndarray, *, keep_maps: bool = False) -> Prediction:

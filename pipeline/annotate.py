@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from model.checkpoint import package_version
 from model.predictor import AUPredictor, Prediction, resolve_device
+from model.config import RegistrationConfig
 from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
@@ -35,6 +36,7 @@ __all__ = [
     "plan_items",
     "register_faces",
     "FaceBatch",
+    "ItemPreparer",
     "Annotator",
 ]
 
@@ -50,6 +52,7 @@ class AnnotateOptions:
     device: str = "auto"
     batch_size: int | None = None
     precision: str = "fp32"  # fp32 | bf16 | fp16 (the last two on CUDA only)
+    compile: bool = False  # torch.compile the network (CUDA only; ignored on the CPU)
     pipeline: PipelineConfig = field(default_factory=load_pipeline_config)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,7 @@ class AnnotateOptions:
             "fps": self.fps,
             "save_landmarks": self.save_landmarks,
             "precision": self.precision,
+            "compile": self.compile,
             "landmark_settings": asdict(self.pipeline.landmarks),
             "chunk_frames": self.pipeline.decode.chunk_frames,
         }
@@ -181,14 +185,63 @@ def register_faces(batch: FrameBatch, observations: Sequence[FaceObservation], c
     return FaceBatch(batch, list(observations), found, matrices, crops)
 
 
+class ItemPreparer:
+    """Everything before the model for work items: decode -> landmark tracking -> registration.
+
+    Holds the landmark tracker (loaded once); the model is not needed, so producer processes that
+    feed a shared model (:mod:`pipeline.feeder`) run this alone.
+    """
+
+    def __init__(self, options: AnnotateOptions, registration: RegistrationConfig, device: str = "cpu") -> None:
+        self.options = options
+        self.registration = registration
+        self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
+
+    def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
+        """The item's video and its sampled frames in decoded batches; restarts the track."""
+        reader = open_reader(item.path)
+        info = probe_video(item.path, reader)
+        if info.num_frames < item.stop:
+            raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
+        sampled = select_frames(info, self.options.every, self.options.fps)
+        indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
+        self.tracker.reset()
+        decode = self.options.pipeline.decode
+        return info, iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
+
+    def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
+        """Landmarks + registration for one decoded batch (advances the track). Without
+        ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
+        for the model hold only what it needs."""
+        observations = self.tracker.track(batch.frames)
+        faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
+        if not keep_frames:
+            faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
+        return faces
+
+    def face_batches(self, item: WorkItem, keep_frames: bool = False) -> Iterator[FaceBatch]:
+        """The prepared batches of a whole item, in frame order."""
+        _, batches = self.open(item)
+        for batch in batches:
+            yield self.prepare(batch, keep_frames)
+
+
 class Annotator:
     """Loads the model and the landmark tracker once; annotates work items into Arrow record batches.
 
     Decoding, landmark tracking and registration run in a background thread, one batch ahead of the
-    model, so that (on the CPU as on the GPU) the model is not left waiting.
+    model, so that (on the CPU as on the GPU) the model is not left waiting. With ``tracker=False``
+    it holds only the model (the consumer of :mod:`pipeline.feeder`, whose producers track).
     """
 
-    def __init__(self, weights: str | Path, options: AnnotateOptions | None = None, render_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        weights: str | Path,
+        options: AnnotateOptions | None = None,
+        render_dir: str | Path | None = None,
+        *,
+        tracker: bool = True,
+    ) -> None:
         self.options = options or AnnotateOptions()
         device = resolve_device(self.options.device)
         autocast = None if self.options.precision == "fp32" else self.options.precision
@@ -198,9 +251,10 @@ class Annotator:
             batch_size=self.options.batch_size_for(device.type),
             channels_last=True,
             autocast=autocast,
+            compile=self.options.compile,
         )
         self.config = self.predictor.config
-        self.tracker: LandmarkTracker = make_tracker(self.options.landmarks, self.options.pipeline.landmarks, device=str(device))
+        self.preparer = ItemPreparer(self.options, self.config.registration, device=str(device)) if tracker else None
         self.schema = OutputSchema(self.config.aus, self.options.save_landmarks)
         self.overlays = None
         if render_dir is not None:
@@ -212,16 +266,19 @@ class Annotator:
     def weights_sha256(self) -> str:
         return self.predictor.checkpoint.sha256 if self.predictor.checkpoint else ""
 
+    def _preparer(self) -> ItemPreparer:
+        if self.preparer is None:
+            raise RuntimeError("this Annotator was made without a landmark tracker (tracker=False)")
+        return self.preparer
+
+    @property
+    def tracker(self) -> LandmarkTracker:
+        return self._preparer().tracker
+
     # -- stages ---------------------------------------------------------------------------------
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
-        """Landmarks + registration for one decoded batch (advances the track). Without
-        ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
-        for the model hold only what it needs."""
-        observations = self.tracker.track(batch.frames)
-        faces = register_faces(batch, observations, self.config.registration.crop_size, self.config.registration)
-        if not keep_frames:
-            faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
-        return faces
+        """Landmarks + registration for one decoded batch (see :meth:`ItemPreparer.prepare`)."""
+        return self._preparer().prepare(batch, keep_frames)
 
     def predict(self, faces: FaceBatch, keep_maps: bool = False) -> Prediction:
         """Model stage: intensities and peaks for the found faces of a batch."""
@@ -256,19 +313,11 @@ class Annotator:
     # -- a whole item ---------------------------------------------------------------------------
     def annotate(self, item: WorkItem) -> Iterator[pa.RecordBatch]:
         """Record batches for the item, in frame order (and its overlay segment, with ``render_dir``)."""
-        reader = open_reader(item.path)
-        info = probe_video(item.path, reader)
-        if info.num_frames < item.stop:
-            raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
-        sampled = select_frames(info, self.options.every, self.options.fps)
-        indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
-        self.tracker.reset()
+        info, batches = self._preparer().open(item)
         renderer = None
         if self.overlays is not None:
             renderer = self.overlays.renderer(item.video, item.start, info.fps, (info.width, info.height), self.config)
         try:
-            decode = self.options.pipeline.decode
-            batches = iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
             keep_frames = renderer is not None
             for faces in _prefetch((self.prepare(b, keep_frames) for b in batches), depth=2):
                 prediction = self.predict(faces, keep_maps=renderer is not None)

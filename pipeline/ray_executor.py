@@ -1,9 +1,13 @@
 """Running work items on Ray actors: the only module that imports Ray.
 
 - One actor per GPU by default (``gpus_per_worker`` < 1 packs several on a GPU), CPU actors when
-  there is none, each with its share of the CPU threads; each loads the weights and tracker once.
-- Dynamic scheduling: longest items first; every actor holds at most two items (one running, one
-  queued) and gets the next as soon as one finishes.
+  there is none, each with its share of the CPU threads; each loads the weights once.
+- A GPU actor is the model consumer of a :class:`pipeline.feeder.FeedEngine`: it spawns its own
+  producer processes on the CPUs Ray reserved for it (all but two), on its node, so crops reach the
+  model through shared memory, never through the object store. A CPU actor tracks in a background
+  thread of its own (the measured best without a GPU).
+- Dynamic scheduling: longest items first; every actor holds at most its producers + 1 items (two
+  for a CPU actor) and gets the next as soon as one finishes.
 - A dead actor is replaced and its items retried elsewhere, at most ``max_attempts`` times, then
   reported as that item's error. An item's rows reach its part file once (the part is written
   atomically under a name fixed by the item), so a retry never duplicates rows.
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RayOptions", "run_on_ray"]
 
+MAX_ITEMS_PER_ACTOR = 256  # concurrent annotate() calls an actor accepts; the driver sends fewer
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -37,6 +43,7 @@ class RayOptions:
     address: str | None = None
     gpus_per_worker: float | None = None
     cpus_per_worker: int | None = None  # None: the cluster's CPUs shared evenly between the workers
+    producers: int | None = None  # producer processes per worker; None: its CPUs but two on a GPU, else 0
     max_attempts: int = 3
 
 
@@ -65,31 +72,49 @@ class _WeightsShipment:
 def _worker_class():
     import ray
 
-    @ray.remote(concurrency_groups={"work": 1, "status": 1})
+    @ray.remote(concurrency_groups={"work": MAX_ITEMS_PER_ACTOR, "status": 1})
     class AnnotationWorker:
-        """Holds an :class:`Annotator`; annotates one item at a time."""
+        """Holds an :class:`Annotator` (one item at a time) or, with producers, a
+        :class:`FeedEngine` (as many items at once as it has producers)."""
 
-        def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, store, render_dir) -> None:
+        def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, producers: int,
+                     store, render_dir) -> None:
+            import threading
+
             import cv2
             import torch
 
-            torch.set_num_threads(max(1, threads))
+            torch.set_num_threads(max(1, threads - producers))
             cv2.setNumThreads(1)
-            self.annotator = Annotator(weights.local_path(), options, render_dir)
             self.store = store  # None: rows go back through the object store
             self.frames_done = 0
+            self.engine = self.annotator = None
+            if producers:
+                from pipeline.feeder import FeedEngine
+
+                self.engine = FeedEngine(weights.local_path(), options, producers, store=store, on_frames=self._count)
+            else:
+                self.annotator = Annotator(weights.local_path(), options, render_dir)
+            self.lock = threading.Lock()
+
+        def _count(self, rows: int) -> None:
+            self.frames_done += rows
 
         @ray.method(concurrency_group="work")
         def annotate(self, item: WorkItem) -> tuple[int, pa.Table | None]:
+            if self.engine is not None:
+                return self.engine.submit(item).result()
+
             def counted(batches):
                 for batch in batches:
-                    self.frames_done += batch.num_rows
+                    self._count(batch.num_rows)
                     yield batch
 
-            if self.store is not None:
-                return self.store.write_part(item, counted(self.annotator.annotate(item))), None
-            table = pa.Table.from_batches(list(counted(self.annotator.annotate(item))), self.annotator.schema.arrow_schema())
-            return table.num_rows, table
+            with self.lock:  # the annotator's tracker follows one video at a time
+                if self.store is not None:
+                    return self.store.write_part(item, counted(self.annotator.annotate(item))), None
+                table = pa.Table.from_batches(list(counted(self.annotator.annotate(item))), self.annotator.schema.arrow_schema())
+                return table.num_rows, table
 
         @ray.method(concurrency_group="status")
         def progress(self) -> int:
@@ -123,8 +148,8 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
-def plan_workers(options: RayOptions) -> tuple[int, float, int]:
-    """(number of actors, GPUs per actor, CPU threads per actor) from the cluster's resources."""
+def plan_workers(options: RayOptions) -> tuple[int, float, int, int]:
+    """(number of actors, GPUs per actor, CPUs per actor, producers per actor) from the cluster's resources."""
     import ray
 
     resources = ray.cluster_resources()
@@ -144,7 +169,11 @@ def plan_workers(options: RayOptions) -> tuple[int, float, int]:
             raise RuntimeError(f"{workers} workers x {threads} CPUs each need {workers * threads} CPUs; the cluster has {cpus}")
     else:
         threads = max(1, cpus // workers)
-    return workers, per_gpu, threads
+    if options.producers is not None:
+        producers = options.producers
+    else:
+        producers = max(1, threads - 2) if per_gpu > 0 else 0
+    return workers, per_gpu, threads, producers
 
 
 def run_on_ray(
@@ -164,7 +193,9 @@ def run_on_ray(
     started_here = _start_ray(ray_options.address)
     try:
         local_cluster = ray_options.address is None and not os.environ.get("RAY_ADDRESS")
-        workers, per_gpu, threads = plan_workers(ray_options)
+        workers, per_gpu, threads, producers = plan_workers(ray_options)
+        if plan.render_dir is not None:
+            producers = 0  # overlays need the frames where the model runs
         workers = min(workers, max(1, len(todo)))
         store = plan.store if (local_cluster or not plan.out.is_local) else None
         weights = _WeightsShipment(plan.weights, plan.weights_sha256, ray.put(Path(plan.weights).read_bytes()))
@@ -172,18 +203,19 @@ def run_on_ray(
 
         def new_actor():
             return Worker.options(num_cpus=threads, num_gpus=per_gpu, max_restarts=0).remote(
-                weights, plan.options, threads, store, plan.render_dir
+                weights, plan.options, threads, producers, store, plan.render_dir
             )
 
         actors = [new_actor() for _ in range(workers)]
-        log.info("ray: %d workers, %g GPU and %d threads each", workers, per_gpu, threads)
+        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, per_gpu, threads, producers)
+        per_actor = producers + 1 if producers else 2
         queue = collections.deque(sorted(todo, key=lambda i: -i.frames))
         attempts: collections.Counter[str] = collections.Counter()
         in_flight: dict = {}  # future -> (actor slot, item)
         reported = collections.Counter()  # frames reported per actor slot so far, for the progress bar
 
         def feed(slot: int) -> None:
-            while queue and sum(1 for s, _ in in_flight.values() if s == slot) < 2:
+            while queue and sum(1 for s, _ in in_flight.values() if s == slot) < per_actor:
                 item = queue.popleft()
                 in_flight[actors[slot].annotate.remote(item)] = (slot, item)
 

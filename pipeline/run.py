@@ -23,7 +23,7 @@ from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
 from pipeline.store import Location, ResultStore
 
-__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run"]
+__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "Layout", "plan_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class RunSummary:
     seconds: float = 0.0
     errors_file: str | None = None
     overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
+    layout: "Layout | None" = None
 
     @property
     def ok(self) -> bool:
@@ -153,14 +154,105 @@ def finish_run(
     )
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a run uses the machine: ``workers`` model workers (one per GPU, or CPU workers), each fed
+    by ``producers`` CPU processes that decode, track and register (0: the worker does that itself,
+    in a background thread). ``executor``: "process" (this process) or "ray"."""
+
+    executor: str
+    workers: int | None  # None: decided from the Ray cluster's resources
+    producers: int | None  # None: decided per Ray worker from its CPUs
+    device: str
+
+    def describe(self) -> str:
+        workers = "workers per the Ray cluster" if self.workers is None else f"{self.workers} worker{'s' * (self.workers != 1)}"
+        if self.producers is None:
+            feed = "producers per worker from its CPUs"
+        elif self.producers:
+            feed = f"each fed by {self.producers} producer process{'es' * (self.producers != 1)}"
+        else:
+            feed = "each tracking in its own thread"
+        where = "on Ray" if self.executor == "ray" else "in this process"
+        return f"{workers} ({self.device}) {where}, {feed}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"executor": self.executor, "workers": self.workers, "producers": self.producers, "device": self.device}
+
+
+def local_gpus(device: str) -> int:
+    """GPUs this run may use on this machine (0 for the CPU)."""
+    import torch
+
+    if device == "cpu" or not torch.cuda.is_available():
+        return 0
+    return 1 if device.startswith("cuda:") else torch.cuda.device_count()
+
+
+def plan_layout(
+    device: str,
+    *,
+    workers: int | None = None,
+    producers: int | None = None,
+    joining: bool = False,
+    render: bool = False,
+    cpus: int | None = None,
+    gpus: int | None = None,
+) -> Layout:
+    """The layout ``--workers auto`` / ``--producers auto`` choose (measured best; README, Benchmarks).
+
+    With GPUs: one worker per GPU, and producers on all but two cores, shared between the workers
+    (the model worker and the run's own bookkeeping keep the other two). Without a GPU: one worker
+    per two cores, each tracking in its own background thread (a producer pool gains nothing when
+    the model shares the same few cores). ``--render`` needs the full frames beside the model's maps,
+    so its workers track in their own thread.
+    """
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    gpus = gpus if gpus is not None else local_gpus(device)
+    where = "cuda" if gpus else "cpu"
+    if joining:
+        return Layout("ray", workers, 0 if render else producers, "per the Ray cluster")
+    if workers is None:
+        workers = gpus if gpus else max(1, cpus // 2)
+    if producers is None:
+        producers = max(1, (cpus - 2) // workers) if (gpus and not render) else 0
+    if render:
+        producers = 0
+    return Layout("ray" if workers > 1 else "process", workers, producers, where)
+
+
+def _failure(item: WorkItem, exc: BaseException) -> ItemFailure:
+    reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
+    return ItemFailure(item.video, item.path, reason, item.start, item.stop)
+
+
 def run_in_process(
     plan: RunPlan,
     todo: list[WorkItem],
     *,
+    producers: int = 0,
     on_frames: Callable[[int], None],
     on_item: Callable[[WorkItem, ItemFailure | None], None],
 ) -> None:
-    """Annotate ``todo`` one item after another in this process."""
+    """Annotate ``todo`` in this process: the model here, fed by ``producers`` processes (0: one item
+    after another, tracking in a background thread)."""
+    if producers:
+        import concurrent.futures
+
+        from pipeline.feeder import FeedEngine
+
+        with FeedEngine(plan.weights, plan.options, producers, store=plan.store, on_frames=on_frames) as engine:
+            futures = {engine.submit(item): item for item in sorted(todo, key=lambda i: -i.frames)}
+            for future in concurrent.futures.as_completed(futures):
+                item = futures[future]
+                try:
+                    future.result()
+                except Exception as exc:  # one bad video never costs the others their results
+                    log.debug("item %s failed", item.key, exc_info=True)
+                    on_item(item, _failure(item, exc))
+                    continue
+                on_item(item, None)
+        return
     annotator = Annotator(plan.weights, plan.options, plan.render_dir)
     for item in todo:
 
@@ -173,19 +265,9 @@ def run_in_process(
             plan.store.write_part(item, counted(annotator.annotate(item)))
         except Exception as exc:  # one bad video never costs the others their results
             log.debug("item %s failed", item.key, exc_info=True)
-            reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
-            on_item(item, ItemFailure(item.video, item.path, reason, item.start, item.stop))
+            on_item(item, _failure(item, exc))
             continue
         on_item(item, None)
-
-
-def local_workers(device: str) -> int:
-    """Workers on this machine by default: one per GPU, or one per two CPU cores without a GPU."""
-    import torch
-
-    if device != "cpu" and torch.cuda.is_available():
-        return 1 if device.startswith("cuda:") else torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def annotate(
@@ -197,6 +279,7 @@ def annotate(
     resume: bool = False,
     progress: bool = True,
     workers: int | None = 1,
+    producers: int | None = None,
     address: str | None = None,
     gpus_per_worker: float | None = None,
     cpus_per_worker: int | None = None,
@@ -204,17 +287,21 @@ def annotate(
     executor: str = "auto",
     on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
     actor_hook: Callable[[list], None] | None = None,
+    on_layout: Callable[["Layout"], None] | None = None,
 ) -> RunSummary:
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
     ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
-    cluster's resources when joining one). ``cpus_per_worker``: CPUs Ray reserves for each worker,
+    cluster's resources when joining one). ``producers``: CPU processes feeding each worker's model
+    (None = auto: all cores but two shared between the GPU workers, 0 without a GPU; see
+    :func:`plan_layout`). ``cpus_per_worker``: CPUs Ray reserves for each worker,
     which are also its torch threads (default: the cluster's CPUs shared evenly).
     ``executor="auto"``: one worker without ``address`` (and without ``$RAY_ADDRESS``) runs in this
     process; more workers, or a cluster address, run on Ray.
     ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
     (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
     ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
+    ``on_layout(layout)`` is called once the layout is chosen, before the first frame.
     """
     started = time.perf_counter()
     options = options or AnnotateOptions()
@@ -243,17 +330,24 @@ def annotate(
     if executor not in ("auto", "ray", "process"):
         raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
     joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
-    if workers is None and not joining:
-        workers = local_workers(options.device)
-    use_ray = executor == "ray" or (executor == "auto" and (joining or workers is None or workers > 1))
+    layout = plan_layout(options.device, workers=workers, producers=producers, joining=joining,
+                         render=plan.render_dir is not None)
+    if executor != "auto" and executor != layout.executor:
+        layout = Layout(executor, layout.workers, layout.producers, layout.device)
+    plan.metadata["layout"] = layout.to_dict()
+    log.info("layout: %s", layout.describe())
+    if on_layout is not None:
+        on_layout(layout)
     try:
-        if todo and use_ray:
+        if todo and layout.executor == "ray":
             from pipeline.ray_executor import RayOptions, run_on_ray
 
-            run_on_ray(plan, todo, RayOptions(workers, address, gpus_per_worker, cpus_per_worker),
+            run_on_ray(plan, todo, RayOptions(layout.workers, address, gpus_per_worker, cpus_per_worker, layout.producers),
                        on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
         elif todo:
-            run_in_process(plan, todo, on_frames=bar.frames, on_item=item_finished)
+            run_in_process(plan, todo, producers=layout.producers or 0, on_frames=bar.frames, on_item=item_finished)
     finally:
         bar.close()
-    return finish_run(plan, failures, started, frames_done, skipped)
+    summary = finish_run(plan, failures, started, frames_done, skipped)
+    summary.layout = layout
+    return summary

@@ -1,0 +1,477 @@
+"""One model per GPU, many CPU producers: the layout that keeps a GPU busy.
+
+Landmark tracking is sequential within a video and costs a CPU core ~100x what the model costs the
+GPU per frame, so one process that tracks and runs the model leaves the GPU idle. Here:
+
+- **Producers** are processes (``python -m pipeline.feeder``, one CPU thread each, connected by a
+  private socket pair, so a caller's script needs no ``if __name__ == "__main__"`` guard). Each takes whole work items, one
+  after another, through decode -> landmark tracking -> registration (:class:`ItemPreparer`), and
+  writes the registered crops (uint8, S x S x 3) into *slots* of a buffer it shares with the
+  consumer (a file in ``/dev/shm`` mapped by both: frames and crops are never pickled). Only the
+  small per-frame metadata (landmarks, boxes, affines) travels through the producer's pipe.
+- **The consumer** (this process: :class:`FeedEngine`) copies the crops out of the slots, hands the
+  slot back, and batches crops from all producers into large model batches (pinned memory on CUDA);
+  a second thread runs the model and turns the results into rows while the first keeps collecting;
+  finished items are written (or returned) by a third.
+
+Memory is bounded: a producer owns a fixed number of slots and waits for a free one, so a slow
+consumer slows the producers instead of growing RAM, and the model queue is two batches deep.
+A producer that dies loses only its current item, which is retried on a new producer (at most
+``max_attempts`` times, then reported as that item's failure); its other queued items go back to
+the queue. Rows are identical to :meth:`Annotator.annotate`'s for the same inputs: the same stages,
+and the model's results do not depend on how crops are batched (see :class:`AUPredictor`).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import mmap
+import multiprocessing.connection
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from model.config import RegistrationConfig
+from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, WorkItem
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FeedEngine", "ItemFailed", "SlotBuffer", "shared_memory_dir"]
+
+
+class ItemFailed(RuntimeError):
+    """An item could not be annotated; the message names the file and the reason."""
+
+
+# -- shared crop buffer ---------------------------------------------------------------------------
+def shared_memory_dir(needed_bytes: int) -> str:
+    """Where slot buffers live: ``/dev/shm`` (RAM) when it has room for them, else the temp folder.
+
+    Containers often mount a small ``/dev/shm`` (64 MB in Docker), where a mapping larger than the
+    free space would crash the process on first touch (SIGBUS) instead of failing cleanly.
+    """
+    shm = "/dev/shm"
+    try:
+        stat = os.statvfs(shm)
+        if stat.f_bavail * stat.f_frsize > 2 * needed_bytes:
+            return shm
+    except OSError:
+        pass
+    return tempfile.gettempdir()
+
+
+class SlotBuffer:
+    """``slots`` x ``crops_per_slot`` crops (S x S x 3 uint8) in a file mapped by several processes."""
+
+    def __init__(self, path: str | Path, slots: int, crops_per_slot: int, crop_size: int, *, create: bool) -> None:
+        self.path = str(path)
+        self.shape = (slots, crops_per_slot, crop_size, crop_size, 3)
+        size = int(np.prod(self.shape))
+        if create:
+            with open(self.path, "wb") as handle:
+                handle.truncate(size)
+        with open(self.path, "r+b") as handle:
+            self._map = mmap.mmap(handle.fileno(), size)
+        self.array = np.ndarray(self.shape, dtype=np.uint8, buffer=self._map)
+
+    @property
+    def crops_per_slot(self) -> int:
+        return self.shape[1]
+
+    def close(self) -> None:
+        self.array = None  # type: ignore[assignment]
+        try:
+            self._map.close()
+        except BufferError:  # a view is still alive somewhere; the mapping goes with the process
+            pass
+
+
+# -- the producer process ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ProducerSpec:
+    options: AnnotateOptions
+    registration: RegistrationConfig
+    slot_path: str
+    slots: int
+    crops_per_slot: int
+
+
+def _producer_main(conn: multiprocessing.connection.Connection) -> None:
+    """Producer loop: its spec, then items come in through ``conn``; ("crops", key, slot, n),
+    ("faces", key, batch), ("done", key) or ("failed", key, reason) go out. Slots come back as
+    ("free", slot)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency, but producers do not need it
+        pass
+    try:
+        spec: _ProducerSpec = conn.recv()
+    except EOFError:
+        return
+    buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=False)
+    preparer = ItemPreparer(spec.options, spec.registration)
+    free = collections.deque(range(spec.slots))
+    items: collections.deque[WorkItem] = collections.deque()
+    stopping = False
+
+    def receive() -> None:
+        nonlocal stopping
+        message = conn.recv()
+        if message[0] == "free":
+            free.append(message[1])
+        elif message[0] == "item":
+            items.append(message[1])
+        elif message[0] == "stop":
+            stopping = True
+
+    try:
+        while True:
+            while not items and not stopping:
+                receive()
+            if not items:
+                return
+            item = items.popleft()
+            try:
+                for faces in preparer.face_batches(item):
+                    crops = faces.crops
+                    for start in range(0, len(crops), buffer.crops_per_slot):
+                        piece = crops[start : start + buffer.crops_per_slot]
+                        while not free:
+                            receive()
+                        slot = free.popleft()
+                        buffer.array[slot, : len(piece)] = piece
+                        conn.send(("crops", item.key, slot, len(piece)))
+                    conn.send(("faces", item.key, replace(faces, crops=crops[:0])))
+            except Exception as exc:  # one bad video never costs the others their results
+                reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
+                conn.send(("failed", item.key, reason))
+                continue
+            conn.send(("done", item.key))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    finally:
+        buffer.close()
+
+
+# -- the consumer -----------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    """One attempt at one item (a retry is a new job with the same future)."""
+
+    item: WorkItem
+    future: concurrent.futures.Future
+    attempt: int = 1
+    rows: list[pa.RecordBatch] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)  # crops received for the next "faces" message
+    abandoned: bool = False  # its producer died: rows still in the model queue are dropped
+
+
+class _Producer:
+    """The consumer's handle on one producer process."""
+
+    def __init__(self, index: int, spec: _ProducerSpec) -> None:
+        self.index = index
+        self.buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=True)
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)  # this copy of the code, wherever it runs
+        env["PYTHONPATH"] = os.pathsep.join([package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.feeder", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self.conn = multiprocessing.connection.Connection(ours.detach())
+        self.conn.send(spec)
+        self.jobs: collections.deque[_Job] = collections.deque()  # assigned, in the order it runs them
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message: tuple) -> None:
+        """Send to the process; a dead one is noticed (and replaced) by the health check instead."""
+        try:
+            self.conn.send(message)
+        except (OSError, ValueError):
+            pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.send(("stop",))
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+        self.conn.close()
+        self.buffer.close()
+        try:
+            os.unlink(self.buffer.path)
+        except FileNotFoundError:
+            pass
+
+
+_END = "end"
+
+
+class FeedEngine:
+    """The model on one device, fed by ``producers`` CPU processes; annotates submitted work items.
+
+    ``submit(item)`` returns a future of ``(rows, table)``: with a ``store``, the item's rows are
+    written to its part file and ``table`` is None; without, ``table`` holds them. A failed item's
+    future raises :class:`ItemFailed`. Thread-safe; use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path,
+        options: AnnotateOptions,
+        producers: int,
+        *,
+        store=None,
+        items_per_producer: int = 2,
+        slots_per_producer: int = 4,
+        max_attempts: int = 3,
+        on_frames: Callable[[int], None] | None = None,
+    ) -> None:
+        if producers < 1:
+            raise ValueError(f"producers must be at least 1, got {producers}")
+        self.options = options
+        self.annotator = Annotator(weights, options, tracker=False)
+        self.model_batch = self.annotator.predictor.batch_size
+        self.store = store
+        self.max_attempts = max_attempts
+        self.items_per_producer = items_per_producer
+        self.on_frames = on_frames
+        self.frames_done = 0
+        registration = self.annotator.config.registration
+        crops_per_slot = max(1, options.pipeline.decode.batch_frames // 2)
+        slot_bytes = crops_per_slot * registration.crop_size ** 2 * 3
+        self._folder = tempfile.mkdtemp(prefix="au-heatmaps-slots-",
+                                        dir=shared_memory_dir(producers * slots_per_producer * slot_bytes))
+        self._spec = lambda index, generation: _ProducerSpec(
+            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), slots_per_producer, crops_per_slot)
+        self._generation = 0
+        self._producers = [self._start_producer(i) for i in range(producers)]
+        self._waiting: collections.deque[_Job] = collections.deque()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._model_queue: queue.Queue = queue.Queue(maxsize=2)
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="au-heatmaps-writer")
+        self._threads = [
+            threading.Thread(target=self._collect, name="au-heatmaps-collector", daemon=True),
+            threading.Thread(target=self._model_loop, name="au-heatmaps-model", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def producers(self) -> int:
+        return len(self._producers)
+
+    def _start_producer(self, index: int) -> _Producer:
+        self._generation += 1
+        return _Producer(index, self._spec(index, self._generation))
+
+    # -- public ---------------------------------------------------------------------------------
+    def submit(self, item: WorkItem) -> concurrent.futures.Future:
+        if self._closed.is_set():
+            raise RuntimeError("the engine is closed")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            self._waiting.append(_Job(item, future))
+        return future
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._writer.shutdown(wait=True)
+        for producer in self._producers:
+            producer.close()
+        for job in self._all_jobs():
+            if not job.future.done():
+                job.future.set_exception(ItemFailed(f"{job.item.path}: the run was stopped before this item finished"))
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> "FeedEngine":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _all_jobs(self) -> list[_Job]:
+        with self._lock:
+            return list(self._waiting) + [job for p in self._producers for job in p.jobs]
+
+    # -- collector thread: producers -> model batches ------------------------------------------------
+    def _assign(self) -> None:
+        """Give waiting items to the producers with the fewest assigned (at most ``items_per_producer``)."""
+        with self._lock:
+            while self._waiting:
+                producer = min(self._producers, key=lambda p: len(p.jobs))
+                if len(producer.jobs) >= self.items_per_producer:
+                    return
+                job = self._waiting.popleft()
+                producer.jobs.append(job)
+                producer.send(("item", job.item))
+
+    def _collect(self) -> None:
+        pending: list[tuple[_Job, FaceBatch]] = []
+        pending_crops = 0
+        last_health_check = time.monotonic()
+        try:
+            while not self._closed.is_set():
+                self._assign()
+                connections = {p.conn: p for p in self._producers}
+                ready = multiprocessing.connection.wait(list(connections), timeout=0.02)
+                for conn in ready:
+                    producer = connections[conn]
+                    try:
+                        message = conn.recv()
+                    except (EOFError, OSError):
+                        self._producer_died(producer)
+                        continue
+                    kind, key = message[0], message[1]
+                    job = producer.jobs[0] if producer.jobs else None
+                    if job is None or job.item.key != key:  # cannot happen: a producer runs its items in order
+                        log.error("producer %d sent %s for %s, expected %s", producer.index, kind, key, job and job.item.key)
+                        continue
+                    if kind == "crops":
+                        slot, count = message[2], message[3]
+                        job.crops.append(producer.buffer.array[slot, :count].copy())
+                        producer.send(("free", slot))
+                    elif kind == "faces":
+                        crops = np.concatenate(job.crops) if job.crops else message[2].crops
+                        job.crops = []
+                        pending.append((job, replace(message[2], crops=crops)))
+                        pending_crops += len(crops)
+                    else:  # "done" / "failed": everything of the item is in pending (or the model queue)
+                        with self._lock:
+                            producer.jobs.popleft()
+                        self._flush(pending)
+                        pending, pending_crops = [], 0
+                        self._model_queue.put((_END, job, message[2] if kind == "failed" else None))
+                if pending and (pending_crops >= self.model_batch or not ready):
+                    self._flush(pending)
+                    pending, pending_crops = [], 0
+                if time.monotonic() - last_health_check > 0.5:
+                    last_health_check = time.monotonic()
+                    for producer in list(self._producers):
+                        if not producer.is_alive():
+                            self._producer_died(producer)
+        except BaseException as exc:  # the engine cannot go on: fail what is left, loudly
+            log.exception("au-heatmaps feeder failed")
+            for job in self._all_jobs():
+                if not job.future.done():
+                    job.future.set_exception(ItemFailed(f"{job.item.path}: feeder failed ({type(exc).__name__}: {exc})"))
+        finally:
+            self._model_queue.put(None)
+
+    def _flush(self, pending: list[tuple[_Job, FaceBatch]]) -> None:
+        if pending:
+            self._model_queue.put(("batch", pending))
+
+    def _producer_died(self, producer: _Producer) -> None:
+        """Replace a dead producer; retry its current item (bounded), requeue the others."""
+        try:
+            code = producer.process.wait(1)
+        except subprocess.TimeoutExpired:  # its pipe broke but it lives on: end it
+            producer.process.kill()
+            code = producer.process.wait()
+        with self._lock:
+            jobs = list(producer.jobs)
+            producer.jobs.clear()
+        replacement = self._start_producer(producer.index)
+        self._producers[self._producers.index(producer)] = replacement
+        producer.close(timeout=1)
+        for position, job in enumerate(jobs):
+            job.abandoned = True
+            if job.future.done():  # already failed (e.g. by the model)
+                continue
+            attempt = job.attempt + (1 if position == 0 else 0)
+            if position == 0 and attempt > self.max_attempts:
+                job.future.set_exception(ItemFailed(
+                    f"{job.item.path}: producer process died {job.attempt} times on frames "
+                    f"{job.item.start}-{job.item.stop - 1} (exit code {code})"))
+                continue
+            if position == 0:
+                log.warning("producer died (exit code %s) on %s (attempt %d); retrying", code, job.item.key, job.attempt)
+            with self._lock:
+                self._waiting.appendleft(_Job(job.item, job.future, attempt))
+
+    # -- model thread: batches -> rows -------------------------------------------------------------
+    def _model_loop(self) -> None:
+        while True:
+            work = self._model_queue.get()
+            if work is None:
+                return
+            if work[0] == _END:
+                _, job, failure = work
+                if job.abandoned:
+                    continue
+                if failure is not None:
+                    job.future.set_exception(ItemFailed(failure))
+                else:
+                    self._writer.submit(self._finish, job)
+                continue
+            batch = [(job, faces) for job, faces in work[1] if not job.abandoned]
+            if not batch:
+                continue
+            try:
+                crops = np.concatenate([faces.crops for _, faces in batch])
+                prediction = self.annotator.predictor.predict(crops)
+            except Exception as exc:
+                for job, _ in batch:
+                    job.abandoned = True
+                    if not job.future.done():
+                        job.future.set_exception(ItemFailed(f"{job.item.path}: model failed ({type(exc).__name__}: {exc})"))
+                continue
+            offset = 0
+            for job, faces in batch:
+                count = len(faces.crops)
+                part = replace(prediction, intensities=prediction.intensities[offset : offset + count],
+                               peaks=prediction.peaks[offset : offset + count])
+                offset += count
+                rows = self.annotator.rows(job.item.video, faces, part)
+                job.rows.append(rows)
+                self.frames_done += rows.num_rows
+                if self.on_frames is not None:
+                    self.on_frames(rows.num_rows)
+
+    def _finish(self, job: _Job) -> None:
+        try:
+            if self.store is not None:
+                result = (self.store.write_part(job.item, job.rows), None)
+            else:
+                table = pa.Table.from_batches(job.rows, self.annotator.schema.arrow_schema())
+                result = (table.num_rows, table)
+        except Exception as exc:
+            job.future.set_exception(exc)
+            return
+        job.rows = []
+        job.future.set_result(result)
+
+
+if __name__ == "__main__":  # a producer process: python -m pipeline.feeder FD
+    _producer_main(multiprocessing.connection.Connection(int(sys.argv[1])))
