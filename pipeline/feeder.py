@@ -50,7 +50,7 @@ from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPrepare
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FeedEngine", "ItemFailed", "SlotBuffer", "shared_memory_dir"]
+__all__ = ["FeedEngine", "ItemFailed", "Producer", "ProducerSpec", "SlotBuffer", "shared_memory_dir"]
 
 
 class ItemFailed(RuntimeError):
@@ -102,12 +102,13 @@ class SlotBuffer:
 
 # -- the producer process ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _ProducerSpec:
+class ProducerSpec:
     options: AnnotateOptions
     registration: RegistrationConfig
     slot_path: str
     slots: int
     crops_per_slot: int
+    tracker_device: str = "cpu"  # FAN tracks on the GPU; dlib always on the CPU
 
 
 def _producer_main(conn: multiprocessing.connection.Connection) -> None:
@@ -124,11 +125,11 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     except ImportError:  # pragma: no cover - torch is a dependency, but producers do not need it
         pass
     try:
-        spec: _ProducerSpec = conn.recv()
+        spec: ProducerSpec = conn.recv()
     except EOFError:
         return
     buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=False)
-    preparer = ItemPreparer(spec.options, spec.registration)
+    preparer = ItemPreparer(spec.options, spec.registration, device=spec.tracker_device)
     free = collections.deque(range(spec.slots))
     items: collections.deque[WorkItem] = collections.deque()
     stopping = False
@@ -185,10 +186,10 @@ class _Job:
     abandoned: bool = False  # its producer died: rows still in the model queue are dropped
 
 
-class _Producer:
+class Producer:
     """The consumer's handle on one producer process."""
 
-    def __init__(self, index: int, spec: _ProducerSpec) -> None:
+    def __init__(self, index: int, spec: ProducerSpec) -> None:
         self.index = index
         self.buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=True)
         ours, theirs = socket.socketpair()
@@ -262,13 +263,16 @@ class FeedEngine:
         self.items_per_producer = items_per_producer
         self.on_frames = on_frames
         self.frames_done = 0
+        self.retries = 0  # items started again after their producer died
         registration = self.annotator.config.registration
         crops_per_slot = max(1, options.pipeline.decode.batch_frames // 2)
         slot_bytes = crops_per_slot * registration.crop_size ** 2 * 3
         self._folder = tempfile.mkdtemp(prefix="au-heatmaps-slots-",
                                         dir=shared_memory_dir(producers * slots_per_producer * slot_bytes))
-        self._spec = lambda index, generation: _ProducerSpec(
-            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), slots_per_producer, crops_per_slot)
+        tracker_device = str(self.annotator.predictor.device) if options.landmarks == "fan" else "cpu"
+        self._spec = lambda index, generation: ProducerSpec(
+            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), slots_per_producer,
+            crops_per_slot, tracker_device)
         self._generation = 0
         self._producers = [self._start_producer(i) for i in range(producers)]
         self._waiting: collections.deque[_Job] = collections.deque()
@@ -287,9 +291,12 @@ class FeedEngine:
     def producers(self) -> int:
         return len(self._producers)
 
-    def _start_producer(self, index: int) -> _Producer:
+    def producer_pids(self) -> list[int]:
+        return [p.process.pid for p in self._producers]
+
+    def _start_producer(self, index: int) -> Producer:
         self._generation += 1
-        return _Producer(index, self._spec(index, self._generation))
+        return Producer(index, self._spec(index, self._generation))
 
     # -- public ---------------------------------------------------------------------------------
     def submit(self, item: WorkItem) -> concurrent.futures.Future:
@@ -392,7 +399,7 @@ class FeedEngine:
         if pending:
             self._model_queue.put(("batch", pending))
 
-    def _producer_died(self, producer: _Producer) -> None:
+    def _producer_died(self, producer: Producer) -> None:
         """Replace a dead producer; retry its current item (bounded), requeue the others."""
         try:
             code = producer.process.wait(1)
@@ -412,10 +419,11 @@ class FeedEngine:
             attempt = job.attempt + (1 if position == 0 else 0)
             if position == 0 and attempt > self.max_attempts:
                 job.future.set_exception(ItemFailed(
-                    f"{job.item.path}: producer process died {job.attempt} times on frames "
-                    f"{job.item.start}-{job.item.stop - 1} (exit code {code})"))
+                    f"{job.item.path}: the producer process died (exit code {code}) on frames "
+                    f"{job.item.start}-{job.item.stop - 1}, {job.attempt} attempt(s)"))
                 continue
             if position == 0:
+                self.retries += 1
                 log.warning("producer died (exit code %s) on %s (attempt %d); retrying", code, job.item.key, job.attempt)
             with self._lock:
                 self._waiting.appendleft(_Job(job.item, job.future, attempt))

@@ -18,7 +18,7 @@ def test_help_documents_every_option_with_examples() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     for option in ("--out", "--weights", "--landmarks", "--device", "--batch-size", "--every", "--fps",
-                   "--resume", "--save-landmarks", "--workers", "--address", "Examples:"):
+                   "--resume", "--save-landmarks", "--workers", "--producers", "--compile", "--address", "Examples:"):
         assert option in result.output
 
 
@@ -28,7 +28,20 @@ def test_annotates_a_folder(setup, tmp_path) -> None:
     result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "2/2 videos" in result.output
+    assert "layout: 1 worker (cpu) in this process, each tracking in its own thread" in result.output
     assert load_results(out).groupby("video").size().to_dict() == counts
+
+
+def test_producers_feed_the_model_and_the_layout_is_printed(setup, tmp_path) -> None:
+    folder, counts, weights = setup
+    out = tmp_path / "r.parquet"
+    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu",
+                                       "--workers", "1", "--producers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "layout: 1 worker (cpu) in this process, each fed by 2 producer processes" in result.output
+    results = load_results(out)
+    assert results.groupby("video").size().to_dict() == counts
+    assert results.attrs["au_heatmaps"]["layout"] == {"executor": "process", "workers": 1, "producers": 2, "device": "cpu"}
 
 
 def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
@@ -50,6 +63,7 @@ def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
         (["--every", "0"], "0"),
         (["--workers", "0"], "--workers"),
         (["--workers", "many"], "'many' is not a positive whole number"),
+        (["--producers", "-1"], "'-1' is not a non-negative whole number"),
     ],
 )
 def test_usage_errors_are_clear(setup, tmp_path, args, message) -> None:

@@ -1,0 +1,145 @@
+"""The producer/consumer layout (pipeline.feeder): same rows as the in-process path, bounded slots,
+a dead producer costs only a retry of its item, a bad item only itself; and the layout auto picks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.annotate import AnnotateOptions, Annotator
+from pipeline.config import load_pipeline_config, with_overrides
+from pipeline.feeder import FeedEngine, ItemFailed
+from pipeline.run import Layout, annotate, plan_items, plan_layout
+from pipeline.sources import VideoSource
+
+VIDEOS = ["single_face.mp4", "face_noface.mov"]
+
+
+def _items(folder: Path, names, options: AnnotateOptions):
+    items, _, failures = plan_items([VideoSource(folder / n, n) for n in names], options)
+    assert not failures
+    return items
+
+
+def _reference(checkpoint: Path, options: AnnotateOptions, items) -> dict[str, pa.Table]:
+    annotator = Annotator(checkpoint, options)
+    return {i.key: pa.Table.from_batches(list(annotator.annotate(i)), annotator.schema.arrow_schema()) for i in items}
+
+
+@pytest.fixture(scope="module")
+def small_batches() -> AnnotateOptions:
+    """Decoded batches of 32 frames: several messages per item, so slots are reused and a producer
+    can be stopped mid-item."""
+    pipeline = with_overrides(load_pipeline_config(), decode={"batch_frames": 32})
+    return AnnotateOptions(device="cpu", save_landmarks=True, pipeline=pipeline)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("producers, slots", [(1, 1), (2, 4)])
+def test_engine_rows_equal_the_in_process_rows(testdata_dir, authors_checkpoint, small_batches, producers, slots):
+    items = _items(testdata_dir, VIDEOS, small_batches)
+    expected = _reference(authors_checkpoint, small_batches, items)
+    with FeedEngine(authors_checkpoint, small_batches, producers, slots_per_producer=slots) as engine:
+        futures = {item.key: engine.submit(item) for item in items}
+        results = {key: future.result(timeout=600) for key, future in futures.items()}
+        assert engine.frames_done == sum(i.frames for i in items)
+    for key, (rows, table) in results.items():
+        assert rows == expected[key].num_rows
+        assert table.equals(expected[key]), key  # every value, bit for bit
+
+
+@pytest.mark.slow
+def test_a_killed_producer_costs_only_a_retry(testdata_dir, authors_checkpoint, small_batches, caplog):
+    items = _items(testdata_dir, ["face_noface.mov"], small_batches)
+    expected = _reference(authors_checkpoint, small_batches, items)
+    with FeedEngine(authors_checkpoint, small_batches, 1) as engine:
+        future = engine.submit(items[0])
+        deadline = time.monotonic() + 300
+        while engine.frames_done < 32 and time.monotonic() < deadline:  # the first batch is through the model
+            time.sleep(0.01)
+        assert engine.frames_done < items[0].frames, "the item finished before the producer could be killed"
+        victim = engine.producer_pids()[0]
+        with caplog.at_level(logging.WARNING, logger="pipeline.feeder"):
+            os.kill(victim, signal.SIGKILL)
+            rows, table = future.result(timeout=600)
+        assert engine.producer_pids()[0] != victim  # replaced
+        assert engine.retries == 1
+    assert "retrying" in caplog.text
+    assert table.equals(expected[items[0].key])  # no duplicated or lost rows from the first attempt
+
+
+@pytest.mark.slow
+def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, authors_checkpoint, small_batches):
+    items = _items(testdata_dir, ["face_noface.mov", "single_face.mp4"], small_batches)
+    with FeedEngine(authors_checkpoint, small_batches, 1, max_attempts=1, items_per_producer=1) as engine:
+        doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
+        deadline = time.monotonic() + 300
+        while engine.frames_done == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(engine.producer_pids()[0], signal.SIGKILL)
+        with pytest.raises(ItemFailed, match=r"face_noface\.mov: the producer process died \(exit code -9\) on frames 0-168, 1 attempt"):
+            doomed.result(timeout=600)
+        rows, table = survivor.result(timeout=600)
+    assert rows == items[1].frames
+
+
+@pytest.mark.slow
+def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, authors_checkpoint, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in VIDEOS:
+        shutil.copy(testdata_dir / name, folder / name)
+    options = AnnotateOptions(device="cpu")
+    items = _items(folder, VIDEOS, options)
+    shutil.copy(testdata_dir / "bmvc_example.mp4", folder / "single_face.mp4")  # 49 frames now, 72 planned
+    with FeedEngine(authors_checkpoint, options, 2) as engine:
+        futures = [engine.submit(item) for item in items]
+        with pytest.raises(ItemFailed, match=r"single_face\.mp4: has 49 frames now, expected at least 72"):
+            futures[0].result(timeout=600)
+        assert futures[1].result(timeout=600)[0] == 169
+
+
+@pytest.mark.slow
+def test_a_run_with_producers_writes_the_same_file(testdata_dir, authors_checkpoint, tmp_path):
+    options = AnnotateOptions(device="cpu", save_landmarks=True)
+    inputs = [testdata_dir / n for n in VIDEOS]
+    plain = annotate(inputs, tmp_path / "plain.parquet", options, weights=authors_checkpoint, producers=0, progress=False)
+    fed = annotate(inputs, tmp_path / "fed.parquet", options, weights=authors_checkpoint, producers=2, progress=False)
+    assert plain.ok and fed.ok
+    assert (plain.layout.producers, fed.layout.producers) == (0, 2)
+    a, b = pq.read_table(tmp_path / "plain.parquet"), pq.read_table(tmp_path / "fed.parquet")
+    assert a.replace_schema_metadata(None).equals(b.replace_schema_metadata(None))
+    from pipeline.store import read_run_metadata
+
+    assert read_run_metadata(tmp_path / "fed.parquet")["layout"] == {
+        "executor": "process", "workers": 1, "producers": 2, "device": "cpu"}
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, workers, producers, render, expected",
+    [
+        (16, 1, None, None, False, Layout("process", 1, 14, "cuda")),
+        (16, 2, None, None, False, Layout("ray", 2, 7, "cuda")),
+        (16, 8, None, None, False, Layout("ray", 8, 1, "cuda")),
+        (2, 0, None, None, False, Layout("process", 1, 0, "cpu")),
+        (8, 0, None, None, False, Layout("ray", 4, 0, "cpu")),
+        (2, 0, None, 2, False, Layout("process", 1, 2, "cpu")),
+        (16, 1, None, None, True, Layout("process", 1, 0, "cuda")),
+        (16, 1, 1, 6, False, Layout("process", 1, 6, "cuda")),
+    ],
+)
+def test_plan_layout(cpus, gpus, workers, producers, render, expected):
+    assert plan_layout("auto", workers=workers, producers=producers, render=render, cpus=cpus, gpus=gpus) == expected
+
+
+def test_layout_describes_itself():
+    assert plan_layout("auto", cpus=16, gpus=1).describe() == "1 worker (cuda) in this process, each fed by 14 producer processes"
+    assert plan_layout("cpu", cpus=2, gpus=0).describe() == "1 worker (cpu) in this process, each tracking in its own thread"
