@@ -35,6 +35,7 @@ class LandmarkConfig:
     track_box_shift: float = 0.06
     track_box_scale: tuple[float, float] = (1.36, 1.34)
     fan_detector: str = "sfd"
+    fan_detect_max_side: int = 640
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))

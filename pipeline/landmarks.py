@@ -283,8 +283,16 @@ class FanTracker(LandmarkTracker):
         return results
 
     def _detect_boxes(self, image: np.ndarray) -> list[Box]:
-        boxes = self._fa.face_detector.detect_from_image(image.copy())
-        return [tuple(float(v) for v in b[:4]) for b in boxes]
+        """Face boxes in frame pixels, detected on a copy scaled down to ``fan_detect_max_side``."""
+        scale, limit = 1.0, self.config.fan_detect_max_side
+        work = image
+        if limit and max(image.shape[:2]) > limit:
+            scale = limit / max(image.shape[:2])
+            work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        else:
+            work = image.copy()  # the detector may write into its input
+        boxes = self._fa.face_detector.detect_from_image(work)
+        return [tuple(float(v) / scale for v in b[:4]) for b in boxes]
 
     def _detect_box(self, image: np.ndarray) -> Box | None:
         boxes = self._detect_boxes(image)

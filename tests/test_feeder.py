@@ -19,6 +19,7 @@ from pipeline.config import load_pipeline_config, with_overrides
 from pipeline.feeder import FeedEngine, ItemFailed
 from pipeline.run import Layout, annotate, plan_items, plan_layout
 from pipeline.sources import VideoSource
+from pipeline_helpers import small_checkpoint
 
 VIDEOS = ["single_face.mp4", "face_noface.mov"]
 
@@ -35,6 +36,12 @@ def _reference(checkpoint: Path, options: AnnotateOptions, items) -> dict[str, p
 
 
 @pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A narrow network in the real format: these tests are about the feeding, not the weights."""
+    return small_checkpoint(tmp_path_factory.mktemp("weights") / "small.pt")
+
+
+@pytest.fixture(scope="module")
 def small_batches() -> AnnotateOptions:
     """Decoded batches of 32 frames: several messages per item, so slots are reused and a producer
     can be stopped mid-item."""
@@ -44,10 +51,10 @@ def small_batches() -> AnnotateOptions:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("producers, slots", [(1, 1), (2, 4)])
-def test_engine_rows_equal_the_in_process_rows(testdata_dir, authors_checkpoint, small_batches, producers, slots):
+def test_engine_rows_equal_the_in_process_rows(testdata_dir, weights, small_batches, producers, slots):
     items = _items(testdata_dir, VIDEOS, small_batches)
-    expected = _reference(authors_checkpoint, small_batches, items)
-    with FeedEngine(authors_checkpoint, small_batches, producers, slots_per_producer=slots) as engine:
+    expected = _reference(weights, small_batches, items)
+    with FeedEngine(weights, small_batches, producers, slots_per_producer=slots) as engine:
         futures = {item.key: engine.submit(item) for item in items}
         results = {key: future.result(timeout=600) for key, future in futures.items()}
         assert engine.frames_done == sum(i.frames for i in items)
@@ -57,10 +64,10 @@ def test_engine_rows_equal_the_in_process_rows(testdata_dir, authors_checkpoint,
 
 
 @pytest.mark.slow
-def test_a_killed_producer_costs_only_a_retry(testdata_dir, authors_checkpoint, small_batches, caplog):
+def test_a_killed_producer_costs_only_a_retry(testdata_dir, weights, small_batches, caplog):
     items = _items(testdata_dir, ["face_noface.mov"], small_batches)
-    expected = _reference(authors_checkpoint, small_batches, items)
-    with FeedEngine(authors_checkpoint, small_batches, 1) as engine:
+    expected = _reference(weights, small_batches, items)
+    with FeedEngine(weights, small_batches, 1) as engine:
         future = engine.submit(items[0])
         deadline = time.monotonic() + 300
         while engine.frames_done < 32 and time.monotonic() < deadline:  # the first batch is through the model
@@ -77,9 +84,9 @@ def test_a_killed_producer_costs_only_a_retry(testdata_dir, authors_checkpoint, 
 
 
 @pytest.mark.slow
-def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, authors_checkpoint, small_batches):
+def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, weights, small_batches):
     items = _items(testdata_dir, ["face_noface.mov", "single_face.mp4"], small_batches)
-    with FeedEngine(authors_checkpoint, small_batches, 1, max_attempts=1, items_per_producer=1) as engine:
+    with FeedEngine(weights, small_batches, 1, max_attempts=1, items_per_producer=1) as engine:
         doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
         deadline = time.monotonic() + 300
         while engine.frames_done == 0 and time.monotonic() < deadline:
@@ -92,7 +99,7 @@ def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, authors_ch
 
 
 @pytest.mark.slow
-def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, authors_checkpoint, tmp_path):
+def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, weights, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in VIDEOS:
@@ -100,7 +107,7 @@ def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, authors_che
     options = AnnotateOptions(device="cpu")
     items = _items(folder, VIDEOS, options)
     shutil.copy(testdata_dir / "bmvc_example.mp4", folder / "single_face.mp4")  # 49 frames now, 72 planned
-    with FeedEngine(authors_checkpoint, options, 2) as engine:
+    with FeedEngine(weights, options, 2) as engine:
         futures = [engine.submit(item) for item in items]
         with pytest.raises(ItemFailed, match=r"single_face\.mp4: has 49 frames now, expected at least 72"):
             futures[0].result(timeout=600)
@@ -108,11 +115,11 @@ def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, authors_che
 
 
 @pytest.mark.slow
-def test_a_run_with_producers_writes_the_same_file(testdata_dir, authors_checkpoint, tmp_path):
+def test_a_run_with_producers_writes_the_same_file(testdata_dir, weights, tmp_path):
     options = AnnotateOptions(device="cpu", save_landmarks=True)
     inputs = [testdata_dir / n for n in VIDEOS]
-    plain = annotate(inputs, tmp_path / "plain.parquet", options, weights=authors_checkpoint, producers=0, progress=False)
-    fed = annotate(inputs, tmp_path / "fed.parquet", options, weights=authors_checkpoint, producers=2, progress=False)
+    plain = annotate(inputs, tmp_path / "plain.parquet", options, weights=weights, producers=0, progress=False)
+    fed = annotate(inputs, tmp_path / "fed.parquet", options, weights=weights, producers=2, progress=False)
     assert plain.ok and fed.ok
     assert (plain.layout.producers, fed.layout.producers) == (0, 2)
     a, b = pq.read_table(tmp_path / "plain.parquet"), pq.read_table(tmp_path / "fed.parquet")

@@ -161,3 +161,17 @@ def test_fan_backend_without_weights_says_what_to_do(tmp_path, monkeypatch) -> N
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="'dlib' or 'fan'"):
         make_tracker("openface")
+
+
+def test_fan_detects_on_a_scaled_down_copy_and_reports_frame_pixels(random_fan_weights) -> None:
+    """A frame twice as large, detected at the same working size, gives twice the box."""
+    import cv2
+
+    frame = astronaut_frames(1)[0]
+    large = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    side = max(frame.shape[:2])
+    tracker = make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib", fan_detect_max_side=side))
+    small_box = np.array(tracker.detect(frame).box)
+    large_box = np.array(tracker.detect(large).box)
+    assert large_box.shape == (4,)
+    np.testing.assert_allclose(large_box, 2 * small_box, atol=4.0)
