@@ -34,6 +34,11 @@ class LandmarkConfig:
     detect_upsample: int = 0
     track_box_shift: float = 0.06
     track_box_scale: tuple[float, float] = (1.36, 1.34)
+    check_interval: int = 5
+    check_target_size: int = 100
+    check_margin: float = 0.4
+    appearance_size: int = 24
+    appearance_min_correlation: float = 0.8
     fan_detector: str = "sfd"
     fan_detect_max_side: int = 640
 
@@ -43,6 +48,10 @@ class LandmarkConfig:
             raise ValueError(f"landmarks.backend must be 'dlib' or 'fan', got {self.backend!r}")
         if self.redetect_interval < 1:
             raise ValueError(f"landmarks.redetect_interval must be >= 1, got {self.redetect_interval}")
+        if self.check_interval < 1:
+            raise ValueError(f"landmarks.check_interval must be >= 1, got {self.check_interval}")
+        if not -1.0 <= self.appearance_min_correlation <= 1.0:
+            raise ValueError(f"landmarks.appearance_min_correlation must lie in [-1, 1], got {self.appearance_min_correlation}")
 
 
 @dataclass(frozen=True)

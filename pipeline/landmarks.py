@@ -3,8 +3,9 @@
 - ``dlib`` (default; offline, CPU): dlib's HOG frontal face detector and the 68-point shape predictor
   shipped by ``face_recognition_models`` (the tracker of the authors' released code). A fresh
   detection takes the largest face; following frames are tracked from the previous frame's
-  landmarks, with a cheap local face-detector check each frame as the quality score; the face is
-  detected again when that check fails and at a fixed interval.
+  landmarks, with a local face-detector check as the quality score, every few frames and whenever
+  the face's look changes (a cheap patch correlation); the face is detected again when that check
+  fails, when the box leaves the frame, and at a fixed interval.
 - ``fan``: face-alignment's FAN, batched over frames (on the GPU when there is one), with boxes from
   tracking and face-alignment's own detector for (re)detection. Weights come through face-alignment's
   download/cache (``$TORCH_HOME/hub/checkpoints``).
@@ -137,7 +138,16 @@ class LandmarkTracker(ABC):
 
 
 class DlibTracker(LandmarkTracker):
-    """dlib HOG detection + 68-point shape predictor, tracked frame to frame."""
+    """dlib HOG detection + 68-point shape predictor, tracked frame to frame.
+
+    A tracked frame's box comes from the previous frame's landmarks (:func:`box_from_landmarks`). The
+    evidence that a face is still there is dlib's HOG detector run on a small region around that box
+    (:meth:`_local_score`); it runs every ``check_interval`` tracked frames, and at once when the box
+    leaves the frame or when the face's appearance (a small grey patch of the box) no longer
+    correlates with the patch at the latest check (``appearance_min_correlation``). A failed check
+    means a fresh full-frame detection. ``quality`` is the latest check's (or detection's) score,
+    squashed to 0..1.
+    """
 
     name = "dlib"
 
@@ -148,6 +158,13 @@ class DlibTracker(LandmarkTracker):
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path()))
+        self._evidence = -math.inf  # score of the latest check or detection
+        self._since_check = 0  # tracked frames since that check or detection
+        self._reference: np.ndarray | None = None  # appearance patch at that check or detection
+
+    def reset(self) -> None:
+        super().reset()
+        self._evidence, self._since_check, self._reference = -math.inf, 0, None
 
     # -- pieces -------------------------------------------------------------------------------
     def _faces(self, image: np.ndarray) -> list[tuple[Box, float]]:
@@ -166,48 +183,105 @@ class DlibTracker(LandmarkTracker):
         ]
 
     def _shape(self, image: np.ndarray, box: Box) -> np.ndarray:
-        rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-        shape = self._predictor(image, rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        rect = self._dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+        parts = self._predictor(image, rect).parts()
+        return np.fromiter((v for p in parts for v in (p.x, p.y)), dtype=np.float32, count=2 * len(parts)).reshape(-1, 2)
 
-    def _local_score(self, image: np.ndarray, box: Box, target: int = 100, margin: float = 0.4) -> float:
-        """Best HOG detector score in a small region around ``box``, rescaled so the face is ~``target``
-        pixels: cheap evidence that a face is still where the track says (-inf when none)."""
+    def _check_region(self, image: np.ndarray, box: Box) -> tuple[int, int, int, int] | None:
+        """The region around ``box`` that the local check looks at (x0, y0, x1, y1), or None when the
+        box is degenerate or mostly outside the frame (the face has left)."""
         width, height = box[2] - box[0], box[3] - box[1]
         if width < 2 or height < 2:
-            return -math.inf
+            return None
+        margin = self.config.check_margin
         x0, y0 = int(max(0, box[0] - width * margin)), int(max(0, box[1] - height * margin))
         x1 = int(min(image.shape[1], box[2] + width * margin))
         y1 = int(min(image.shape[0], box[3] + height * margin))
         if x1 - x0 < width * 0.5 or y1 - y0 < height * 0.5:
-            return -math.inf  # the face has left the frame
-        factor = target / max(width, height)
-        region = cv2.resize(image[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        _, scores, _ = self._detector.run(region, 0, self.config.lost_score - 1.0)
+            return None
+        return x0, y0, x1, y1
+
+    def _local_score(self, image: np.ndarray, box: Box, region: tuple[int, int, int, int]) -> float:
+        """Best HOG detector score in ``region`` (from :meth:`_check_region`), rescaled so the face is
+        ~``check_target_size`` pixels: evidence that a face is still where the track says (-inf when none)."""
+        x0, y0, x1, y1 = region
+        factor = self.config.check_target_size / max(box[2] - box[0], box[3] - box[1])
+        patch = cv2.resize(image[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        _, scores, _ = self._detector.run(patch, 0, self.config.lost_score - 1.0)
         return max(scores) if len(scores) else -math.inf
 
+    def _appearance(self, image: np.ndarray, box: Box) -> np.ndarray | None:
+        """The box's content as a small grey patch, zero mean and unit norm (None when it is flat or
+        outside the frame): compared by correlation between frames."""
+        x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+        x1, y1 = min(image.shape[1], int(box[2])), min(image.shape[0], int(box[3]))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        side = self.config.appearance_size
+        step = max(1, min(x1 - x0, y1 - y0) // (2 * side))  # every step-th pixel, then area-averaged: cheap
+        patch = cv2.resize(image[y0:y1:step, x0:x1:step], (side, side), interpolation=cv2.INTER_AREA)
+        grey = patch.astype(np.float32).sum(axis=2).ravel()
+        grey -= grey.mean()
+        norm = float(np.linalg.norm(grey))
+        return grey / norm if norm > 1e-3 else None
+
+    def _still_alike(self, appearance: np.ndarray | None) -> bool:
+        reference = self._reference
+        if appearance is None or reference is None:
+            return False
+        return float(appearance @ reference) >= self.config.appearance_min_correlation
+
     # -- interface ----------------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> FaceObservation:
+    def _detect_scored(self, image: np.ndarray) -> tuple[FaceObservation, float]:
+        """:meth:`detect` and the detector's raw score (-inf without a face)."""
         image = _as_rgb_uint8(image)
         faces = self._faces(image)
         if not faces:
-            return NO_FACE
+            return NO_FACE, -math.inf
         box, score = max(faces, key=lambda f: _area(f[0]))
-        return FaceObservation(self._shape(image, box), _logistic(score), "detected", box)
+        return FaceObservation(self._shape(image, box), _logistic(score), "detected", box), score
+
+    def detect(self, image: np.ndarray) -> FaceObservation:
+        return self._detect_scored(image)[0]
 
     def detect_all(self, image: np.ndarray) -> list[FaceObservation]:
         image = _as_rgb_uint8(image)
         faces = sorted(self._faces(image), key=lambda f: f[0][0] + f[0][2])
         return [FaceObservation(self._shape(image, box), _logistic(score), "detected", box) for box, score in faces]
 
-    def _track_one(self, image: np.ndarray) -> FaceObservation:
-        if not self._needs_detection():
+    def _detect_and_note(self, image: np.ndarray) -> FaceObservation:
+        """A fresh detection, taken as the latest evidence for the checks that follow."""
+        observation, self._evidence = self._detect_scored(image)
+        self._since_check, self._reference = 0, None
+        if observation.found and self.config.check_interval > 1:
             cfg = self.config
-            box = box_from_landmarks(self._previous.landmarks, cfg.track_box_shift, cfg.track_box_scale)
-            score = self._local_score(image, box)
-            if score >= cfg.lost_score:
-                return FaceObservation(self._shape(image, box), _logistic(score), "tracked", box)
-        return self.detect(image)
+            box = box_from_landmarks(observation.landmarks, cfg.track_box_shift, cfg.track_box_scale)
+            self._reference = self._appearance(image, box)
+        return observation
+
+    def _track_one(self, image: np.ndarray) -> FaceObservation:
+        if self._needs_detection():
+            return self._detect_and_note(image)
+        cfg = self.config
+        box = box_from_landmarks(self._previous.landmarks, cfg.track_box_shift, cfg.track_box_scale)
+        region = self._check_region(image, box)
+        if region is None:
+            return self._detect_and_note(image)  # the face has left the frame
+        self._since_check += 1
+        appearance = None
+        if self._since_check < cfg.check_interval:
+            appearance = self._appearance(image, box)
+            due = not self._still_alike(appearance)
+        else:
+            due = True
+        if due:
+            score = self._local_score(image, box, region)
+            if score < cfg.lost_score:
+                return self._detect_and_note(image)
+            self._evidence, self._since_check = score, 0
+            if cfg.check_interval > 1:
+                self._reference = appearance if appearance is not None else self._appearance(image, box)
+        return FaceObservation(self._shape(image, box), _logistic(self._evidence), "tracked", box)
 
     def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
         return [self._remember(self._track_one(_as_rgb_uint8(frame))) for frame in frames]

@@ -1,8 +1,10 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from media import astronaut_frames, noise_frames, two_people
-from pipeline.config import LandmarkConfig
+from pipeline.config import LandmarkConfig, load_pipeline_config
 from pipeline.landmarks import DlibTracker, box_from_landmarks, dlib_model_path, make_tracker
 
 
@@ -120,6 +122,111 @@ def test_face_then_no_face(dlib_tracker, testdata_dir) -> None:
     found = [o.found for o in dlib_tracker.track(frames)]
     first_missing = found.index(False)
     assert first_missing > 5 and not any(found[first_missing:])
+
+
+def _decode(path, indices=None) -> np.ndarray:
+    import decord
+
+    reader = decord.VideoReader(str(path))
+    return reader.get_batch(list(indices if indices is not None else range(len(reader)))).asnumpy()
+
+
+@pytest.fixture(scope="module")
+def single_face(testdata_dir) -> np.ndarray:
+    return _decode(testdata_dir / "single_face.mp4")
+
+
+def _first_without_a_face(frames: np.ndarray) -> int:
+    """Index of the first frame where full-frame detection finds no face; none does after it."""
+    detector = make_tracker("dlib")
+    found = [detector.detect(frame).found for frame in frames]
+    left = found.index(False)
+    assert 5 < left < len(frames) - 8 and not any(found[left:])  # the frames are as we think
+    return left
+
+
+@pytest.fixture(scope="module", params=["cut", "pan"])
+def face_leaves(request, testdata_dir) -> tuple[np.ndarray, int]:
+    """Frames where a face is seen, then leaves, and the index of the first frame where full-frame
+    detection finds no face. "cut": frames 40-119 of face_noface.mov (the person is gone from one
+    frame to the next); "pan": the first 40 frames of single_face.mp4 moved right by 12 px more
+    each frame (black comes in from the left), so that the face slides out of the picture."""
+    if request.param == "cut":
+        frames = _decode(testdata_dir / "face_noface.mov", range(40, 120))
+    else:
+        source = _decode(testdata_dir / "single_face.mp4", range(40))
+        frames = np.zeros_like(source)
+        width = source.shape[2]
+        for i, frame in enumerate(source):
+            shift = min(12 * i, width)
+            frames[i, :, shift:] = frame[:, : width - shift]
+    return frames, _first_without_a_face(frames)
+
+
+# Per-frame check intervals: the default (5) with the appearance test; 10 with the appearance test
+# off (the scheduled check alone must notice); 1 (the check on every frame, as before issue #12).
+CHECKS = [
+    pytest.param({}, id="default"),
+    pytest.param({"check_interval": 10, "appearance_min_correlation": -1.0}, id="every-10-no-appearance"),
+    pytest.param({"check_interval": 1}, id="every-frame"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", CHECKS)
+def test_a_face_that_leaves_is_lost_within_the_check_interval(face_leaves, overrides) -> None:
+    frames, left = face_leaves
+    config = replace(load_pipeline_config().landmarks, **overrides)
+    observations = make_tracker("dlib", config).track(frames)
+    found = [o.found for o in observations]
+    assert all(found[:left])
+    lost = found.index(False)
+    assert left <= lost < left + config.check_interval
+    assert not any(found[lost:])  # and nothing is found once the person has gone
+    # quality says the same: high while the face is there (lower as it slides out), 0 without one
+    assert np.median([o.quality for o in observations[:left]]) > 0.75
+    assert all(o.quality == 0.0 for o in observations[lost:])
+
+
+@pytest.mark.parametrize("overrides", CHECKS)
+def test_a_face_replaced_by_another_picture_is_lost(single_face, testdata_dir, overrides) -> None:
+    import cv2
+
+    # 12 frames of a face, then the frames of a real video without a face, at the same size
+    scenery = [cv2.resize(f, single_face.shape[2:0:-1], interpolation=cv2.INTER_AREA)
+               for f in _decode(testdata_dir / "no_face.mp4", range(0, 24, 2))]
+    frames = np.concatenate([single_face[:12], np.stack(scenery)])
+    config = replace(load_pipeline_config().landmarks, **overrides)
+    found = [o.found for o in make_tracker("dlib", config).track(frames)]
+    assert all(found[:12])
+    lost = found.index(False)
+    if config.appearance_min_correlation > -1.0:
+        assert lost == 12  # the face's look changed: checked, and lost, on the first other picture
+    else:
+        assert 12 <= lost < 12 + config.check_interval
+    assert not any(found[lost:])
+
+
+def test_checking_every_few_frames_keeps_the_landmarks_of_checking_every_frame(single_face) -> None:
+    config = load_pipeline_config().landmarks
+    assert config.check_interval > 1
+    every = make_tracker("dlib", replace(config, check_interval=1)).track(single_face)
+    few = make_tracker("dlib", config).track(single_face)
+    assert [o.source for o in few] == [o.source for o in every]
+    # the real video re-detects at the configured interval and tracks in between
+    assert [i for i, o in enumerate(few) if o.source == "detected"] == list(range(0, len(single_face), config.redetect_interval))
+    for a, b in zip(every, few):
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+        assert a.box == b.box
+        # quality: a real face scores high; between checks it is the latest check's score
+        assert 0.75 < b.quality <= 1.0 and abs(a.quality - b.quality) < 0.1
+    qualities = [o.quality for o in few]
+    assert len(set(qualities)) > 5  # it follows the checks, not a constant
+
+
+def test_check_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="check_interval"):
+        LandmarkConfig(check_interval=0)
 
 
 @pytest.fixture
