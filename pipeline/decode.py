@@ -210,7 +210,7 @@ class VideoFileReader:
                 first = reader[0].shape if num_frames else (0, 0, 3)
                 reader.seek(0)
             except Exception as exc:
-                raise VideoError(f"{path}: cannot decode ({_decord_reason(exc, path)})") from exc
+                raise VideoError(f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})") from exc
         if num_frames == 0:
             raise VideoError(f"{path}: the video stream has no frames")
         if not (fps > 0 and math.isfinite(fps)):
