@@ -165,3 +165,109 @@ def count_decode_errors(out: Location) -> dict[str, int]:
         failed = batch.filter(pc.is_valid(batch.column(1)))
         counts.update(failed.column(0).to_pylist())
     return dict(counts)
+
+
+def run_in_process(
+    plan: RunPlan,
+    todo: list[WorkItem],
+    *,
+    on_frames: Callable[[int], None],
+    on_item: Callable[[WorkItem, ItemFailure | None], None],
+) -> None:
+    """Annotate ``todo`` one item after another in this process."""
+    annotator = Annotator(plan.weights, plan.options, plan.render_dir)
+    for item in todo:
+
+        def counted(batches):
+            for batch in batches:
+                on_frames(batch.num_rows)
+                yield batch
+
+        try:
+            plan.store.write_part(item, counted(annotator.annotate(item)))
+        except Exception as exc:  # one bad video never costs the others their results
+            log.debug("item %s failed", item.key, exc_info=True)
+            reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
+            on_item(item, ItemFailure(item.video, item.path, reason, item.start, item.stop))
+            continue
+        on_item(item, None)
+
+
+def local_workers(device: str) -> int:
+    """Workers on this machine by default: one per GPU, or one per two CPU cores without a GPU."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return 1 if device.startswith("cuda:") else torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def annotate(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    options: AnnotateOptions | None = None,
+    *,
+    weights: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    workers: int | None = 1,
+    address: str | None = None,
+    gpus_per_worker: float | None = None,
+    cpus_per_worker: int | None = None,
+    render_dir: str | Path | None = None,
+    executor: str = "auto",
+    on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
+    actor_hook: Callable[[list], None] | None = None,
+) -> RunSummary:
+    """Annotate videos and write ``out`` (a Parquet path or URI).
+
+    ``workers=None`` (auto) is one worker per GPU, or one per two CPU cores without a GPU (per the
+    cluster's resources when joining one). ``cpus_per_worker``: CPUs Ray reserves for each worker,
+    which are also its torch threads (default: the cluster's CPUs shared evenly).
+    ``executor="auto"``: one worker without ``address`` (and without ``$RAY_ADDRESS``) runs in this
+    process; more workers, or a cluster address, run on Ray.
+    ``executor="ray"`` or ``"process"`` decides explicitly. ``on_item`` is called for each finished
+    (or failed) work item; ``actor_hook`` with the Ray actors after each scheduling round.
+    ``render_dir``: also write an overlay MP4 per video there (see :mod:`pipeline.render.segments`).
+    """
+    started = time.perf_counter()
+    options = options or AnnotateOptions()
+    plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir)
+    failures = list(plan.failures)
+    todo = plan.todo
+    skipped = len(plan.items) - len(todo)
+    videos = {i.video for i in plan.items}
+    left = collections.Counter(i.video for i in todo)
+    bar = RunProgress(sum(i.frames for i in todo), len(videos), enabled=progress)
+    bar.video_done(len(videos - set(left)))
+    frames_done = 0
+
+    def item_finished(item: WorkItem, failure: ItemFailure | None) -> None:
+        nonlocal frames_done
+        if failure is not None:
+            failures.append(failure)
+        else:
+            frames_done += item.frames
+        left[item.video] -= 1
+        if left[item.video] == 0:
+            bar.video_done()
+        if on_item is not None:
+            on_item(item, failure)
+
+    if executor not in ("auto", "ray", "process"):
+        raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
+    joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    if workers is None and not joining:
+        workers = local_workers(options.device)
+    use_ray = executor == "ray" or (executor == "auto" and (joining or workers is None or workers > 1))
+    try:
+        if todo and use_ray:
+            from pipeline.ray_executor import RayOptions, run_on_ray
+
+            run_on_ray(plan, todo, RayOptions(workers, address, gpus_per_worker, cpus_per_worker),
+                       on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
+        elif todo:
+            run_in_process(plan, todo, on_frames=bar.frames, on_item=item_finished)
+    finally:
+        bar.close()
+    return finish_run(plan, failures, started, frames_done, skipped)

@@ -69,3 +69,42 @@ def test_frames_are_ffmpegs_frames_at_those_indices(testdata_dir, name, every) -
     assert len(shown) == len(reference)
     keep = np.isin(indices, shown)
     np.testing.assert_array_equal(ours[keep], reference[np.searchsorted(shown, indices[keep])])
+
+
+@pytest.mark.slow
+def test_au_annotate_on_damaged_and_odd_inputs(testdata_dir, tmp_path) -> None:
+    """End to end: a damaged MP4 keeps its decodable frames (the lost one is a row with a
+    decode_error, counted in the summary), a still image and a frame folder are videos, a text file
+    is 'not a video or image', and no raw decoder line reaches stderr."""
+    import os
+    import sys
+
+    import cv2
+    import pyarrow.parquet as pq
+
+    from pipeline_helpers import small_checkpoint
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    damage(testdata_dir / "single_face.mp4", inputs / "damaged.mp4")
+    frames = noise_frames(3, size=(96, 64))
+    cv2.imwrite(str(inputs / "still.png"), frames[0])
+    (inputs / "seq").mkdir()
+    for n, frame in enumerate(frames):
+        cv2.imwrite(str(inputs / "seq" / f"img{n + 1:03d}.jpg"), frame)
+    (inputs / "notes.mp4").write_text("hello\n" * 50)
+    weights = small_checkpoint(tmp_path / "w.pt")
+    out = tmp_path / "r.parquet"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", str(inputs), "--out", str(out), "--weights", str(weights),
+                             "-q", "--device", "cpu", "--workers", "1", "--every", "2"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1, result.stderr  # notes.mp4 failed
+    lines = result.stderr.strip().splitlines()
+    assert not [line for line in lines if line.startswith("[")], result.stderr  # decord / ffmpeg log lines
+    assert any("notes.mp4" in line and "not a video or image" in line for line in lines)
+    table = pq.read_table(out).to_pandas()
+    assert table.groupby("video").size().to_dict() == {"damaged.mp4": 36, "seq": 2, "still.png": 1}
+    bad = table[table.decode_error.notna()]
+    assert list(bad.video) == ["damaged.mp4"] and not bad.face_detected.any()
+    assert table[table.video == "damaged.mp4"].face_detected.sum() >= 30
+    assert "1 frames could not be decoded" in result.stderr and "damaged.mp4: 1" in result.stderr
