@@ -207,8 +207,6 @@ class VideoFileReader:
             try:
                 num_frames = len(reader)
                 fps = float(reader.get_avg_fps())
-                first = reader[0].shape if num_frames else (0, 0, 3)
-                reader.seek(0)
             except Exception as exc:
                 raise VideoError(f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})") from exc
         if num_frames == 0:
@@ -241,8 +239,8 @@ class VideoFileReader:
             if not math.isfinite(fps):
                 raise VideoError(f"{path}: {note}, and the frame rate is unknown, so frames cannot be timed")
             times = np.arange(num_frames, dtype=np.float64) / fps
-        frame_pts, keyframes = self._stream_index(num_frames, times if source == "pts" else None, avi)
-        return VideoInfo(path, num_frames, fps, int(first[1]), int(first[0]), times, source, note, frame_pts, keyframes)
+        frame_pts, keyframes, size = self._stream_index(num_frames, times if source == "pts" else None, avi)
+        return VideoInfo(path, num_frames, fps, size[0], size[1], times, source, note, frame_pts, keyframes)
 
     def _open(self):
         import av
@@ -252,14 +250,21 @@ class VideoFileReader:
             container = av.open(str(self.path), options={"ignore_editlist": "1"})
             stream = container.streams.video[0]
         except Exception as exc:
-            raise VideoError(f"{self.path}: not a readable video ({_short(exc)})") from exc
+            raise VideoError(f"{self.path}: not a video or image ({_short(exc)})") from exc
         stream.thread_type = "AUTO"
         stream.thread_count = self.num_threads
         return container, stream
 
-    def _stream_index(self, num_frames: int, times: np.ndarray | None, avi: bool) -> tuple[np.ndarray | None, np.ndarray]:
-        """(sorted packet pts, or None to match frames by counting; keyframe indices), from one demux pass."""
+    def _stream_index(
+        self, num_frames: int, times: np.ndarray | None, avi: bool
+    ) -> tuple[np.ndarray | None, np.ndarray, tuple[int, int]]:
+        """(sorted packet pts, or None to match frames by counting; keyframe indices; (width, height)),
+        from one demux pass (nothing is decoded: decoding a frame here would start decord's read-ahead)."""
         container, stream = self._open()
+        size = (int(stream.codec_context.width), int(stream.codec_context.height))
+        if size[0] <= 0 or size[1] <= 0:
+            container.close()
+            raise VideoError(f"{self.path}: not a video or image (no frame size in its video stream)")
         time_base = float(stream.time_base)  # read before the container is closed (the stream goes with it)
         pts: list[int] = []
         keys: list[int] = []
@@ -287,10 +292,10 @@ class VideoFileReader:
         else:
             usable = False
         if not usable:
-            return None, np.array([0])
+            return None, np.array([0]), size
         keyframes = np.searchsorted(frame_pts, np.asarray(keys, dtype=np.int64))
         keyframes = np.unique(np.r_[0, keyframes[keyframes < num_frames]])
-        return frame_pts, keyframes
+        return frame_pts, keyframes, size
 
     # decoding
     def batches(self, info: VideoInfo, indices: np.ndarray, size: int) -> Iterator[FrameBatch]:
