@@ -85,6 +85,7 @@ class AnnotateOptions:
             "compile": self.compile,
             "landmark_settings": asdict(self.pipeline.landmarks),
             "chunk_frames": self.pipeline.decode.chunk_frames,
+            "image_fps": self.pipeline.decode.image_fps,
         }
 
     def run_key(self, weights_sha256: str) -> str:
@@ -135,7 +136,7 @@ def plan_items(
     chunk = max(1, options.pipeline.decode.chunk_frames)
     for source in sources:
         try:
-            info = probe_video(source.path)
+            info = probe_video(source.path, image_fps=options.pipeline.decode.image_fps)
         except VideoError as exc:
             failures.append(ItemFailure(source.name, str(source.path), str(exc)))
             continue
@@ -169,7 +170,7 @@ class FaceBatch:
 def register_faces(batch: FrameBatch, observations: Sequence[FaceObservation], crop_size: int, registration) -> FaceBatch:
     """Registration stage: 2x3 affines from the landmarks, and the warped crops of the frames with a face."""
     n = len(batch)
-    found = np.array([o.found for o in observations], dtype=bool)
+    found = np.array([o.found for o in observations], dtype=bool) & ~batch.failed  # undecodable: no face
     matrices = np.zeros((n, 2, 3), dtype=np.float64)
     if found.any():
         landmarks = np.stack([observations[i].landmarks for i in np.flatnonzero(found)])
@@ -192,14 +193,17 @@ class ItemPreparer:
     feed a shared model (:mod:`pipeline.feeder`) run this alone.
     """
 
-    def __init__(self, options: AnnotateOptions, registration: RegistrationConfig, device: str = "cpu") -> None:
+    def __init__(
+        self, options: AnnotateOptions, registration: RegistrationConfig, device: str = "cpu", decode_threads: int = 0
+    ) -> None:
         self.options = options
         self.registration = registration
+        self.decode_threads = decode_threads  # 0: the decoder's choice; producers decode on their one core
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
 
     def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
         """The item's video and its sampled frames in decoded batches; restarts the track."""
-        reader = open_reader(item.path)
+        reader = open_reader(item.path, self.decode_threads, image_fps=self.options.pipeline.decode.image_fps)
         info = probe_video(item.path, reader)
         if info.num_frames < item.stop:
             raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
@@ -308,6 +312,7 @@ class Annotator:
         return self.schema.record_batch(
             video, faces.batch.indices, faces.batch.timestamps, found, sources, quality, boxes,
             intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
+            decode_errors=faces.batch.errors,
         )
 
     # -- a whole item ---------------------------------------------------------------------------

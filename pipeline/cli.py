@@ -76,6 +76,9 @@ Then, in Python:
               help="CPUs Ray reserves for each worker, also its torch threads [default: the CPUs shared evenly].")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None,
               help="Cut long videos into work items of this many frames [default: 9000].")
+@click.option("--image-fps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="F",
+              help="Frame rate of image sequences (folders of numbered frames) and still images: "
+                   "timestamps are index / F [default: 25; configs/pipeline.yaml].")
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
               help="Pipeline settings file (YAML), shipped name or path.")
 @click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
@@ -103,6 +106,7 @@ def main(
     gpus_per_worker: float | None,
     cpus_per_worker: int | None,
     chunk_frames: int | None,
+    image_fps: float | None,
     render_dir: Path | None,
     config_path: str,
     quiet: bool,
@@ -125,6 +129,8 @@ def main(
         pipeline = load_pipeline_config(config_path)
         if chunk_frames is not None:
             pipeline = with_overrides(pipeline, decode={"chunk_frames": chunk_frames})
+        if image_fps is not None:
+            pipeline = with_overrides(pipeline, decode={"image_fps": image_fps})
         options = AnnotateOptions(
             landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
             device=device, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
@@ -149,6 +155,9 @@ def main(
         f"{summary.frames_per_second:.1f} frames/s; {summary.items_skipped} work items kept from before)",
         err=True,
     )
+    if summary.frames_undecodable:
+        click.echo(f"{sum(summary.frames_undecodable.values())} frames could not be decoded (rows with face_detected = false "
+                   "and a decode_error): " + ", ".join(f"{v}: {n}" for v, n in sorted(summary.frames_undecodable.items())), err=True)
     if render_dir is not None:
         click.echo(f"overlay videos in {render_dir}/", err=True)
         if summary.overlays_missing:

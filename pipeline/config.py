@@ -16,6 +16,7 @@ class DecodeConfig:
     batch_frames: int = 128
     max_batch_megabytes: int = 256
     chunk_frames: int = 9000
+    image_fps: float = 25.0
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     except EOFError:
         return
     buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=False)
-    preparer = ItemPreparer(spec.options, spec.registration, device=spec.tracker_device)
+    preparer = ItemPreparer(spec.options, spec.registration, device=spec.tracker_device, decode_threads=1)
     free = collections.deque(range(spec.slots))
     items: collections.deque[WorkItem] = collections.deque()
     stopping = False

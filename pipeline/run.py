@@ -43,6 +43,7 @@ class RunSummary:
     errors_file: str | None = None
     overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
     layout: "Layout | None" = None
+    frames_undecodable: dict[str, int] = field(default_factory=dict)  # video -> rows with a decode_error
 
     @property
     def ok(self) -> bool:
@@ -129,6 +130,7 @@ def finish_run(
     videos = {i.video for i in plan.items} | failed_videos
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
     rows = plan.store.assemble(complete, metadata)
+    undecodable = count_decode_errors(plan.out) if rows else {}
     errors_file = plan.store.write_errors(failures)
     overlays_missing: list[str] = []
     if plan.render_dir is not None:
@@ -151,6 +153,7 @@ def finish_run(
         seconds=time.perf_counter() - started,
         errors_file=str(errors_file) if errors_file else None,
         overlays_missing=overlays_missing,
+        frames_undecodable=undecodable,
     )
 
 
@@ -224,6 +227,17 @@ def plan_layout(
 def _failure(item: WorkItem, exc: BaseException) -> ItemFailure:
     reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
     return ItemFailure(item.video, item.path, reason, item.start, item.stop)
+
+
+def count_decode_errors(out: Location) -> dict[str, int]:
+    """Rows of each video in the output whose frame could not be decoded (``decode_error`` set)."""
+    import pyarrow.compute as pc
+
+    counts: collections.Counter[str] = collections.Counter()
+    for batch in out.parquet_file().iter_batches(columns=["video", "decode_error"]):
+        failed = batch.filter(pc.is_valid(batch.column(1)))
+        counts.update(failed.column(0).to_pylist())
+    return dict(counts)
 
 
 def run_in_process(

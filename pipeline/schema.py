@@ -12,6 +12,7 @@ face                      int16                        face slot (0: the largest
 face_detected             bool                         a face (68 landmarks) was found in this frame
 landmark_source           string                       "detected", "tracked" or "none"
 landmark_quality          float32                      0..1, confidence that the landmarks hold a face
+decode_error              string                       why the frame could not be decoded (null if it was)
 face_x0 face_y0           float32                      face box, frame pixels (null without a face)
 face_x1 face_y1
 AU06 AU10 ...             float32                      intensity 0..5 (null without a face)
@@ -66,6 +67,7 @@ class OutputSchema:
             pa.field("face_detected", pa.bool_(), nullable=False),
             pa.field("landmark_source", pa.string(), nullable=False),
             pa.field("landmark_quality", f32, nullable=False),
+            pa.field("decode_error", pa.string()),
             *(pa.field(name, f32) for name in ("face_x0", "face_y0", "face_x1", "face_y1")),
             *(pa.field(name, f32) for name in self.intensity_columns),
             *(pa.field(name, f32) for name in self.peak_columns),
@@ -88,9 +90,11 @@ class OutputSchema:
         peaks: np.ndarray,
         registration: np.ndarray,
         landmarks: np.ndarray | None = None,
+        decode_errors: Sequence[str | None] | None = None,
     ) -> pa.RecordBatch:
         """Rows for N frames of one face slot. Arrays are full length (N, ...); entries of frames without
-        a face (``detected`` False) are written as nulls, whatever they hold."""
+        a face (``detected`` False) are written as nulls, whatever they hold. ``decode_errors``: per
+        frame, None or why it could not be decoded (None / empty: every frame decoded)."""
         n = len(frames)
         missing = ~np.asarray(detected, dtype=bool)
 
@@ -106,6 +110,7 @@ class OutputSchema:
             pa.array(~missing),
             pa.array(list(sources), pa.string()),
             pa.array(np.asarray(quality, dtype=np.float32)),
+            pa.array(list(decode_errors) if decode_errors else [None] * n, pa.string()),
         ]
         boxes = np.asarray(boxes, dtype=np.float32).reshape(n, 4)
         columns += [column(boxes[:, i], f32) for i in range(4)]

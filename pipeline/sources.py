@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from pipeline.decode import VIDEO_EXTENSIONS
+from pipeline.images import image_sequence, is_image_file
 
 __all__ = ["VideoSource", "InputError", "discover_videos"]
 
@@ -18,26 +19,34 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class VideoSource:
-    """A video file and its name in the output (its path relative to the input root given)."""
+    """A video file, an image, or an image-sequence folder, and its name in the output (its path
+    relative to the input root given)."""
 
     path: Path
     name: str
 
 
 def _walk(root: Path) -> list[Path]:
+    """Videos and images (by extension) under ``root``; a folder that is an image sequence
+    (:mod:`pipeline.images`) is one entry instead of its images."""
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if image_sequence(Path(folder), VIDEO_EXTENSIONS) is not None:
+            found.append(Path(folder))
+            continue  # its subfolders are still searched (os.walk goes on into dirs)
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-                found.append(Path(folder) / name)
+            path = Path(folder) / name
+            if not name.startswith(".") and (path.suffix.lower() in VIDEO_EXTENSIONS or is_image_file(path)):
+                found.append(path)
     return found
 
 
 def discover_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[VideoSource]:
-    """Expand files and directories (recursively, by video extension) into named sources.
+    """Expand files and directories (recursively, by video and image extension) into named sources.
 
-    A file given directly is always taken (whatever its extension) and named by its file name; a
+    A folder of numbered frames (an image sequence, see :mod:`pipeline.images`) is one source,
+    named by its path relative to the input root (by its own name when it is the root). A file given directly is always taken (whatever its extension) and named by its file name; a
     file found in a directory is named by its path relative to that directory. When two inputs give
     the same name, both are prefixed with their input root's folder name.
     """
@@ -45,7 +54,8 @@ def discover_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[VideoSourc
     for raw in inputs:
         root = Path(raw).expanduser()
         if root.is_dir():
-            groups.append((root, [(p, p.relative_to(root).as_posix()) for p in _walk(root)]))
+            entries = [(p, p.relative_to(root).as_posix()) for p in _walk(root)]
+            groups.append((root, [(p, root.resolve().name if name == "." else name) for p, name in entries]))
         elif root.exists() or root.is_symlink():
             groups.append((root.parent, [(root, root.name)]))
         else:

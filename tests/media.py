@@ -73,3 +73,70 @@ def noise_frames(count: int, size: tuple[int, int] = (160, 120), seed: int = 0) 
     width, height = size
     frames = rng.integers(0, 255, size=(count, height // 8, width // 8, 3), dtype=np.uint8)
     return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in frames])
+
+
+def avi_with_dropped_frames(src: Path, dst: Path, dropped_after: dict[int, int]) -> Path:
+    """Rewrite an ffmpeg-written AVI the way capture software records dropped frames: after video
+    frame k, insert ``dropped_after[k]`` empty ('00dc', 0 bytes) chunks, each with its idx1 entry,
+    and count them in the headers' frame totals (avih, strh, dmlh)."""
+    import struct
+
+    data = src.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"AVI "
+
+    def chunks(start: int, end: int):
+        pos = start
+        while pos + 8 <= end:
+            cid, size = struct.unpack_from("<4sI", data, pos)
+            yield cid, pos, size
+            pos += 8 + size + (size & 1)
+
+    top = list(chunks(12, len(data)))
+    movi_pos, movi_size = next((p, s) for c, p, s in top if c == b"LIST" and data[p + 8 : p + 12] == b"movi")
+    body, index, frame = bytearray(b"movi"), [], 0
+    for cid, pos, size in chunks(movi_pos + 12, movi_pos + 8 + movi_size):
+        index.append((cid, 0x10, len(body), size))
+        body += data[pos : pos + 8 + size + (size & 1)]
+        if cid[2:] in (b"dc", b"db"):
+            for _ in range(dropped_after.get(frame, 0)):
+                index.append((cid, 0, len(body), 0))
+                body += cid + struct.pack("<I", 0)
+            frame += 1
+    added = sum(dropped_after.values())
+    out = bytearray(b"RIFF\0\0\0\0AVI ")
+    for cid, pos, size in top:
+        if cid == b"idx1" or (cid == b"LIST" and data[pos + 8 : pos + 12] == b"movi"):
+            continue
+        piece = bytearray(data[pos : pos + 8 + size + (size & 1)])
+        if cid == b"LIST" and piece[8:12] == b"hdrl":
+            for tag, field in ((b"avih", 16), (b"strh", 32), (b"dmlh", 0)):
+                at = piece.find(tag)
+                if at >= 0:
+                    struct.pack_into("<I", piece, at + 8 + field, struct.unpack_from("<I", piece, at + 8 + field)[0] + added)
+        out += piece
+    out += b"LIST" + struct.pack("<I", len(body)) + body
+    out += b"idx1" + struct.pack("<I", 16 * len(index)) + b"".join(struct.pack("<4sIII", *e) for e in index)
+    struct.pack_into("<I", out, 4, len(out) - 8)
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+def ffmpeg_times(path: Path) -> np.ndarray:
+    """Presentation times (s) of every frame ffmpeg decodes, frames passed through as they are."""
+    out = subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+         "-f", "framemd5", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    tb = next(line for line in out.splitlines() if line.startswith("#tb 0:")).split(":")[1].strip()
+    num, den = (int(v) for v in tb.split("/"))
+    return np.array([int(line.split(",")[2]) for line in out.splitlines() if line and not line.startswith("#")]) * num / den
+
+
+def damage(src: Path, dst: Path, nbytes: int = 2048, seed: int = 0) -> Path:
+    """A copy of ``src`` with ``nbytes`` random bytes written over its middle."""
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + nbytes] = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst

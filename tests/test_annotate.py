@@ -92,7 +92,7 @@ def test_bad_videos_are_reported_and_the_rest_complete(videos, weights, tmp_path
     reasons = {f.video: f.reason for f in summary.failures}
     assert set(reasons) == {"zero.mp4", "text.mp4"}
     assert "empty file" in reasons["zero.mp4"] and str(bad / "zero.mp4") in reasons["zero.mp4"]
-    assert "not a readable video" in reasons["text.mp4"]
+    assert "not a video or image" in reasons["text.mp4"]
     df = load_results(out)
     assert df.groupby("video").size().to_dict() == counts
     errors = pd.read_csv(tmp_path / "results.errors.csv")

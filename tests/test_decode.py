@@ -39,7 +39,7 @@ def test_containers_decode_every_frame_with_times(tmp_path, container) -> None:
     assert (info.width, info.height) == (160, 120)
     assert np.all(np.diff(info.timestamps) > 0)
     np.testing.assert_allclose(info.timestamps, np.arange(17) / 20, atol=1e-3)
-    expected = "index/fps" if container == "avi" else "pts"
+    expected = "avi-index" if container == "avi" else "pts"  # AVI: times from the container's index
     assert info.timestamps_source == expected
     decoded = np.concatenate([b.frames for b in iter_frame_batches(info, np.arange(17), batch_frames=5)])
     assert decoded.shape == (17, 120, 160, 3)
@@ -135,7 +135,7 @@ def test_decoder_does_not_read_ahead_of_what_was_asked(tmp_path) -> None:
     "name, content, message",
     [
         ("zero.mp4", b"", "empty file"),
-        ("text.mp4", b"this is not a video\n" * 10, "not a readable video"),
+        ("text.mp4", b"this is not a video\n" * 10, "not a video or image"),
     ],
 )
 def test_bad_files_name_file_and_reason(tmp_path, name, content, message) -> None:
