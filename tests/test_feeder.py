@@ -150,3 +150,24 @@ def test_plan_layout(cpus, gpus, workers, producers, render, expected):
 def test_layout_describes_itself():
     assert plan_layout("auto", cpus=16, gpus=1).describe() == "1 worker (cuda) in this process, each fed by 14 producer processes"
     assert plan_layout("cpu", cpus=2, gpus=0).describe() == "1 worker (cpu) in this process, each tracking in its own thread"
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, compile", [("fp32", False), ("bf16", False), ("fp16", True)])
+def test_engine_on_cuda_matches_the_cpu(testdata_dir, weights, precision, compile):
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cpu = AnnotateOptions(device="cpu")
+    items = _items(testdata_dir, ["single_face.mp4"], cpu)
+    expected = _reference(weights, cpu, items)[items[0].key].to_pandas()
+    gpu = AnnotateOptions(device="cuda", precision=precision, compile=compile, batch_size=32)
+    with FeedEngine(weights, gpu, 2) as engine:
+        got = engine.submit(items[0]).result(timeout=600)[1].to_pandas()
+    assert (got["face_detected"] == expected["face_detected"]).all()
+    tolerance = {"fp32": 1e-3, "bf16": 0.05, "fp16": 0.01}[precision]
+    for column in ("AU06", "AU10", "AU12", "AU14", "AU17"):
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), atol=tolerance)
