@@ -299,3 +299,28 @@ def test_cli_says_how_many_items_were_redone(setup, tmp_path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "1 items redone: video changed since the earlier run (astronaut.mp4)" in result.output
+
+
+# -- 10. peaks outside the frame -----------------------------------------------------------------
+def test_peaks_inside_tells_peaks_outside_the_frame(setup, tmp_path) -> None:
+    from pipeline.results import peaks_inside
+
+    folder, counts, weights = setup
+    out = tmp_path / "r.parquet"
+    annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False)
+    df = load_results(out)
+    inside = peaks_inside(df)
+    columns = df.attrs["au_heatmaps"]["model"]["au_columns"]
+    assert list(inside.columns) == columns and inside.index.equals(df.index)
+    assert not inside[~df.face_detected].any().any()  # no face, no peak
+    width, height = (df.attrs["au_heatmaps"]["videos"]["astronaut.mp4"][k] for k in ("width", "height"))
+    face = df.index[df.face_detected & (df.video == "astronaut.mp4")][0]
+    for x, y, expected in [(-3.0, 10.0, False), (width + 2.0, 10.0, False), (10.0, height - 0.5, True),
+                           (-0.5, -0.5, True), (10.0, height + 0.1, False)]:
+        moved = df.copy()
+        moved.loc[face, "AU12_x"], moved.loc[face, "AU12_y"] = x, y
+        assert peaks_inside(moved, df.attrs["au_heatmaps"]).loc[face, "AU12"] == expected, (x, y)
+    bare = df.copy()
+    bare.attrs = {}
+    with pytest.raises(ValueError, match="needs the run's metadata"):
+        peaks_inside(bare)
