@@ -56,6 +56,7 @@ def _hold_lock(out: Path) -> subprocess.Popen:
 
 
 # -- 1. one run per output -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_second_run_on_the_same_output_refuses_and_names_the_first(setup, tmp_path) -> None:
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"
@@ -76,6 +77,7 @@ def test_second_run_on_the_same_output_refuses_and_names_the_first(setup, tmp_pa
         holder.wait()
 
 
+@pytest.mark.slow
 def test_lock_of_a_dead_run_is_taken_over_with_a_warning_and_released_at_the_end(setup, tmp_path) -> None:
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"
@@ -98,6 +100,7 @@ def test_lock_from_another_host_is_never_taken_over(tmp_path) -> None:
         OutputLock(out).acquire()
 
 
+@pytest.mark.slow
 def test_lock_is_released_on_interruption_and_on_errors(setup, tmp_path) -> None:
     folder, _, weights = setup
     out = tmp_path / "r.parquet"
@@ -140,6 +143,7 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_while_assembling_keeps_the_work_and_says_what_and_how_much(setup, tmpfs) -> None:
     folder, counts, weights = setup
     disk = tmpfs("disk", "4m")
@@ -184,6 +188,7 @@ def test_disk_full_while_assembling_keeps_the_work_and_says_what_and_how_much(se
     assert load_results(out).groupby("video").size().to_dict() == counts
 
 
+@pytest.mark.slow
 def test_read_only_output_folder_is_one_clear_line(setup, tmpfs) -> None:
     folder, _, weights = setup
     readonly = tmpfs("readonly", "1m", readonly=True)
@@ -192,6 +197,7 @@ def test_read_only_output_folder_is_one_clear_line(setup, tmpfs) -> None:
     assert f"Error: cannot create the lock file {readonly}/r.parquet.lock: read-only file system" in result.stderr
 
 
+@pytest.mark.slow
 def test_output_folder_made_read_only_before_assembly_keeps_the_parts(setup, tmpfs) -> None:
     folder, counts, weights = setup
     disk = tmpfs("disk", "8m")
@@ -251,6 +257,7 @@ def test_fingerprint_follows_content_and_folder_listings(tmp_path) -> None:
     assert content_fingerprint(frames) != listing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("finished", [True, False], ids=["after-a-finished-run", "after-an-interrupted-run"])
 def test_resume_redoes_a_video_replaced_with_the_same_name_and_frame_count(setup, tmp_path, finished) -> None:
     source, counts, weights = setup
@@ -288,6 +295,7 @@ def test_resume_redoes_a_video_replaced_with_the_same_name_and_frame_count(setup
     assert again.items_redone == 0 and again.frames_annotated == 0
 
 
+@pytest.mark.slow
 def test_cli_says_how_many_items_were_redone(setup, tmp_path) -> None:
     source, counts, weights = setup
     folder = tmp_path / "videos"
@@ -302,6 +310,7 @@ def test_cli_says_how_many_items_were_redone(setup, tmp_path) -> None:
 
 
 # -- 10. peaks outside the frame -----------------------------------------------------------------
+@pytest.mark.slow
 def test_peaks_inside_tells_peaks_outside_the_frame(setup, tmp_path) -> None:
     from pipeline.results import peaks_inside
 
