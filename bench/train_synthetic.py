@@ -86,6 +86,7 @@ def main() -> None:
         model_start = time.monotonic()
         trainer = Trainer(run_config, model_config, splits.train, splits.validation, run_dir, progress=args.progress,
                           validation_set=validation)
+        print(f"{architecture}: training precision {trainer.precision} (config: {config.training.precision})")
         outcome = trainer.fit()
         network, _, _, _ = load_trained(outcome.best_path)
         predictions = predict_intensities(network, validation.crops, batch_size=config.training.eval_batch_size)
@@ -94,7 +95,8 @@ def main() -> None:
         rows[architecture] = metrics
         results[architecture] = {
             "wall_minutes": seconds / 60.0, "steps": outcome.steps, "samples": outcome.steps * config.training.batch_size,
-            "stopped_by": outcome.stopped_by, "best_checkpoint": str(outcome.best_path), **metrics.to_dict(),
+            "stopped_by": outcome.stopped_by, "best_checkpoint": str(outcome.best_path), "precision": trainer.precision,
+            **metrics.to_dict(),
         }
         print(f"\n{architecture}: {outcome.steps} steps ({outcome.steps * config.training.batch_size} faces) in "
               f"{seconds / 60:.1f} min (data + training + validation), best of {outcome.log_path}:")

@@ -77,6 +77,7 @@ class WeightsSource:
 
     url: str = ""
     filename: str = "AUdetector.pth.tar"
+    sha256: str | None = None  # the expected SHA-256 of the file at ``url`` (None: not pinned)
 
 
 @dataclass(frozen=True)

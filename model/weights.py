@@ -2,13 +2,22 @@
 
 A URL (``https://``, ``http://`` or ``file://``) is downloaded once into the user cache folder
 (``$AU_HEATMAPS_CACHE``, else ``$XDG_CACHE_HOME/au-heatmaps``, else ``~/.cache/au-heatmaps``), with a
-progress bar, into a temporary file that is checked to be a readable checkpoint before it is renamed
-into place, so the cache never holds half a file or an HTML error page.
+progress bar, into a temporary file that is checked to be a readable checkpoint (and, when an
+expected SHA-256 is known, to have it) before it is renamed into place, so the cache never holds half
+a file, an HTML error page or a file other than the one expected.
+
+The cache is keyed on the whole URL (``<cache>/<hash of the URL>/<file name>``), so two URLs with the
+same file name are two models. ``URL#sha256=HEX`` gives the expected hash of any URL; the released
+model's is ``weights.sha256`` in ``configs/model.yaml``. A cached file is checked against the expected
+hash each time it is used. Plain ``http://`` gets a warning (anyone on the way can change the file).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -27,7 +36,11 @@ __all__ = [
     "is_url",
     "download",
     "resolve_weights",
+    "split_expected_hash",
+    "cached_path",
 ]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "AU_HEATMAPS_WEIGHTS"
 CACHE_ENV = "AU_HEATMAPS_CACHE"
@@ -56,10 +69,42 @@ def _help(url: str, dest: Path) -> str:
     )
 
 
-def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking the result is a checkpoint."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+
+
+def split_expected_hash(source: str) -> tuple[str, str | None]:
+    """``URL#sha256=HEX`` -> (URL, hex in lower case); a URL without that fragment -> (URL, None)."""
+    if "#" not in source:
+        return source, None
+    url, fragment = source.rsplit("#", 1)
+    match = _HASH_FRAGMENT.match(fragment)
+    if match is None:
+        raise WeightsError(f"{source}: the part after '#' must be sha256= and 64 hex digits, got {fragment!r}")
+    return url, match.group(1).lower()
+
+
+def cached_path(url: str) -> Path:
+    """Where ``url`` (without its ``#sha256=`` part) is kept: a folder per URL, the file's own name inside."""
+    name = Path(urllib.parse.urlparse(url).path).name or "weights.pth.tar"
+    return cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, checking the result is a checkpoint (with SHA-256 ``sha256``
+    when given: a file with another hash is deleted and refused)."""
     from model.checkpoint import CheckpointError, read_checkpoint
 
+    if urllib.parse.urlparse(url).scheme == "http":
+        log.warning("downloading weights over plain http (%s): anyone on the network path can change them; "
+                    "prefer https, or give the expected hash as URL#sha256=HEX", url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -77,6 +122,13 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise WeightsError(f"Could not download the weights from {url}: {reason}. {_help(url, dest)}") from exc
+        if sha256 is not None:
+            actual = _sha256(tmp)
+            if actual != sha256:
+                raise WeightsError(
+                    f"The file downloaded from {url} has SHA-256 {actual}, not the expected {sha256}: "
+                    f"refused and deleted (a changed or tampered file, or a wrong expected hash)."
+                )
         try:
             read_checkpoint(tmp)
         except CheckpointError as exc:
@@ -89,12 +141,13 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
         tmp.unlink(missing_ok=True)
 
 
-def _cached_download(url: str, *, progress: bool) -> Path:
-    name = Path(urllib.parse.urlparse(url).path).name or "weights.pth.tar"
-    dest = cache_dir() / name
+def _cached_download(url: str, *, progress: bool, sha256: str | None = None) -> Path:
+    dest = cached_path(url)
     if dest.is_file() and dest.stat().st_size > 0:
-        return dest
-    return download(url, dest, progress=progress)
+        if sha256 is None or _sha256(dest) == sha256:
+            return dest
+        log.warning("%s does not have the expected SHA-256 %s; downloading %s again", dest, sha256, url)
+    return download(url, dest, progress=progress, sha256=sha256)
 
 
 def resolve_weights(weights: str | os.PathLike[str] | None = None, *, progress: bool = True) -> Path:
@@ -106,10 +159,13 @@ def resolve_weights(weights: str | os.PathLike[str] | None = None, *, progress: 
         source, origin = str(weights), "--weights"
     elif os.environ.get(WEIGHTS_ENV):
         source, origin = os.environ[WEIGHTS_ENV], f"${WEIGHTS_ENV}"
+    expected: str | None = None
     if source is None:
-        source, origin = load_model_config().weights.url, "the released model's URL"
+        released = load_model_config().weights
+        source, origin, expected = released.url, "the released model's URL", released.sha256
     if is_url(source):
-        return _cached_download(source, progress=progress)
+        url, given = split_expected_hash(source)
+        return _cached_download(url, progress=progress, sha256=given or expected)
     path = Path(source).expanduser()
     if not path.is_file():
         raise WeightsError(f"weights file {path} (from {origin}) does not exist")

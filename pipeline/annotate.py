@@ -25,6 +25,7 @@ from model.config import RegistrationConfig
 from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
+from pipeline.fingerprint import content_fingerprint
 from pipeline.landmarks import FaceObservation, LandmarkTracker, make_tracker
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
@@ -109,6 +110,7 @@ class WorkItem:
     frames: int
     chunk: int = 0
     chunks: int = 1
+    fingerprint: str = ""  # the video's content (pipeline.fingerprint): a replaced video is redone on --resume
 
     @property
     def key(self) -> str:
@@ -143,6 +145,11 @@ def plan_items(
         except Exception as exc:  # anything else a decoder may throw at a broken file
             failures.append(ItemFailure(source.name, str(source.path), f"{source.path}: {type(exc).__name__}: {exc}"))
             continue
+        try:
+            fingerprint = content_fingerprint(source.path)
+        except OSError as exc:
+            failures.append(ItemFailure(source.name, str(source.path), f"{source.path}: cannot be read: {exc.strerror or exc}"))
+            continue
         infos[source.name] = info
         sampled = select_frames(info, options.every, options.fps)
         bounds = list(range(0, info.num_frames, chunk)) + [info.num_frames]
@@ -152,7 +159,7 @@ def plan_items(
             if count:
                 pieces.append((start, stop, count))
         for number, (start, stop, count) in enumerate(pieces):
-            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces)))
+            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces), fingerprint))
     return items, infos, failures
 
 

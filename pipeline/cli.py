@@ -135,20 +135,34 @@ def main(
             landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
             device=device, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
         )
-        from pipeline.run import annotate
+        from pipeline.run import OutputNotWritten, annotate
 
-        summary = annotate(
-            inputs, out, options, weights=weights, resume=resume, progress=not quiet,
-            workers=worker_count, producers=producer_count, address=address, gpus_per_worker=gpus_per_worker,
-            cpus_per_worker=cpus_per_worker, render_dir=render_dir,
-            on_layout=lambda layout: click.echo(f"layout: {layout.describe()}", err=True),
-        )
+        try:
+            summary = annotate(
+                inputs, out, options, weights=weights, resume=resume, progress=not quiet,
+                workers=worker_count, producers=producer_count, address=address, gpus_per_worker=gpus_per_worker,
+                cpus_per_worker=cpus_per_worker, render_dir=render_dir,
+                on_layout=lambda layout: click.echo(f"layout: {layout.describe()}", err=True),
+            )
+        except OutputNotWritten as exc:
+            _print_summary(exc.summary, out, render_dir)
+            raise
     except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # one line, never a traceback: what, where, why
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished videos are kept in {out}.parts/; run again with --resume to go on.", err=True)
         sys.exit(130)
 
+    _print_summary(summary, out, render_dir)
+    if not summary.ok:
+        sys.exit(1)
+
+
+def _print_summary(summary, out: Path, render_dir: Path | None) -> None:
+    """The run's summary on stderr: videos, rows, speed, what was kept or redone, what failed."""
     click.echo(
         f"{summary.videos_done}/{summary.videos} videos, {summary.rows} rows -> {summary.out} "
         f"({summary.frames_annotated} frames annotated in {summary.seconds:.1f} s, "
@@ -158,6 +172,9 @@ def main(
     if summary.frames_undecodable:
         click.echo(f"{sum(summary.frames_undecodable.values())} frames could not be decoded (rows with face_detected = false "
                    "and a decode_error): " + ", ".join(f"{v}: {n}" for v, n in sorted(summary.frames_undecodable.items())), err=True)
+    if summary.items_redone:
+        click.echo(f"{summary.items_redone} items redone: video changed since the earlier run ("
+                   + ", ".join(summary.videos_changed) + ")", err=True)
     if render_dir is not None:
         click.echo(f"overlay videos in {render_dir}/", err=True)
         if summary.overlays_missing:
@@ -165,10 +182,10 @@ def main(
                        f"(make them with: au-render {out} VIDEO_ROOT --out {render_dir}): "
                        + ", ".join(summary.overlays_missing), err=True)
     if summary.failures:
-        click.echo(f"{len(summary.failures)} failed (listed in {summary.errors_file}):", err=True)
+        where = f"listed in {summary.errors_file}" if summary.errors_file else "the errors file could not be written"
+        click.echo(f"{len(summary.failures)} failed ({where}):", err=True)
         for failure in summary.failures:
             click.echo(f"  {failure.video}: {failure.reason}", err=True)
-        sys.exit(1)
 
 
 def _count_or_auto(value: str, option: str, minimum: int) -> int | None:

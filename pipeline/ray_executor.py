@@ -127,8 +127,23 @@ def _worker_class():
     return AnnotationWorker
 
 
+def _running_cluster() -> str | None:
+    """The address of a Ray cluster already running on this machine (``ray start``), if any; only for
+    the log line (Ray's own lookup, a private API: None when it changes)."""
+    try:
+        from ray._private.services import find_gcs_addresses
+
+        addresses = find_gcs_addresses()
+    except Exception:
+        return None
+    return next(iter(addresses), None)
+
+
 def _start_ray(address: str | None) -> bool:
-    """Connect to (or start) Ray; returns True when this call started it (and so must stop it)."""
+    """Connect to (or start) Ray; returns True when this call started it (and so must stop it).
+
+    Without an address, a private local Ray is started for this run (``address="local"``), also when a
+    cluster already runs on this machine: that one is left alone (``--address auto`` joins it)."""
     import ray
 
     if ray.is_initialized():
@@ -137,7 +152,12 @@ def _start_ray(address: str | None) -> bool:
     if address is None:
         import torch
 
+        existing = _running_cluster()
+        if existing is not None:
+            log.info("a Ray cluster runs on this machine (%s); this run starts a private one "
+                     "(--address auto would join that cluster instead)", existing)
         ray.init(
+            address="local",
             num_gpus=torch.cuda.device_count(),
             include_dashboard=False,
             configure_logging=False,

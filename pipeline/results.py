@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.store import Location, read_run_metadata
 
-__all__ = ["load_results", "read_run_metadata"]
+__all__ = ["load_results", "read_run_metadata", "peaks_inside"]
 
 
 def load_results(
@@ -35,3 +36,32 @@ def load_results(
     frame = table.to_pandas()
     frame.attrs["au_heatmaps"] = read_run_metadata(location)
     return frame
+
+
+def peaks_inside(df: pd.DataFrame, metadata: dict | None = None) -> pd.DataFrame:
+    """Per AU column (``AU06``, ...), whether that row's heatmap peak (``AU06_x``, ``AU06_y``) lies inside
+    its video's frame: -0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5 (pixel centres at whole
+    numbers). False for rows without a face.
+
+    A peak can lie outside: the registered crop extends past the frame edge when the face is near it
+    (or large), and the network may put a map's maximum on that part. The values are as the model gave
+    them; this tells them apart. ``metadata``: the run's metadata (default ``df.attrs["au_heatmaps"]``,
+    as :func:`load_results` sets it), which holds each video's width and height and the AU columns."""
+    metadata = metadata if metadata is not None else df.attrs.get("au_heatmaps")
+    if not metadata:
+        raise ValueError("peaks_inside needs the run's metadata: load the results with load_results(), "
+                         "or pass metadata=read_run_metadata(path)")
+    sizes = {name: (info["width"], info["height"]) for name, info in metadata["videos"].items()}
+    missing = sorted(set(df["video"].unique()) - set(sizes))
+    if missing:
+        raise ValueError(f"no frame size in the metadata for video(s) {', '.join(missing)}")
+    width = df["video"].map(lambda v: sizes[v][0]).to_numpy(dtype=np.float64)
+    height = df["video"].map(lambda v: sizes[v][1]).to_numpy(dtype=np.float64)
+    inside = {}
+    for column in metadata["model"]["au_columns"]:
+        x = df[f"{column}_x"].to_numpy(dtype=np.float64, na_value=np.nan)
+        y = df[f"{column}_y"].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            ok = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+        inside[column] = ok & df["face_detected"].to_numpy(dtype=bool)
+    return pd.DataFrame(inside, index=df.index)

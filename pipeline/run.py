@@ -18,12 +18,13 @@ from typing import Callable, Sequence
 from model.checkpoint import file_sha256, package_version, read_checkpoint
 from model.weights import resolve_weights
 from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, plan_items
+from pipeline.lock import OutputLock
 from pipeline.progress import RunProgress
 from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
-from pipeline.store import Location, ResultStore
+from pipeline.store import Location, ResultStore, StorageError, storage_errors
 
-__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "Layout", "plan_layout"]
+__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "OutputNotWritten", "Layout", "plan_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,26 @@ class RunSummary:
     overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
     layout: "Layout | None" = None
     frames_undecodable: dict[str, int] = field(default_factory=dict)  # video -> rows with a decode_error
+    items_redone: int = 0  # --resume: finished items annotated again because their video changed
+    videos_changed: list[str] = field(default_factory=list)
+    output_error: str | None = None  # the output could not be written (the parts are kept for --resume)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and self.output_error is None
 
     @property
     def frames_per_second(self) -> float:
         return self.frames_annotated / self.seconds if self.seconds > 0 else 0.0
+
+
+class OutputNotWritten(StorageError):
+    """The annotation ran but its output could not be written; ``summary`` says what was done. The
+    finished work items stay in ``<out>.parts/``, so ``--resume`` picks them up."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
@@ -69,6 +82,12 @@ class RunPlan:
     store: ResultStore
     metadata: dict
     render_dir: Path | None = None
+    lock: OutputLock | None = None  # held from prepare_run until the run ends (release it then)
+    changed: list[WorkItem] = field(default_factory=list)  # items redone because their video changed
+
+    def release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def todo(self) -> list[WorkItem]:
@@ -84,20 +103,34 @@ def prepare_run(
     resume: bool = False,
     render_dir: str | Path | None = None,
 ) -> RunPlan:
-    """Resolve the weights, find and probe the videos, cut them into items, open the result store."""
+    """Take the output's lock, resolve the weights, find and probe the videos, cut them into items,
+    open the result store. The caller releases ``plan.lock`` when the run ends."""
     location = Location(out)
     if location.suffix.lower() != ".parquet":
         raise ValueError(f"--out {out}: the output must be a .parquet file")
-    weights_path = resolve_weights(weights)
-    checkpoint = read_checkpoint(weights_path)
-    sha = checkpoint.sha256 or file_sha256(weights_path)
-    run_key = options.run_key(sha)
-    sources = discover_videos(inputs)
-    items, infos, failures = plan_items(sources, options)
-    schema = OutputSchema(checkpoint.model_config.aus, options.save_landmarks).arrow_schema()
+    if render_dir is not None and (options.every is not None or options.fps is not None):
+        raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
+                         "(render the sampled results afterwards with au-render)")
+    lock = OutputLock(location)
     if location.is_local:
-        Path(location.path).parent.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows)
+        parent = location.sibling("")
+        with storage_errors("create the output folder", parent):
+            Path(location.path).parent.mkdir(parents=True, exist_ok=True)
+    with storage_errors("create the lock file", lock.location):
+        lock.acquire()
+    try:
+        weights_path = resolve_weights(weights)
+        checkpoint = read_checkpoint(weights_path)
+        sha = checkpoint.sha256 or file_sha256(weights_path)
+        run_key = options.run_key(sha)
+        sources = discover_videos(inputs)
+        items, infos, failures = plan_items(sources, options)
+        schema = OutputSchema(checkpoint.model_config.aus, options.save_landmarks).arrow_schema()
+        store = ResultStore(location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows)
+        changed = store.discard_changed(items) if resume else []
+    except BaseException:
+        lock.release()
+        raise
     metadata = {
         "package": "au-heatmaps",
         "package_version": package_version(),
@@ -114,24 +147,42 @@ def prepare_run(
         "options": options.output_settings(),
         "videos": {name: info.describe() for name, info in infos.items()},
     }
-    if render_dir is not None and (options.every is not None or options.fps is not None):
-        raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
-                         "(render the sampled results afterwards with au-render)")
     return RunPlan(location, options, weights_path, sha, run_key, items, infos, failures, store, metadata,
-                   Path(render_dir) if render_dir is not None else None)
+                   Path(render_dir) if render_dir is not None else None, lock, changed)
 
 
 def finish_run(
     plan: RunPlan, failures: list[ItemFailure], started: float, frames_annotated: int, items_skipped: int
 ) -> RunSummary:
-    """Assemble the final file from the parts of every complete video; write the errors file."""
+    """Assemble the final file from the parts of every complete video; write the errors file.
+
+    When the output cannot be written (disk full, read-only, ...), the errors file is still written
+    where possible, the parts are kept, and :class:`OutputNotWritten` is raised with the summary."""
+    try:
+        return _finish(plan, failures, started, frames_annotated, items_skipped)
+    finally:
+        plan.release_lock()
+
+
+def _finish(
+    plan: RunPlan, failures: list[ItemFailure], started: float, frames_annotated: int, items_skipped: int
+) -> RunSummary:
     failed_videos = {f.video for f in failures}
     complete = [i for i in plan.items if i.video not in failed_videos and plan.store.is_done(i)]
     videos = {i.video for i in plan.items} | failed_videos
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
-    rows = plan.store.assemble(complete, metadata)
+    output_errors: list[str] = []
+    try:
+        rows = plan.store.assemble(complete, metadata)
+    except StorageError as exc:
+        rows = 0
+        output_errors.append(str(exc))
+    try:
+        errors_file = plan.store.write_errors(failures)
+    except StorageError as exc:
+        errors_file = None
+        output_errors.append(str(exc))
     undecodable = count_decode_errors(plan.out) if rows else {}
-    errors_file = plan.store.write_errors(failures)
     overlays_missing: list[str] = []
     if plan.render_dir is not None:
         from pipeline.render.segments import OverlaySegments
@@ -140,12 +191,15 @@ def finish_run(
         for item in complete:
             starts[item.video].append(item.start)
         _, overlays_missing = OverlaySegments(plan.render_dir).assemble(starts)
-    if not failures:
-        plan.store.remove_parts()
-    return RunSummary(
+    if not failures and not output_errors:
+        try:
+            plan.store.remove_parts()
+        except OSError as exc:  # the results are written; leftover parts only take space
+            log.warning("could not remove %s: %s", plan.store.parts_dir, exc)
+    summary = RunSummary(
         out=str(plan.out),
         videos=len(videos),
-        videos_done=len({i.video for i in complete}),
+        videos_done=0 if output_errors and not rows else len({i.video for i in complete}),
         rows=rows,
         frames_annotated=frames_annotated,
         items_skipped=items_skipped,
@@ -154,7 +208,15 @@ def finish_run(
         errors_file=str(errors_file) if errors_file else None,
         overlays_missing=overlays_missing,
         frames_undecodable=undecodable,
+        items_redone=len(plan.changed),
+        videos_changed=sorted({i.video for i in plan.changed}),
+        output_error="; ".join(output_errors) or None,
     )
+    if output_errors:
+        raise OutputNotWritten(
+            f"{summary.output_error}. The finished work is kept in {plan.store.parts_dir}/: "
+            f"fix this and run the same command again with --resume", summary)
+    return summary
 
 
 @dataclass(frozen=True)
@@ -319,6 +381,8 @@ def annotate(
     """
     started = time.perf_counter()
     options = options or AnnotateOptions()
+    if executor not in ("auto", "ray", "process"):
+        raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
     plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir)
     failures = list(plan.failures)
     todo = plan.todo
@@ -341,8 +405,6 @@ def annotate(
         if on_item is not None:
             on_item(item, failure)
 
-    if executor not in ("auto", "ray", "process"):
-        raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
     joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
     layout = plan_layout(options.device, workers=workers, producers=producers, joining=joining,
                          render=plan.render_dir is not None)
@@ -352,7 +414,7 @@ def annotate(
     log.info("layout: %s", layout.describe())
     if on_layout is not None:
         on_layout(layout)
-    try:
+    try:  # the lock is released here on errors and interruptions, else by finish_run
         if todo and layout.executor == "ray":
             from pipeline.ray_executor import RayOptions, run_on_ray
 
@@ -360,6 +422,9 @@ def annotate(
                        on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
         elif todo:
             run_in_process(plan, todo, producers=layout.producers or 0, on_frames=bar.frames, on_item=item_finished)
+    except BaseException:
+        plan.release_lock()
+        raise
     finally:
         bar.close()
     summary = finish_run(plan, failures, started, frames_done, skipped)

@@ -12,14 +12,16 @@ machines can write them directly when that location is shared storage.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -28,7 +30,7 @@ import pyarrow.parquet as pq
 from pipeline.annotate import ItemFailure, WorkItem
 from pipeline.schema import METADATA_KEY
 
-__all__ = ["Location", "ResultStore", "read_run_metadata", "errors_location"]
+__all__ = ["Location", "ResultStore", "StorageError", "storage_errors", "read_run_metadata", "errors_location"]
 
 
 class Location:
@@ -112,6 +114,87 @@ class Location:
         self.filesystem.move(temporary.path, self.path)
 
 
+class StorageError(RuntimeError):
+    """An output could not be written (disk full, read-only, a file where a folder should be, ...).
+    The message is one line: what, where, why, and how much space was needed where known."""
+
+    def __init__(self, message: str, *, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "file too large (a file size limit of this system or process)",
+}
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The first component of ``path`` that exists but is not a folder (a file where a folder is needed)."""
+    current = Path(path)
+    for candidate in [*reversed(current.parents), current]:
+        if candidate.exists() and not candidate.is_dir():
+            return str(candidate)
+        if not candidate.exists():
+            return None
+    return None
+
+
+def _free_bytes(location: Location) -> int | None:
+    if not location.is_local:
+        return None
+    folder = Path(location.path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def describe_storage_error(exc: OSError, action: str, where: Location, needed: int | None = None) -> str:
+    """One line for an OS error while ``action`` on ``where`` (e.g. "write the results file")."""
+    code = exc.errno
+    reason = _REASONS.get(code)
+    if code in (errno.ENOTDIR, errno.EEXIST) and where.is_local:
+        blocker = _file_in_the_way(where.path)
+        if blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+    if reason is None:
+        reason = exc.strerror or str(exc)
+    line = f"cannot {action} {where}: {reason}"
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        free = _free_bytes(where)
+        parts = []
+        if needed is not None:
+            parts.append(f"it needs about {_megabytes(needed)}")
+        if free is not None:
+            parts.append(f"{_megabytes(free)} free there")
+        if parts:
+            line += " (" + ", ".join(parts) + ")"
+    return line
+
+
+@contextlib.contextmanager
+def storage_errors(action: str, where: Location, needed: int | None = None) -> Iterator[None]:
+    """Turn an OS error inside the block into a :class:`StorageError` with one clear line."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(describe_storage_error(exc, action, where, needed), errno_=exc.errno) from exc
+
+
 def errors_location(out: Location) -> Location:
     """The errors file that sits next to ``out``: ``results.parquet`` -> ``results.errors.csv``."""
     return out.sibling(Path(out.name).stem + ".errors.csv")
@@ -149,9 +232,10 @@ class ResultStore:
         self.row_group_rows = row_group_rows
         self.parts_dir = self.out.sibling(self.out.name + ".parts")
         if prepare:
-            if not resume:
-                self.parts_dir.delete_dir()
-            self.parts_dir.makedirs()
+            with storage_errors("prepare the parts folder", self.parts_dir):
+                if not resume:
+                    self.parts_dir.delete_dir()
+                self.parts_dir.makedirs()
             if resume:
                 self._import_previous_output()
 
@@ -160,40 +244,73 @@ class ResultStore:
 
     # -- parts ----------------------------------------------------------------------------------
     def part(self, item: WorkItem) -> Location:
-        digest = hashlib.sha1(item.video.encode()).hexdigest()[:12]
-        return self.parts_dir.child(f"{digest}-{item.start:010d}-{item.stop:010d}-{self.run_key}.parquet")
+        """``<video hash>-<start>-<stop>-<run key>-<content fingerprint>.parquet``: a part is reused only
+        for the same video name, frames, settings and content."""
+        return self.parts_dir.child(f"{_video_digest(item.video)}-{item.start:010d}-{item.stop:010d}-{self.run_key}"
+                                    f"-{item.fingerprint[:16] or 'unknown'}.parquet")
 
     def is_done(self, item: WorkItem) -> bool:
         return self.part(item).exists()
 
+    def discard_changed(self, items: Sequence[WorkItem]) -> list[WorkItem]:
+        """Remove the parts of this run key made from another content of the same video (a video replaced
+        since); returns the items of those videos that must be annotated again."""
+        current = {_video_digest(i.video): i.fingerprint[:16] or "unknown" for i in items}
+        try:
+            listing = self.parts_dir.filesystem.get_file_info(pafs.FileSelector(self.parts_dir.path, allow_not_found=True))
+        except OSError:
+            return []
+        changed: set[str] = set()
+        for info in listing:
+            fields = info.base_name.removesuffix(".parquet").split("-")
+            if len(fields) < 4 or fields[3] != self.run_key or fields[0] not in current:
+                continue
+            fingerprint = fields[4] if len(fields) > 4 else ""
+            if fingerprint != current[fields[0]]:
+                changed.add(fields[0])
+                with storage_errors("remove the stale part file", self.parts_dir.child(info.base_name)):
+                    self.parts_dir.filesystem.delete_file(info.path)
+        return [i for i in items if _video_digest(i.video) in changed and not self.is_done(i)]
+
     def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch]) -> int:
         """Write an item's rows atomically; returns the number of rows."""
-        return self._write_atomic(self.part(item), batches, {"run_key": self.run_key, "item": item.key})
+        return self._write_atomic(self.part(item), batches, {"run_key": self.run_key, "item": item.key},
+                                  "write the part file")
 
-    def _write_atomic(self, target: Location, batches: Iterable[pa.RecordBatch], metadata: dict) -> int:
+    def _write_atomic(self, target: Location, batches: Iterable[pa.RecordBatch], metadata: dict, action: str,
+                      needed: int | None = None) -> int:
+        """Write ``batches`` to a temporary file, then move it onto ``target``. OS errors of the writing
+        become :class:`StorageError`; errors raised by ``batches`` itself (a video's) pass unchanged."""
         temporary = target.temporary()
         rows = 0
+        writer = None
         try:
             schema = _with_metadata(self.schema, metadata)
-            with pq.ParquetWriter(temporary.path, schema, filesystem=temporary.filesystem, compression="zstd") as writer:
-                pending: list[pa.RecordBatch] = []
-                pending_rows = 0
-                for batch in batches:
-                    pending.append(batch)
-                    pending_rows += batch.num_rows
-                    if pending_rows >= self.row_group_rows:
+            with storage_errors(action, target, needed):
+                writer = pq.ParquetWriter(temporary.path, schema, filesystem=temporary.filesystem, compression="zstd")
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            for batch in batches:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= self.row_group_rows:
+                    with storage_errors(action, target, needed):
                         writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
-                        rows += pending_rows
-                        pending, pending_rows = [], 0
+                    rows += pending_rows
+                    pending, pending_rows = [], 0
+            with storage_errors(action, target, needed):
                 if pending:
                     writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
                     rows += pending_rows
-            target.replace_with(temporary)
+                closing, writer = writer, None
+                closing.close()
+                target.replace_with(temporary)
         except BaseException:
-            try:
-                temporary.delete()
-            except Exception:
-                pass
+            for cleanup in ((writer.close,) if writer is not None else ()) + (temporary.delete,):
+                try:
+                    cleanup()
+                except Exception:
+                    pass
             raise
         return rows
 
@@ -214,7 +331,8 @@ class ResultStore:
         ranges: list[tuple[int, int, WorkItem]] = []
         offset = 0
         for entry in previous.get("items", []):
-            item = WorkItem(entry["path"], entry["video"], entry["start"], entry["stop"], entry.get("frames", 0))
+            item = WorkItem(entry["path"], entry["video"], entry["start"], entry["stop"], entry.get("frames", 0),
+                            fingerprint=entry.get("fingerprint", ""))
             rows = int(entry["rows"])
             if not self.is_done(item):
                 ranges.append((offset, offset + rows, item))
@@ -243,18 +361,21 @@ class ResultStore:
     def assemble(self, items: Sequence[WorkItem], metadata: dict) -> int:
         """Write the final file from the parts of ``items`` (in that order), atomically; returns rows."""
         parts = [self.part(item) for item in items]
-        entries = [
-            {"path": i.path, "video": i.video, "start": i.start, "stop": i.stop, "frames": i.frames,
-             "rows": p.parquet_file().metadata.num_rows}
-            for i, p in zip(items, parts)
-        ]
+        with storage_errors("read the part files in", self.parts_dir):
+            entries = [
+                {"path": i.path, "video": i.video, "start": i.start, "stop": i.stop, "frames": i.frames,
+                 "fingerprint": i.fingerprint, "rows": p.parquet_file().metadata.num_rows}
+                for i, p in zip(items, parts)
+            ]
+            needed = sum(p.filesystem.get_file_info(p.path).size or 0 for p in parts)
 
         def batches() -> Iterable[pa.RecordBatch]:
             for part in parts:
                 for batch in part.parquet_file().iter_batches(batch_size=self.row_group_rows):
                     yield batch.replace_schema_metadata(None)
 
-        return self._write_atomic(self.out, batches(), dict(metadata, run_key=self.run_key, items=entries))
+        return self._write_atomic(self.out, batches(), dict(metadata, run_key=self.run_key, items=entries),
+                                  "write the results file", needed)
 
     def remove_parts(self) -> None:
         self.parts_dir.delete_dir()
@@ -264,7 +385,8 @@ class ResultStore:
         """Write the errors file next to ``out`` (removing a stale one when there are no errors)."""
         target = errors_location(self.out)
         if not failures:
-            target.delete()
+            with storage_errors("remove the old errors file", target):
+                target.delete()
             return None
         text = io.StringIO()
         writer = csv.writer(text)
@@ -272,10 +394,22 @@ class ResultStore:
         for f in failures:
             writer.writerow([f.video, f.path, "" if f.start is None else f.start, "" if f.stop is None else f.stop, f.reason])
         temporary = target.temporary()
-        with temporary.filesystem.open_output_stream(temporary.path) as stream:
-            stream.write(text.getvalue().encode())
-        target.replace_with(temporary)
+        try:
+            with storage_errors("write the errors file", target):
+                with temporary.filesystem.open_output_stream(temporary.path) as stream:
+                    stream.write(text.getvalue().encode())
+                target.replace_with(temporary)
+        except BaseException:
+            try:
+                temporary.delete()
+            except Exception:
+                pass
+            raise
         return target
+
+
+def _video_digest(video: str) -> str:
+    return hashlib.sha1(video.encode()).hexdigest()[:12]
 
 
 def _store_on_worker(uri: str, run_key: str, schema: pa.Schema, row_group_rows: int) -> ResultStore:

@@ -104,3 +104,43 @@ def test_more_cpus_per_worker_than_the_cluster_has_is_a_clear_error(setup, tmp_p
     with pytest.raises(RuntimeError, match=f"2 workers x {too_many} CPUs each"):
         annotate([folder], tmp_path / "out.parquet", options, weights=weights, progress=False, workers=2,
                  cpus_per_worker=too_many)
+
+
+@pytest.mark.slow
+def test_workers_start_a_private_ray_beside_a_cluster_already_running_here(setup, tmp_path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    folder, counts, weights, options, expected = setup
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = Path(sys.executable).with_name("ray")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    # --block: the cluster lives as long as this process, which the test stops itself (never `ray stop`,
+    # which would stop every Ray on the machine)
+    head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", "--block"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([str(ray_cli), "status", f"--address=127.0.0.1:{port}"], env=env,
+                             capture_output=True).returncode != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(2)
+        out = tmp_path / "ray.parquet"
+        summary = annotate([folder], out, options, weights=weights, progress=False, workers=2)
+        assert summary.ok
+        pd.testing.assert_frame_equal(comparable(load_results(out)), expected)
+        assert head.poll() is None  # the running cluster was left alone
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()

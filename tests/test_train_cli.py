@@ -37,6 +37,7 @@ def test_help_lists_commands_and_examples():
         assert word in result.output
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_and_report(small_config, tmp_path):
     runner = CliRunner()
     run = tmp_path / "run"
@@ -75,7 +76,7 @@ def test_precision_option_overrides_the_config(small_config, tmp_path):
     from model.checkpoint import read_checkpoint
 
     runner = CliRunner()
-    assert yaml.safe_load(small_config.read_text())["training"]["precision"] == "bfloat16"  # from synthetic.yaml
+    assert yaml.safe_load(small_config.read_text())["training"]["precision"] == "auto"  # from synthetic.yaml
     run = tmp_path / "fp32"
     result = runner.invoke(main, ["--config", str(small_config), "--out", str(run), "--max-steps", "1",
                                   "--precision", "float32", "--quiet"])
@@ -99,6 +100,7 @@ def test_errors_name_what_is_wrong(tmp_path):
     assert result.exit_code == 1 and "not a checkpoint" in result.output
 
 
+@pytest.mark.slow
 def test_single_heatmap_models_train_one_network_per_au_and_report_as_one_row(small_config, tmp_path):
     runner = CliRunner()
     run = tmp_path / "single"

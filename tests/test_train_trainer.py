@@ -1,6 +1,7 @@
 """Training: the loss falls, checkpoints load in the predictor, runs resume exactly, baselines train."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,12 +48,20 @@ def make_config(data_config, architecture="heatmap", **training) -> TrainConfig:
                        augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_loss_falls_over_a_few_steps_with_the_papers_network(precision, data_config, model_config, splits, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def test_loss_falls_over_a_few_steps(precision, data_config, small_model_config, splits, tmp_path):
+    """The trainer optimises: six steps on one batch lower that batch's loss, in each precision.
+
+    What the bound means: a broken step (no gradient, a wrong sign, a rate of 0, weights not updated
+    under autocast) leaves the loss at 1x or above; working steps bring it to 0.53-0.60x (two seeds,
+    float32 and bfloat16, with the CPU's bfloat16 instructions and with oneDNN limited to AVX2), so 0.8x
+    tells the two apart whatever the CPU's rounding. The network is the small one: this tests the
+    trainer, not the paper's network (whose training the synthetic benchmark shows). bfloat16 is slow
+    (about 100 s) on a CPU without bfloat16 instructions, where it is emulated."""
     train, validation = splits
     config = make_config(data_config, batch_size=5, precision=precision)
-    trainer = Trainer(config, model_config, train, validation, tmp_path / "run", progress=False)
-    dataset = TrainingDataset(train, model_config, landmark_noise=0, colour=0, label_noise=0)
+    trainer = Trainer(config, small_model_config, train, validation, tmp_path / "run", progress=False)
+    dataset = TrainingDataset(train, small_model_config, landmark_noise=0, colour=0, label_noise=0)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(5)])
     losses = []
     for _ in range(6):
@@ -61,9 +70,32 @@ def test_loss_falls_over_a_few_steps_with_the_papers_network(precision, data_con
         loss.backward()
         trainer.optimizer.step()
         losses.append(float(per_au.mean()))
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.8 * losses[0], losses
     # Mixed precision computes in bfloat16 but keeps float32 weights (and so float32 checkpoints).
     assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
+
+
+def test_auto_precision_is_bfloat16_only_with_native_bfloat16(data_config, small_model_config, splits, tmp_path,
+                                                             monkeypatch):
+    from train.trainer import cpu_has_bfloat16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bfloat16" if cpu_has_bfloat16() else "float32")
+    assert resolve_precision("float32", cpu) == "float32" and resolve_precision("bfloat16", cpu) == "bfloat16"
+    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags and " bf16" not in flags:
+        assert not cpu_has_bfloat16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN limited to AVX2 has no bfloat16 dot products
+    assert not cpu_has_bfloat16() and resolve_precision("auto", cpu) == "float32"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    run = tmp_path / "run"
+    train, validation = splits
+    trainer = Trainer(make_config(data_config, precision="auto", max_steps=1, validate_every=1), small_model_config,
+                      train, validation, run, progress=False)
+    assert trainer.precision == resolve_precision("auto", cpu)
+    assert trainer.autocast_dtype == (torch.bfloat16 if trainer.precision == "bfloat16" else None)
+    trainer.fit()
+    assert read_checkpoint(run / "last.pt").extra["precision"] == trainer.precision  # what auto chose, recorded
 
 
 def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_model_config, splits, tmp_path):
@@ -108,6 +140,7 @@ def test_float16_training_on_cuda_scales_the_loss_and_resumes(data_config, small
     assert resumed.fit(resume=True).steps == 6
 
 
+@pytest.mark.slow
 def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
     run = tmp_path / "run"
@@ -130,6 +163,7 @@ def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, sm
         Trainer(make_config(data_config), small_model_config, train, validation, run, progress=False).fit()
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
     straight = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,

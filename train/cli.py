@@ -29,7 +29,7 @@ Examples:
 # The settings' values, as train.config defines them (ARCHITECTURES, PRECISIONS); spelled out here so
 # that `au-train --help` does not import torch. tests/test_train_cli.py checks that they agree.
 ARCHITECTURE_CHOICE = click.Choice(["heatmap", "single_heatmap", "resnet18"])
-PRECISION_CHOICE = click.Choice(["float32", "bfloat16", "float16"])
+PRECISION_CHOICE = click.Choice(["float32", "bfloat16", "float16", "auto"])
 
 
 def _fail(message: str) -> None:
@@ -76,7 +76,8 @@ def _print_results(results) -> None:
 @click.option("--workers", type=int, help="DataLoader worker processes (override training.workers).")
 @click.option("--precision", type=PRECISION_CHOICE,
               help="Training arithmetic (override training.precision): bfloat16 mixed precision is faster on CPUs "
-                   "with AVX512-BF16/AMX and on Ampere+ GPUs; float16 needs CUDA.")
+                   "with AVX512-BF16/AMX and on Ampere+ GPUs; float16 needs CUDA; auto: bfloat16 where the "
+                   "hardware has it, else float32.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget,

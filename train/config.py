@@ -29,8 +29,10 @@ __all__ = [
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
 LR_SCHEDULES = ("constant", "cosine")
 # Arithmetic of the training forward pass: float32, or mixed precision (autocast; weights, optimiser
-# state, loss and validation stay float32). float16 scales the loss (CUDA only).
-PRECISIONS = ("float32", "bfloat16", "float16")
+# state, loss and validation stay float32). float16 scales the loss (CUDA only). auto: bfloat16 where the
+# hardware computes it natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU of compute capability 8+),
+# else float32 (train.trainer.resolve_precision).
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 
 
 def _strict(cls: type, data: dict[str, Any] | None, where: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ A run directory holds:
 
 ``training.precision`` ``bfloat16`` or ``float16`` runs the training forward pass under autocast
 (float16 with loss scaling, CUDA only); weights, optimiser state, loss, validation and checkpoints stay
-float32, so a checkpoint does not depend on the precision it was trained in.
+float32, so a checkpoint does not depend on the precision it was trained in. ``auto`` is bfloat16 where
+the hardware computes it natively (:func:`resolve_precision`), else float32.
 
 Heatmap checkpoints are :func:`model.checkpoint.save_checkpoint` files (``au-annotate --weights``
 loads them); ResNet-18 ones use :func:`train.baselines.save_baseline_checkpoint`.
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +42,8 @@ from train.datasets import EvaluationSet, RecordSet, TrainingDataset
 from train.losses import AUErrorWeighting, per_au_smooth_l1
 from train.metrics import AUMetrics, evaluate_intensities
 
-__all__ = ["build_network", "predict_intensities", "load_trained", "TrainResult", "Trainer"]
+__all__ = ["build_network", "predict_intensities", "load_trained", "TrainResult", "Trainer", "resolve_precision",
+           "cpu_has_bfloat16"]
 
 
 def build_network(architecture: str, model_config: ModelConfig) -> nn.Module:
@@ -49,6 +53,48 @@ def build_network(architecture: str, model_config: ModelConfig) -> nn.Module:
     if architecture == "resnet18":
         return ResNet18Regressor(len(model_config.aus))
     raise ValueError(f"unknown architecture {architecture!r}")
+
+
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) below the first with bfloat16 dot products (AVX512_CORE_BF16).
+_ONEDNN_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bfloat16() -> bool:
+    """Does this CPU compute bfloat16 natively, as torch runs here? x86: AVX512-BF16 or AMX-BF16 (in
+    /proc/cpuinfo), with torch's kernels at AVX512 and oneDNN not limited below its bfloat16 ISA
+    (``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA``); Arm: the ``bf16`` feature. Elsewhere bfloat16
+    is emulated, slower than float32."""
+    flags = _cpu_flags()
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "bf16" in flags
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512",):
+        return False
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() not in _ONEDNN_WITHOUT_BF16
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``training.precision`` with ``auto`` made concrete for ``device``: bfloat16 on a CUDA GPU of compute
+    capability 8 or more (Ampere+) and on a CPU with native bfloat16 (:func:`cpu_has_bfloat16`), else float32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.get_device_capability(device)[0] >= 8 else "float32"
+    if device.type == "cpu":
+        return "bfloat16" if cpu_has_bfloat16() else "float32"
+    return "float32"
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -164,7 +210,8 @@ class Trainer:
         if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.optimizer = self._make_optimizer()
-        self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
+        self.precision = resolve_precision(opt.precision, self.device)  # auto made concrete
+        self.autocast_dtype = _autocast_dtype(self.precision, self.device)
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16)
         self.weighting = AUErrorWeighting(len(model_config.aus), opt.weight_floor, opt.renormalise_weights)
         self.best_path = self.run_dir / "best.pt"
@@ -204,7 +251,8 @@ class Trainer:
         return evaluate_intensities(predictions, evaluation.labels, self.model_config.aus.labels)
 
     def _save(self, path: Path, metrics: AUMetrics, state: dict[str, Any], with_optimizer: bool) -> None:
-        extra = {"architecture": self.config.architecture, **state, "weighting": self.weighting.state_dict()}
+        extra = {"architecture": self.config.architecture, **state, "weighting": self.weighting.state_dict(),
+                 "precision": self.precision}
         if self.grad_scaler.is_enabled():
             extra["grad_scaler"] = self.grad_scaler.state_dict()
         fields = dict(
