@@ -323,6 +323,8 @@ def run_in_process(
                 item = futures[future]
                 try:
                     future.result()
+                except StorageError:  # the output cannot be written: stop, keeping the finished parts
+                    raise
                 except Exception as exc:  # one bad video never costs the others their results
                     log.debug("item %s failed", item.key, exc_info=True)
                     on_item(item, _failure(item, exc))
@@ -339,6 +341,8 @@ def run_in_process(
 
         try:
             plan.store.write_part(item, counted(annotator.annotate(item)))
+        except StorageError:  # the output cannot be written: stop, keeping the finished parts
+            raise
         except Exception as exc:  # one bad video never costs the others their results
             log.debug("item %s failed", item.key, exc_info=True)
             on_item(item, _failure(item, exc))
