@@ -8,7 +8,7 @@ from typing import Any
 
 from model.config import read_yaml
 
-__all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "PipelineConfig", "load_pipeline_config"]
+__all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "FeedConfig", "PipelineConfig", "load_pipeline_config"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,29 @@ class LandmarkConfig:
 
 
 @dataclass(frozen=True)
+class FeedConfig:
+    """The producer/consumer layout (pipeline.feeder): see configs/pipeline.yaml."""
+
+    reserved_cores: int = 2
+    slots_per_producer: int = 4
+    crops_per_slot: int = 64
+    items_per_producer: int = 2
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("slots_per_producer", "crops_per_slot", "items_per_producer", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"feed.{name} must be >= 1, got {getattr(self, name)}")
+        if self.reserved_cores < 0:
+            raise ValueError(f"feed.reserved_cores must be >= 0, got {self.reserved_cores}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
 
 
 def _section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
@@ -78,6 +97,7 @@ def load_pipeline_config(name_or_path: str | Path = "pipeline.yaml") -> Pipeline
         decode=_section(DecodeConfig, data.get("decode"), f"{name_or_path}: decode"),
         inference=_section(InferenceConfig, data.get("inference"), f"{name_or_path}: inference"),
         landmarks=_section(LandmarkConfig, data.get("landmarks"), f"{name_or_path}: landmarks"),
+        feed=_section(FeedConfig, data.get("feed"), f"{name_or_path}: feed"),
     )
 
 

@@ -9,15 +9,15 @@ GPU per frame, so one process that tracks and runs the model leaves the GPU idle
   writes the registered crops (uint8, S x S x 3) into *slots* of a buffer it shares with the
   consumer (a file in ``/dev/shm`` mapped by both: frames and crops are never pickled). Only the
   small per-frame metadata (landmarks, boxes, affines) travels through the producer's pipe.
-- **The consumer** (this process: :class:`FeedEngine`) copies the crops out of the slots, hands the
+- **The consumer** (this process: :class:`FeedEngine`; its settings are ``feed:`` in configs/pipeline.yaml) copies the crops out of the slots, hands the
   slot back, and batches crops from all producers into large model batches (pinned memory on CUDA);
   a second thread runs the model and turns the results into rows while the first keeps collecting;
   finished items are written (or returned) by a third.
 
-Memory is bounded: a producer owns a fixed number of slots and waits for a free one, so a slow
-consumer slows the producers instead of growing RAM, and the model queue is two batches deep.
+Memory is bounded: a producer owns ``feed.slots_per_producer`` slots and waits for a free one, so a
+slow consumer slows the producers instead of growing RAM, and the model queue is two batches deep.
 A producer that dies loses only its current item, which is retried on a new producer (at most
-``max_attempts`` times, then reported as that item's failure); its other queued items go back to
+``feed.max_attempts`` attempts in all, then reported as that item's failure); its other queued items go back to
 the queue. Rows are identical to :meth:`Annotator.annotate`'s for the same inputs: the same stages,
 and the model's results do not depend on how crops are batched (see :class:`AUPredictor`).
 """
@@ -248,31 +248,28 @@ class FeedEngine:
         producers: int,
         *,
         store=None,
-        items_per_producer: int = 2,
-        slots_per_producer: int = 4,
-        max_attempts: int = 3,
         on_frames: Callable[[int], None] | None = None,
     ) -> None:
         if producers < 1:
             raise ValueError(f"producers must be at least 1, got {producers}")
         self.options = options
+        feed = options.pipeline.feed
         self.annotator = Annotator(weights, options, tracker=False)
         self.model_batch = self.annotator.predictor.batch_size
         self.store = store
-        self.max_attempts = max_attempts
-        self.items_per_producer = items_per_producer
+        self.max_attempts = feed.max_attempts
+        self.items_per_producer = feed.items_per_producer
         self.on_frames = on_frames
         self.frames_done = 0
         self.retries = 0  # items started again after their producer died
         registration = self.annotator.config.registration
-        crops_per_slot = max(1, options.pipeline.decode.batch_frames // 2)
-        slot_bytes = crops_per_slot * registration.crop_size ** 2 * 3
+        slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
         self._folder = tempfile.mkdtemp(prefix="au-heatmaps-slots-",
-                                        dir=shared_memory_dir(producers * slots_per_producer * slot_bytes))
+                                        dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes))
         tracker_device = str(self.annotator.predictor.device) if options.landmarks == "fan" else "cpu"
         self._spec = lambda index, generation: ProducerSpec(
-            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), slots_per_producer,
-            crops_per_slot, tracker_device)
+            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), feed.slots_per_producer,
+            feed.crops_per_slot, tracker_device)
         self._generation = 0
         self._producers = [self._start_producer(i) for i in range(producers)]
         self._waiting: collections.deque[_Job] = collections.deque()

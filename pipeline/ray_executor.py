@@ -3,12 +3,12 @@
 - One actor per GPU by default (``gpus_per_worker`` < 1 packs several on a GPU), CPU actors when
   there is none, each with its share of the CPU threads; each loads the weights once.
 - A GPU actor is the model consumer of a :class:`pipeline.feeder.FeedEngine`: it spawns its own
-  producer processes on the CPUs Ray reserved for it (all but two), on its node, so crops reach the
+  producer processes on the CPUs Ray reserved for it (all but ``feed.reserved_cores``), on its node, so crops reach the
   model through shared memory, never through the object store. A CPU actor tracks in a background
   thread of its own (the measured best without a GPU).
 - Dynamic scheduling: longest items first; every actor holds at most its producers + 1 items (two
   for a CPU actor) and gets the next as soon as one finishes.
-- A dead actor is replaced and its items retried elsewhere, at most ``max_attempts`` times, then
+- A dead actor is replaced and its items retried elsewhere, at most ``feed.max_attempts`` times, then
   reported as that item's error. An item's rows reach its part file once (the part is written
   atomically under a name fixed by the item), so a retry never duplicates rows.
 - Rows travel as Arrow tables through the object store to the driver, or are written by the actor
@@ -43,8 +43,7 @@ class RayOptions:
     address: str | None = None
     gpus_per_worker: float | None = None
     cpus_per_worker: int | None = None  # None: the cluster's CPUs shared evenly between the workers
-    producers: int | None = None  # producer processes per worker; None: its CPUs but two on a GPU, else 0
-    max_attempts: int = 3
+    producers: int | None = None  # per worker; None: its CPUs but feed.reserved_cores on a GPU, else 0
 
 
 class _WeightsShipment:
@@ -168,7 +167,7 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
-def plan_workers(options: RayOptions) -> tuple[int, float, int, int]:
+def plan_workers(options: RayOptions, reserved_cores: int) -> tuple[int, float, int, int]:
     """(number of actors, GPUs per actor, CPUs per actor, producers per actor) from the cluster's resources."""
     import ray
 
@@ -192,7 +191,7 @@ def plan_workers(options: RayOptions) -> tuple[int, float, int, int]:
     if options.producers is not None:
         producers = options.producers
     else:
-        producers = max(1, threads - 2) if per_gpu > 0 else 0
+        producers = max(1, threads - reserved_cores) if per_gpu > 0 else 0
     return workers, per_gpu, threads, producers
 
 
@@ -213,7 +212,8 @@ def run_on_ray(
     started_here = _start_ray(ray_options.address)
     try:
         local_cluster = ray_options.address is None and not os.environ.get("RAY_ADDRESS")
-        workers, per_gpu, threads, producers = plan_workers(ray_options)
+        feed = plan.options.pipeline.feed
+        workers, per_gpu, threads, producers = plan_workers(ray_options, feed.reserved_cores)
         if plan.render_dir is not None:
             producers = 0  # overlays need the frames where the model runs
         workers = min(workers, max(1, len(todo)))
@@ -252,7 +252,7 @@ def run_on_ray(
                     on_item(item, None)
                 except (ActorDiedError, ActorUnavailableError, WorkerCrashedError, RayActorError) as exc:
                     attempts[item.key] += 1
-                    if attempts[item.key] >= ray_options.max_attempts:
+                    if attempts[item.key] >= feed.max_attempts:
                         on_item(item, ItemFailure(item.video, item.path,
                                                   f"{item.path}: worker died {attempts[item.key]} times on frames "
                                                   f"{item.start}-{item.stop - 1} ({type(exc).__name__})", item.start, item.stop))

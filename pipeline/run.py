@@ -256,6 +256,7 @@ def local_gpus(device: str) -> int:
 
 def plan_layout(
     device: str,
+    reserved_cores: int,
     *,
     workers: int | None = None,
     producers: int | None = None,
@@ -266,8 +267,8 @@ def plan_layout(
 ) -> Layout:
     """The layout ``--workers auto`` / ``--producers auto`` choose (measured best; README, Benchmarks).
 
-    With GPUs: one worker per GPU, and producers on all but two cores, shared between the workers
-    (the model worker and the run's own bookkeeping keep the other two). Without a GPU: one worker
+    With GPUs: one worker per GPU, and producers on all cores but ``reserved_cores`` (``feed.reserved_cores``,
+    2: the model worker and the run's own bookkeeping), shared between the workers. Without a GPU: one worker
     per two cores, each tracking in its own background thread (a producer pool gains nothing when
     the model shares the same few cores). ``--render`` needs the full frames beside the model's maps,
     so its workers track in their own thread.
@@ -280,7 +281,7 @@ def plan_layout(
     if workers is None:
         workers = gpus if gpus else max(1, cpus // 2)
     if producers is None:
-        producers = max(1, (cpus - 2) // workers) if (gpus and not render) else 0
+        producers = max(1, (cpus - reserved_cores) // workers) if (gpus and not render) else 0
     if render:
         producers = 0
     return Layout("ray" if workers > 1 else "process", workers, producers, where)
@@ -410,8 +411,8 @@ def annotate(
             on_item(item, failure)
 
     joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
-    layout = plan_layout(options.device, workers=workers, producers=producers, joining=joining,
-                         render=plan.render_dir is not None)
+    layout = plan_layout(options.device, options.pipeline.feed.reserved_cores, workers=workers, producers=producers,
+                         joining=joining, render=plan.render_dir is not None)
     if executor != "auto" and executor != layout.executor:
         layout = Layout(executor, layout.workers, layout.producers, layout.device)
     plan.metadata["layout"] = layout.to_dict()

@@ -41,12 +41,20 @@ def weights(tmp_path_factory) -> Path:
     return small_checkpoint(tmp_path_factory.mktemp("weights") / "small.pt")
 
 
+def _options(slots: int = 4, items_per_producer: int = 2, max_attempts: int = 3) -> AnnotateOptions:
+    """Decoded batches of 32 frames and slots of 8 crops: several slots per batch and several batches
+    per item, so slots are reused and a producer can be stopped mid-item."""
+    pipeline = with_overrides(
+        load_pipeline_config(), decode={"batch_frames": 32},
+        feed={"slots_per_producer": slots, "crops_per_slot": 8, "items_per_producer": items_per_producer,
+              "max_attempts": max_attempts},
+    )
+    return AnnotateOptions(device="cpu", save_landmarks=True, pipeline=pipeline)
+
+
 @pytest.fixture(scope="module")
 def small_batches() -> AnnotateOptions:
-    """Decoded batches of 32 frames: several messages per item, so slots are reused and a producer
-    can be stopped mid-item."""
-    pipeline = with_overrides(load_pipeline_config(), decode={"batch_frames": 32})
-    return AnnotateOptions(device="cpu", save_landmarks=True, pipeline=pipeline)
+    return _options()
 
 
 @pytest.mark.slow
@@ -54,7 +62,7 @@ def small_batches() -> AnnotateOptions:
 def test_engine_rows_equal_the_in_process_rows(testdata_dir, weights, small_batches, producers, slots):
     items = _items(testdata_dir, VIDEOS, small_batches)
     expected = _reference(weights, small_batches, items)
-    with FeedEngine(weights, small_batches, producers, slots_per_producer=slots) as engine:
+    with FeedEngine(weights, _options(slots=slots), producers) as engine:
         futures = {item.key: engine.submit(item) for item in items}
         results = {key: future.result(timeout=600) for key, future in futures.items()}
         assert engine.frames_done == sum(i.frames for i in items)
@@ -86,7 +94,7 @@ def test_a_killed_producer_costs_only_a_retry(testdata_dir, weights, small_batch
 @pytest.mark.slow
 def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, weights, small_batches):
     items = _items(testdata_dir, ["face_noface.mov", "single_face.mp4"], small_batches)
-    with FeedEngine(weights, small_batches, 1, max_attempts=1, items_per_producer=1) as engine:
+    with FeedEngine(weights, _options(items_per_producer=1, max_attempts=1), 1) as engine:
         doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
         deadline = time.monotonic() + 300
         while engine.frames_done == 0 and time.monotonic() < deadline:
@@ -144,12 +152,12 @@ def test_a_run_with_producers_writes_the_same_file(testdata_dir, weights, tmp_pa
     ],
 )
 def test_plan_layout(cpus, gpus, workers, producers, render, expected):
-    assert plan_layout("auto", workers=workers, producers=producers, render=render, cpus=cpus, gpus=gpus) == expected
+    assert plan_layout("auto", 2, workers=workers, producers=producers, render=render, cpus=cpus, gpus=gpus) == expected
 
 
 def test_layout_describes_itself():
-    assert plan_layout("auto", cpus=16, gpus=1).describe() == "1 worker (cuda) in this process, each fed by 14 producer processes"
-    assert plan_layout("cpu", cpus=2, gpus=0).describe() == "1 worker (cpu) in this process, each tracking in its own thread"
+    assert plan_layout("auto", 2, cpus=16, gpus=1).describe() == "1 worker (cuda) in this process, each fed by 14 producer processes"
+    assert plan_layout("cpu", 2, cpus=2, gpus=0).describe() == "1 worker (cpu) in this process, each tracking in its own thread"
 
 
 @pytest.mark.cuda
