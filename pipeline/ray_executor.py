@@ -212,8 +212,8 @@ def run_on_ray(
     started_here = _start_ray(ray_options.address)
     try:
         local_cluster = ray_options.address is None and not os.environ.get("RAY_ADDRESS")
-        feed = plan.options.pipeline.feed
-        workers, per_gpu, threads, producers = plan_workers(ray_options, feed.reserved_cores)
+        feed_config = plan.options.pipeline.feed
+        workers, per_gpu, threads, producers = plan_workers(ray_options, feed_config.reserved_cores)
         if plan.render_dir is not None:
             producers = 0  # overlays need the frames where the model runs
         workers = min(workers, max(1, len(todo)))
@@ -252,7 +252,7 @@ def run_on_ray(
                     on_item(item, None)
                 except (ActorDiedError, ActorUnavailableError, WorkerCrashedError, RayActorError) as exc:
                     attempts[item.key] += 1
-                    if attempts[item.key] >= feed.max_attempts:
+                    if attempts[item.key] >= feed_config.max_attempts:
                         on_item(item, ItemFailure(item.video, item.path,
                                                   f"{item.path}: worker died {attempts[item.key]} times on frames "
                                                   f"{item.start}-{item.stop - 1} ({type(exc).__name__})", item.start, item.stop))
