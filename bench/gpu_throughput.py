@@ -96,34 +96,16 @@ class GpuSampler:
 
 
 def stage_rates(video: Path, weights: str, options) -> dict[str, float]:
-    """Frames/s of each stage alone, one process."""
-    from pipeline.annotate import Annotator, register_faces
-    from pipeline.decode import iter_frame_batches, probe_video, select_frames
+    """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``)."""
+    from pipeline.annotate import Annotator
+    from pipeline.decode import probe_video, select_frames
+    from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
 
     annotator = Annotator(weights, options)
     info = probe_video(video)
-    start = time.perf_counter()
-    batches = list(iter_frame_batches(info, select_frames(info), options.pipeline.decode.batch_frames))
-    decode_s = time.perf_counter() - start
-    frames = sum(len(b) for b in batches)
-    annotator.tracker.reset()
-    start = time.perf_counter()
-    observations = [annotator.tracker.track(b.frames) for b in batches]
-    track_s = time.perf_counter() - start
-    registration = annotator.config.registration
-    start = time.perf_counter()
-    faces = [register_faces(b, o, registration.crop_size, registration) for b, o in zip(batches, observations)]
-    register_s = time.perf_counter() - start
-    crops = np.concatenate([f.crops for f in faces])
-    predictor = annotator.predictor
-    while len(crops) < 4 * predictor.batch_size:  # enough for a steady figure
-        crops = np.concatenate([crops, crops])
-    predictor.predict(crops[: predictor.batch_size])  # warm-up (and compile)
-    start = time.perf_counter()
-    predictor.predict(crops)
-    model_s = time.perf_counter() - start
-    return {"decode": frames / decode_s, "landmarks": frames / track_s, "registration": frames / register_s,
-            "model": len(crops) / model_s}
+    seconds, frames, crops = time_stages(annotator, info, select_frames(info), options,
+                                         min_crops=4 * annotator.predictor.batch_size)
+    return {stage: (len(crops) if stage == "model" else frames) / value for stage, value in seconds.items()}
 
 
 def producer_side_rate(items, options, registration, producers: int) -> float:

@@ -34,6 +34,37 @@ def rate(frames: int, seconds: float) -> float:
     return frames / seconds if seconds > 0 else float("inf")
 
 
+def time_stages(annotator: Annotator, info, indices: np.ndarray, options: AnnotateOptions, min_crops: int = 0):
+    """Seconds of each stage alone over ``indices`` of one video: decode, landmarks, registration, and
+    the model on the registered crops at its batch size (the crops repeated up to ``min_crops``).
+    Returns (seconds by stage, frames, crops)."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    batches = list(iter_frame_batches(info, indices, options.pipeline.decode.batch_frames))
+    seconds["decode"] = time.perf_counter() - start
+    frames = sum(len(b) for b in batches)
+
+    annotator.tracker.reset()
+    start = time.perf_counter()
+    observations = [annotator.tracker.track(b.frames) for b in batches]
+    seconds["landmarks"] = time.perf_counter() - start
+
+    registration = annotator.config.registration
+    start = time.perf_counter()
+    faces = [register_faces(b, o, registration.crop_size, registration) for b, o in zip(batches, observations)]
+    seconds["registration"] = time.perf_counter() - start
+    crops = np.concatenate([f.crops for f in faces])
+    while len(crops) < min_crops:
+        crops = np.concatenate([crops, crops])
+
+    predictor = annotator.predictor
+    predictor.predict(crops[: predictor.batch_size])  # warm-up (and compile)
+    start = time.perf_counter()
+    predictor.predict(crops)
+    seconds["model"] = time.perf_counter() - start
+    return seconds, frames, crops
+
+
 def main() -> None:
     shared = Path(os.environ.get("AU_HEATMAPS_SHARED", "../shared"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,30 +88,8 @@ def main() -> None:
           f"batch {batch_size}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs")
 
-    # decode alone
-    start = time.perf_counter()
-    batches = list(iter_frame_batches(info, indices, options.pipeline.decode.batch_frames))
-    decode_s = time.perf_counter() - start
-    frames = sum(len(b) for b in batches)
-
-    # landmarks alone
-    annotator.tracker.reset()
-    start = time.perf_counter()
-    observations = [annotator.tracker.track(b.frames) for b in batches]
-    landmarks_s = time.perf_counter() - start
-
-    # registration alone
-    registration = annotator.config.registration
-    start = time.perf_counter()
-    faces = [register_faces(b, o, registration.crop_size, registration) for b, o in zip(batches, observations)]
-    registration_s = time.perf_counter() - start
-    crops = np.concatenate([f.crops for f in faces])
-
-    # model alone, at the batch size (one warm-up batch first)
-    annotator.predictor.predict(crops[:batch_size])
-    start = time.perf_counter()
-    annotator.predictor.predict(crops)
-    model_s = time.perf_counter() - start
+    seconds, frames, crops = time_stages(annotator, info, indices, options)
+    decode_s, landmarks_s, registration_s, model_s = (seconds[k] for k in ("decode", "landmarks", "registration", "model"))
 
     # end to end (weights and tracker already loaded, as in a worker)
     item = plan_items([VideoSource(Path(args.video), Path(args.video).name)], options)[0][0]

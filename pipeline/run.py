@@ -313,6 +313,18 @@ def run_in_process(
 ) -> None:
     """Annotate ``todo`` in this process: the model here, fed by ``producers`` processes (0: one item
     after another, tracking in a background thread)."""
+    def settle(item: WorkItem, work: Callable[[], object]) -> None:
+        """Run ``work`` for ``item`` and report the item done or failed."""
+        try:
+            work()
+        except StorageError:  # the output cannot be written: stop, keeping the finished parts
+            raise
+        except Exception as exc:  # one bad video never costs the others their results
+            log.debug("item %s failed", item.key, exc_info=True)
+            on_item(item, _failure(item, exc))
+            return
+        on_item(item, None)
+
     if producers:
         import concurrent.futures
 
@@ -321,34 +333,17 @@ def run_in_process(
         with FeedEngine(plan.weights, plan.options, producers, store=plan.store, on_frames=on_frames) as engine:
             futures = {engine.submit(item): item for item in sorted(todo, key=lambda i: -i.frames)}
             for future in concurrent.futures.as_completed(futures):
-                item = futures[future]
-                try:
-                    future.result()
-                except StorageError:  # the output cannot be written: stop, keeping the finished parts
-                    raise
-                except Exception as exc:  # one bad video never costs the others their results
-                    log.debug("item %s failed", item.key, exc_info=True)
-                    on_item(item, _failure(item, exc))
-                    continue
-                on_item(item, None)
+                settle(futures[future], future.result)
         return
     annotator = Annotator(plan.weights, plan.options, plan.render_dir)
+
+    def counted(batches):
+        for batch in batches:
+            on_frames(batch.num_rows)
+            yield batch
+
     for item in todo:
-
-        def counted(batches):
-            for batch in batches:
-                on_frames(batch.num_rows)
-                yield batch
-
-        try:
-            plan.store.write_part(item, counted(annotator.annotate(item)))
-        except StorageError:  # the output cannot be written: stop, keeping the finished parts
-            raise
-        except Exception as exc:  # one bad video never costs the others their results
-            log.debug("item %s failed", item.key, exc_info=True)
-            on_item(item, _failure(item, exc))
-            continue
-        on_item(item, None)
+        settle(item, lambda: plan.store.write_part(item, counted(annotator.annotate(item))))
 
 
 def annotate(
