@@ -193,9 +193,9 @@ def test_load_results_filters(baseline) -> None:
     assert df.attrs["au_heatmaps"]["model"]["au_columns"] == AU
 
 
-def test_output_must_be_parquet(videos, weights, tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"\.parquet"):
-        annotate([videos[0]], tmp_path / "out.csv", weights=weights, progress=False)
+def test_output_must_be_parquet_or_csv(videos, weights, tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"must be a \.parquet or \.csv file"):
+        annotate([videos[0]], tmp_path / "out.xlsx", weights=weights, progress=False)
 
 
 # -- with the real test videos and the authors' checkpoint -----------------------------------------
