@@ -113,7 +113,8 @@ def main(
     verbose: bool,
 ) -> None:
     """Measure facial Action Unit intensities (AU6, AU10, AU12, AU14, AU17; 0-5) in every frame of
-    INPUTS (video files and folders, searched recursively) and write one Parquet table.
+    INPUTS (video files and folders, searched recursively) and write one table (Parquet, or CSV when
+    OUT ends in .csv).
 
     Every decoded frame gets exactly one row; frames without a face have face_detected = false and
     null intensities. A video that cannot be read is named, with the reason, in the summary and in
