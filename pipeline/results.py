@@ -26,6 +26,9 @@ def load_results(
     location = Location(path)
     if not location.exists():
         raise FileNotFoundError(f"{location}: no such results file")
+    if location.suffix.lower() == ".csv":
+        raise ValueError(f"{location}: a CSV file; read it with pandas.read_csv (the run's metadata is in "
+                         f"{Path(location.name).stem}.metadata.json beside it), or load the Parquet results")
     filters = []
     if videos is not None:
         check_video_names(location, videos)

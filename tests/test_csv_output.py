@@ -89,3 +89,9 @@ def test_out_with_another_extension_is_refused(runs, tmp_path) -> None:
     out, _ = runs
     result = CliRunner().invoke(main, [str(tmp_path), "--out", str(tmp_path / "r.xlsx"), "-q"])
     assert result.exit_code != 0 and ".parquet or .csv" in result.output
+
+
+def test_load_results_on_a_csv_says_how_to_read_it(runs) -> None:
+    out, _ = runs
+    with pytest.raises(ValueError, match=r"r\.csv: a CSV file; read it with pandas\.read_csv .*r\.metadata\.json"):
+        load_results(out / "r.csv")
