@@ -1,4 +1,8 @@
-"""``au-annotate``: the command line over :func:`pipeline.run.annotate`."""
+"""``au-annotate``: the command line over :func:`pipeline.run.annotate`.
+
+Only click is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
+and the rest load when a run starts (tests/test_cli_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,12 @@ from pathlib import Path
 
 import click
 
-from model.checkpoint import CheckpointError, package_version
-from model.weights import WeightsError
-from pipeline.annotate import AnnotateOptions
-from pipeline.config import load_pipeline_config, with_overrides
-from pipeline.sources import InputError
-
 EXAMPLES = """
 \b
 Examples:
   au-annotate videos/ --out results.parquet
   au-annotate a.mp4 b.mov --out ab.parquet --save-landmarks
+  au-annotate videos/ --out results.csv                           # CSV (+ results.metadata.json)
   au-annotate videos/ --out results.parquet --fps 5 --resume
   au-annotate videos/ --out results.parquet --render overlays/      # + an overlay MP4 per video
   au-annotate videos/ --out results.parquet --landmarks fan --device cuda --batch-size 64
@@ -39,8 +38,8 @@ Then, in Python:
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output Parquet file (one row per annotated frame). Written atomically at the end; "
-                   "finished videos are kept in OUT.parts/ until then.")
+              help="Output file, .parquet or .csv (one row per annotated frame). Written atomically at the "
+                   "end; finished videos are kept in OUT.parts/ until then.")
 @click.option("--weights", metavar="PATH|URL",
               help="Model weights (authors' released format or an au-train checkpoint). Default: "
                    "$AU_HEATMAPS_WEIGHTS, else the authors' BP4D model, downloaded once into the cache.")
@@ -86,7 +85,8 @@ Then, in Python:
                    "not with --every/--fps. With Ray workers, DIR must be visible to them.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--verbose", "-v", is_flag=True, help="Log details (and tracebacks of failed videos).")
-@click.version_option(package_version(), prog_name="au-heatmaps")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, _, value: _version(ctx, value),
+              help="Show the version and exit.")
 def main(
     inputs: tuple[Path, ...],
     out: Path,
@@ -113,13 +113,20 @@ def main(
     verbose: bool,
 ) -> None:
     """Measure facial Action Unit intensities (AU6, AU10, AU12, AU14, AU17; 0-5) in every frame of
-    INPUTS (video files and folders, searched recursively) and write one Parquet table.
+    INPUTS (video files and folders, searched recursively) and write one table (Parquet, or CSV when
+    OUT ends in .csv).
 
     Every decoded frame gets exactly one row; frames without a face have face_detected = false and
     null intensities. A video that cannot be read is named, with the reason, in the summary and in
     OUT's errors file (results.errors.csv beside results.parquet) while all other videos complete;
     the exit status is then 1.
     """
+    from model.checkpoint import CheckpointError
+    from model.weights import WeightsError
+    from pipeline.annotate import AnnotateOptions
+    from pipeline.config import load_pipeline_config, with_overrides
+    from pipeline.sources import InputError, NoInputsError
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if every is not None and sample_fps is not None:
         raise click.UsageError("choose one of --every and --fps")
@@ -147,6 +154,9 @@ def main(
         except OutputNotWritten as exc:
             _print_summary(exc.summary, out, render_dir)
             raise
+    except NoInputsError as exc:  # nothing to do is a usage error, not a finished run of 0 videos
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     except (WeightsError, CheckpointError, InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # one line, never a traceback: what, where, why
@@ -161,6 +171,20 @@ def main(
         sys.exit(1)
 
 
+def _version(ctx: click.Context, value: bool) -> None:
+    """``--version``: the installed package's version (without importing the model)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("au-heatmaps")
+    except PackageNotFoundError:
+        found = "unknown"
+    click.echo(f"au-heatmaps, version {found}")
+    ctx.exit()
+
+
 def _print_summary(summary, out: Path, render_dir: Path | None) -> None:
     """The run's summary on stderr: videos, rows, speed, what was kept or redone, what failed."""
     click.echo(
@@ -169,6 +193,10 @@ def _print_summary(summary, out: Path, render_dir: Path | None) -> None:
         f"{summary.frames_per_second:.1f} frames/s; {summary.items_skipped} work items kept from before)",
         err=True,
     )
+    from pipeline.report import describe_faces
+
+    for line in describe_faces(summary.faces):
+        click.echo(line, err=True)
     if summary.frames_undecodable:
         click.echo(f"{sum(summary.frames_undecodable.values())} frames could not be decoded (rows with face_detected = false "
                    "and a decode_error): " + ", ".join(f"{v}: {n}" for v, n in sorted(summary.frames_undecodable.items())), err=True)

@@ -1,6 +1,8 @@
 """Reading videos and images as frames: probing, presentation timestamps, frame sampling, bounded batches.
 
-Probing uses decord: the frame count, the frame rate and per-frame timestamps. Timestamps are the
+Probing gives the frame count, the frame rate and per-frame timestamps; it uses decord where decord is
+installed and PyAV elsewhere (decord has no wheels for Linux aarch64 or macOS arm64), with the same
+results (tests/test_probe_backends.py): :data:`PROBE_BACKENDS`, :func:`probe_backend`. Timestamps are the
 decoder's presentation times (right for variable frame rate and for edit lists, whose pre-roll
 frames have negative times). AVI frames carry none: their times come from the container's index
 (:mod:`pipeline.avi_index`), so frames after dropped ones (empty index entries) keep their capture
@@ -180,12 +182,28 @@ def _default_image_fps() -> float:
 
 
 # -- videos ---------------------------------------------------------------------------------------
-class VideoFileReader:
-    """A video file: probed with decord, decoded with PyAV one packet at a time."""
+PROBE_BACKENDS = ("decord", "av")
 
-    def __init__(self, path: Path, num_threads: int = 0) -> None:
+
+def probe_backend() -> str:
+    """The probe a video file gets by default: decord where it is installed, else PyAV."""
+    try:
+        import decord  # noqa: F401  (imported once; the probe uses it)
+    except ImportError:
+        return "av"
+    return "decord"
+
+
+class VideoFileReader:
+    """A video file: probed with decord (or PyAV where decord is missing, or as ``probe_with`` says),
+    decoded with PyAV one packet at a time."""
+
+    def __init__(self, path: Path, num_threads: int = 0, probe_with: str | None = None) -> None:
+        if probe_with is not None and probe_with not in PROBE_BACKENDS:
+            raise ValueError(f"probe_with must be one of {', '.join(PROBE_BACKENDS)}, got {probe_with!r}")
         self.path = path
         self.num_threads = num_threads
+        self.probe_with = probe_with
         self._container = None
         self._frames: Iterator[tuple[int | None, object]] | None = None
         self._pending: tuple[int | None, object] | None = None
@@ -195,33 +213,15 @@ class VideoFileReader:
 
     # probing
     def probe(self) -> VideoInfo:
-        import decord
-
-        decord.logging.set_level(decord.logging.QUIET)  # failures are reported by us, with the file name
         path = self.path
-        with _quiet_stderr():
-            try:
-                reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-            except Exception as exc:  # decord raises RuntimeError / DECORDError
-                raise VideoError(f"{path}: not a video or image (the decoder says: {_decord_reason(exc, path)})") from exc
-            try:
-                num_frames = len(reader)
-                fps = float(reader.get_avg_fps())
-            except Exception as exc:
-                raise VideoError(f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})") from exc
+        backend = self.probe_with or probe_backend()
+        num_frames, fps, times, note = self._probe_decord() if backend == "decord" else self._probe_av()
         if num_frames == 0:
             raise VideoError(f"{path}: the video stream has no frames")
         if not (fps > 0 and math.isfinite(fps)):
             fps = float("nan")
-        note = ""
         avi = is_avi(path)
         source = "pts"
-        try:
-            times = np.asarray(reader.get_frame_timestamp(np.arange(num_frames)), dtype=np.float64)[:, 0]
-            note = _check_timestamps(times)
-        except Exception as exc:
-            times, note = np.empty(0), f"decoder gave no timestamps ({_short(exc)})"
-        del reader
         if avi:
             index = read_avi_index(path)
             if index is not None and len(index.slots) == num_frames:
@@ -241,6 +241,63 @@ class VideoFileReader:
             times = np.arange(num_frames, dtype=np.float64) / fps
         frame_pts, keyframes, size = self._stream_index(num_frames, times if source == "pts" else None, avi)
         return VideoInfo(path, num_frames, fps, size[0], size[1], times, source, note, frame_pts, keyframes)
+
+    def _probe_decord(self) -> tuple[int, float, np.ndarray, str]:
+        """(frame count, average frame rate, presentation times in s, why the times cannot be trusted)."""
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)  # failures are reported by us, with the file name
+        path = self.path
+        with _quiet_stderr():
+            try:
+                reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+            except Exception as exc:  # decord raises RuntimeError / DECORDError
+                raise VideoError(f"{path}: not a video or image (the decoder says: {_decord_reason(exc, path)})") from exc
+            try:
+                num_frames = len(reader)
+                fps = float(reader.get_avg_fps())
+            except Exception as exc:
+                raise VideoError(f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})") from exc
+        try:
+            times = np.asarray(reader.get_frame_timestamp(np.arange(num_frames)), dtype=np.float64)[:, 0] if num_frames else np.empty(0)
+            note = _check_timestamps(times)
+        except Exception as exc:
+            times, note = np.empty(0), f"decoder gave no timestamps ({_short(exc)})"
+        del reader
+        return num_frames, fps, times, note
+
+    def _probe_av(self) -> tuple[int, float, np.ndarray, str]:
+        """As :meth:`_probe_decord`, from one PyAV demux pass (nothing decoded), by decord's rules: a
+        frame per non-empty packet, edit lists applied (pre-roll frames get negative times), times
+        (pts - stream start) x time base in presentation order, the stream's average frame rate."""
+        import av
+
+        av.logging.set_level(None)
+        path = self.path
+        try:
+            container = av.open(str(path))
+            stream = container.streams.video[0]
+        except Exception as exc:
+            raise VideoError(f"{path}: not a video or image ({_short(exc)})") from exc
+        try:
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else float("nan")
+            time_base = float(stream.time_base) if stream.time_base else float("nan")
+            start = stream.start_time or 0
+            pts: list[int | None] = []
+            try:
+                for packet in container.demux(stream):
+                    if packet.size:
+                        pts.append(packet.pts)
+            except Exception as exc:  # damaged data: the frames before it are what the stream holds
+                if not pts:
+                    raise VideoError(f"{path}: not a video or image (cannot read its first packet: {_short(exc)})") from exc
+        finally:
+            container.close()
+        if not pts or any(p is None for p in pts):
+            return len(pts), fps, np.empty(0), "decoder gave no timestamps" if pts else ""
+        times = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * time_base
+        return len(pts), fps, times, _check_timestamps(times)
 
     def _open(self):
         import av
@@ -430,7 +487,8 @@ class ImageReader:
             yield FrameBatch(chunk, info.timestamps[chunk], frames, tuple(errors) if any(errors) else ())
 
 
-def open_reader(path: str | Path, num_threads: int = 0, image_fps: float | None = None) -> VideoFileReader | ImageReader:
+def open_reader(path: str | Path, num_threads: int = 0, image_fps: float | None = None,
+                probe_with: str | None = None) -> VideoFileReader | ImageReader:
     """A reader for a video file, an image file or an image-sequence folder, with a
     :class:`VideoError` naming the file when it cannot be read. ``image_fps``: frame rate given to
     images (default: ``decode.image_fps`` of the shipped pipeline settings)."""
@@ -443,7 +501,7 @@ def open_reader(path: str | Path, num_threads: int = 0, image_fps: float | None 
         return ImageReader(path, sequence, image_fps if image_fps is not None else _default_image_fps())
     if is_image_file(path) or sniff_image(path):
         return ImageReader(path, ImageSequence(path.parent, (path,), (0,)), image_fps if image_fps is not None else _default_image_fps())
-    return VideoFileReader(path, num_threads)
+    return VideoFileReader(path, num_threads, probe_with)
 
 
 def probe_video(path: str | Path, reader: VideoFileReader | ImageReader | None = None, image_fps: float | None = None) -> VideoInfo:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import click
-import pandas as pd
 
-from model.aus import AUSet
+if TYPE_CHECKING:  # imported where used: --help answers without pandas or the model
+    import pandas as pd
+
+    from model.aus import AUSet
 
 __all__ = ["render", "plot"]
 
@@ -38,6 +40,9 @@ Examples:
 """
 
 
+HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
 def _fail(message: str) -> click.ClickException:
     return click.ClickException(message)
 
@@ -51,7 +56,9 @@ def _schema_columns(path: Path) -> list[str]:
         raise _fail(f"{path}: not a readable Parquet results file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_results(path: Path, columns: Sequence[str], videos: Sequence[str] | None) -> pd.DataFrame:
+def _read_results(path: Path, columns: Sequence[str], videos: Sequence[str] | None) -> "pd.DataFrame":
+    import pandas as pd
+
     filters = [("video", "in", list(videos))] if videos else None
     try:
         return pd.read_parquet(path, columns=list(dict.fromkeys(columns)), filters=filters)
@@ -60,6 +67,7 @@ def _read_results(path: Path, columns: Sequence[str], videos: Sequence[str] | No
 
 
 def _videos_of(path: Path) -> list[str]:
+    import pandas as pd
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=["video"])
@@ -73,7 +81,7 @@ def _check_videos(path: Path, wanted: Sequence[str], present: Sequence[str]) -> 
         raise _fail(f"{path}: no rows for video {', '.join(repr(v) for v in missing)} (videos in it: {shown or 'none'})")
 
 
-def _shipped_aus() -> AUSet:
+def _shipped_aus() -> "AUSet":
     from model.aus import load_au_set
 
     return load_au_set()
@@ -82,6 +90,7 @@ def _shipped_aus() -> AUSet:
 @click.command(
     "render",
     epilog=RENDER_EPILOG,
+    context_settings=HELP_SETTINGS,
     short_help="Overlay videos (heatmaps, peaks, intensities) from a results Parquet.",
 )
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -197,6 +206,7 @@ def render(
 @click.command(
     "plot",
     epilog=PLOT_EPILOG,
+    context_settings=HELP_SETTINGS,
     short_help="Plot each AU's intensity over time for one video (PNG or SVG).",
 )
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))

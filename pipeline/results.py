@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from pipeline.store import Location, read_run_metadata
 
-__all__ = ["load_results", "read_run_metadata", "peaks_inside"]
+__all__ = ["load_results", "read_run_metadata", "peaks_inside", "UnknownVideoError"]
 
 
 def load_results(
@@ -26,8 +26,12 @@ def load_results(
     location = Location(path)
     if not location.exists():
         raise FileNotFoundError(f"{location}: no such results file")
+    if location.suffix.lower() == ".csv":
+        raise ValueError(f"{location}: a CSV file; read it with pandas.read_csv (the run's metadata is in "
+                         f"{Path(location.name).stem}.metadata.json beside it), or load the Parquet results")
     filters = []
     if videos is not None:
+        check_video_names(location, videos)
         filters.append(("video", "in", list(videos)))
     if faces_only:
         filters.append(("face_detected", "==", True))
@@ -36,6 +40,27 @@ def load_results(
     frame = table.to_pandas()
     frame.attrs["au_heatmaps"] = read_run_metadata(location)
     return frame
+
+
+def check_video_names(location: Location, videos: Sequence[str]) -> None:
+    """Raise :class:`UnknownVideoError` naming the videos of ``location`` when one of ``videos`` is not
+    among them (a misspelt name would otherwise select nothing, silently)."""
+    if isinstance(videos, str):
+        raise TypeError(f"videos must be a list of names, got the string {videos!r} (write videos=[{videos!r}])")
+    column = pq.read_table(location.path, columns=["video"], filesystem=location.filesystem).column("video")
+    present = sorted(str(v) for v in column.unique().to_pylist())
+    unknown = [v for v in dict.fromkeys(videos) if v not in set(present)]
+    if unknown:
+        shown = ", ".join(present[:50]) + (f", ... ({len(present)} in all)" if len(present) > 50 else "")
+        raise UnknownVideoError(f"{location}: no video named {', '.join(repr(v) for v in unknown)} "
+                                f"(the videos in it: {shown or 'none'})")
+
+
+class UnknownVideoError(KeyError):
+    """``load_results(..., videos=[...])`` named a video that the results file does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 def peaks_inside(df: pd.DataFrame, metadata: dict | None = None) -> pd.DataFrame:

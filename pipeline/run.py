@@ -20,6 +20,7 @@ from model.weights import resolve_weights
 from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, plan_items
 from pipeline.lock import OutputLock
 from pipeline.progress import RunProgress
+from pipeline.report import FaceCount, count_faces
 from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
 from pipeline.store import Location, ResultStore, StorageError, storage_errors
@@ -48,6 +49,7 @@ class RunSummary:
     items_redone: int = 0  # --resume: finished items annotated again because their video changed
     videos_changed: list[str] = field(default_factory=list)
     output_error: str | None = None  # the output could not be written (the parts are kept for --resume)
+    faces: "dict[str, FaceCount]" = field(default_factory=dict)  # video -> frames, frames with a face
 
     @property
     def ok(self) -> bool:
@@ -102,15 +104,20 @@ def prepare_run(
     weights: str | Path | None = None,
     resume: bool = False,
     render_dir: str | Path | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> RunPlan:
-    """Take the output's lock, resolve the weights, find and probe the videos, cut them into items,
-    open the result store. The caller releases ``plan.lock`` when the run ends."""
+    """Find the videos (:class:`pipeline.sources.NoInputsError` when there are none), take the output's
+    lock, resolve the weights, probe the videos, cut them into items, open the result store. The
+    caller releases ``plan.lock`` when the run ends. ``on_stage(text)`` hears what it is doing."""
     location = Location(out)
-    if location.suffix.lower() != ".parquet":
-        raise ValueError(f"--out {out}: the output must be a .parquet file")
+    if location.suffix.lower() not in (".parquet", ".csv"):
+        raise ValueError(f"--out {out}: the output must be a .parquet or .csv file")
     if render_dir is not None and (options.every is not None or options.fps is not None):
         raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
                          "(render the sampled results afterwards with au-render)")
+    stage = on_stage or (lambda text: None)
+    stage("finding videos")
+    sources = discover_videos(inputs)  # before the lock and the weights: nothing to do is said at once
     lock = OutputLock(location)
     if location.is_local:
         parent = location.sibling("")
@@ -119,11 +126,12 @@ def prepare_run(
     with storage_errors("create the lock file", lock.location):
         lock.acquire()
     try:
+        stage("reading the weights")
         weights_path = resolve_weights(weights)
         checkpoint = read_checkpoint(weights_path)
         sha = checkpoint.sha256 or file_sha256(weights_path)
         run_key = options.run_key(sha)
-        sources = discover_videos(inputs)
+        stage(f"probing {len(sources)} video{'s' * (len(sources) != 1)}")
         items, infos, failures = plan_items(sources, options)
         schema = OutputSchema(checkpoint.model_config.aus, options.save_landmarks).arrow_schema()
         store = ResultStore(location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows)
@@ -182,7 +190,8 @@ def _finish(
     except StorageError as exc:
         errors_file = None
         output_errors.append(str(exc))
-    undecodable = count_decode_errors(plan.out) if rows else {}
+    undecodable = count_decode_errors(plan.store.table) if rows else {}
+    faces = count_faces(plan.store.table) if rows else {}
     overlays_missing: list[str] = []
     if plan.render_dir is not None:
         from pipeline.render.segments import OverlaySegments
@@ -211,6 +220,7 @@ def _finish(
         items_redone=len(plan.changed),
         videos_changed=sorted({i.video for i in plan.changed}),
         output_error="; ".join(output_errors) or None,
+        faces=faces,
     )
     if output_errors:
         raise OutputNotWritten(
@@ -285,6 +295,15 @@ def plan_layout(
     if render:
         producers = 0
     return Layout("ray" if workers > 1 else "process", workers, producers, where)
+
+
+def _starting(layout: Layout) -> str:
+    """The progress bar's words until the first frame is done."""
+    if layout.executor == "ray":
+        return "starting Ray workers, loading the model"
+    if layout.producers:
+        return f"starting {layout.producers} producer process{'es' * (layout.producers != 1)}, loading the model"
+    return "loading the model"
 
 
 def _failure(item: WorkItem, exc: BaseException) -> ItemFailure:
@@ -383,13 +402,19 @@ def annotate(
     options = options or AnnotateOptions()
     if executor not in ("auto", "ray", "process"):
         raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
-    plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir)
+    bar = RunProgress(None, None, enabled=progress)  # says what the run does before the first frame
+    try:
+        plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir,
+                           on_stage=bar.stage)
+    except BaseException:
+        bar.close()
+        raise
     failures = list(plan.failures)
     todo = plan.todo
     skipped = len(plan.items) - len(todo)
     videos = {i.video for i in plan.items}
     left = collections.Counter(i.video for i in todo)
-    bar = RunProgress(sum(i.frames for i in todo), len(videos), enabled=progress)
+    bar.start(sum(i.frames for i in todo), len(videos))
     bar.video_done(len(videos - set(left)))
     frames_done = 0
 
@@ -414,6 +439,7 @@ def annotate(
     log.info("layout: %s", layout.describe())
     if on_layout is not None:
         on_layout(layout)
+    bar.stage(_starting(layout))
     try:  # the lock is released here on errors and interruptions, else by finish_run
         if todo and layout.executor == "ray":
             from pipeline.ray_executor import RayOptions, run_on_ray

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Iterable
 
 from pipeline.decode import VIDEO_EXTENSIONS
-from pipeline.images import image_sequence, is_image_file
+from pipeline.images import IMAGE_EXTENSIONS, image_sequence, is_image_file
 
-__all__ = ["VideoSource", "InputError", "discover_videos"]
+__all__ = ["VideoSource", "InputError", "NoInputsError", "discover_videos"]
 
 
 class InputError(ValueError):
     """An input path that does not exist, or inputs that cannot be named apart."""
+
+
+class NoInputsError(InputError):
+    """The inputs hold no video or image at all (``au-annotate`` exits with status 2)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def discover_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[VideoSourc
     file found in a directory is named by its path relative to that directory. When two inputs give
     the same name, both are prefixed with their input root's folder name.
     """
+    inputs = list(inputs)
     groups: list[tuple[Path, list[tuple[Path, str]]]] = []
     for raw in inputs:
         root = Path(raw).expanduser()
@@ -76,4 +81,15 @@ def discover_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[VideoSourc
                 raise InputError(f"two inputs are both named {name!r} in the output: {seen[name]} and {path}")
             seen[name] = path
             sources.append(VideoSource(path=path, name=name))
+    if not sources:
+        raise NoInputsError(_nothing_found(list(inputs)))
     return sources
+
+
+def _nothing_found(inputs: list[str | os.PathLike[str]]) -> str:
+    """What was searched, for the error when no video or image was found."""
+    searched = ", ".join(str(i) for i in inputs) or "(no inputs given)"
+    videos = " ".join(sorted(VIDEO_EXTENSIONS))
+    images = " ".join(sorted(IMAGE_EXTENSIONS))
+    return (f"no videos or images found in {searched} (folders are searched recursively, hidden ones skipped, "
+            f"for video files ({videos}) and images ({images}), and folders of numbered frames)")

@@ -374,8 +374,22 @@ class ResultStore:
                 for batch in part.parquet_file().iter_batches(batch_size=self.row_group_rows):
                     yield batch.replace_schema_metadata(None)
 
-        return self._write_atomic(self.out, batches(), dict(metadata, run_key=self.run_key, items=entries),
-                                  "write the results file", needed)
+        metadata = dict(metadata, run_key=self.run_key, items=entries)
+        rows = self._write_atomic(self.table, batches(), metadata, "write the results file", needed)
+        if self.table is not self.out:  # CSV: the assembled Parquet file, converted (pipeline.csv_output)
+            from pipeline.csv_output import metadata_location, parquet_to_csv, write_metadata_json
+
+            write_metadata_json(metadata, metadata_location(self.out))
+            parquet_to_csv(self.table, self.out, self.row_group_rows)
+        return rows
+
+    @property
+    def table(self) -> Location:
+        """The assembled Parquet file: ``out`` itself, or for a ``.csv`` output the Parquet file it is
+        converted from (in the parts folder, removed with it)."""
+        if Path(self.out.name).suffix.lower() == ".csv":
+            return self.parts_dir.child("assembled.parquet")
+        return self.out
 
     def remove_parts(self) -> None:
         self.parts_dir.delete_dir()

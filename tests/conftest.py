@@ -38,6 +38,19 @@ def testdata_dir(shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def videos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared test videos when $AU_HEATMAPS_SHARED is set, else stand-ins with the same names, frame
+    counts and rates made here from public-domain pictures (tests/media.py, ``make_testdata``): for
+    tests that need face and no-face videos but not the authors' reference outputs."""
+    path = shared_dir()
+    if path is not None and (path / "testdata").is_dir():
+        return path / "testdata"
+    from media import make_testdata
+
+    return make_testdata(tmp_path_factory.mktemp("testdata"))
+
+
+@pytest.fixture(scope="session")
 def authors_checkpoint(fixtures_dir: Path) -> Path:
     """The authors-format checkpoint with seeded random weights."""
     return fixtures_dir / "authors_format_random.pth.tar"

@@ -140,3 +140,17 @@ def damage(src: Path, dst: Path, nbytes: int = 2048, seed: int = 0) -> Path:
     data[middle : middle + nbytes] = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
     dst.write_bytes(bytes(data))
     return dst
+
+
+def make_testdata(folder: Path) -> Path:
+    """Stand-ins for the shared test videos, by the same names, frame counts and rates, made from
+    public-domain pictures (scikit-image's astronaut, NASA) and noise: what the tests that need *some*
+    face / no-face videos use when $AU_HEATMAPS_SHARED is unset (tests/conftest.py, ``videos_dir``).
+    Not for tests that compare with the authors' reference outputs (those need the real files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    face = astronaut_frames(72)
+    write_video(folder / "single_face.mp4", face, fps=30)
+    write_video(folder / "face_noface.mov", np.concatenate([face, noise_frames(97, size=(320, 240), seed=3)]), fps=30)
+    write_video(folder / "no_face.mp4", noise_frames(98, size=(320, 240), seed=4), fps=24)
+    write_video(folder / "bmvc_example.mp4", astronaut_frames(49, seed=5), fps=25)
+    return folder

@@ -193,26 +193,35 @@ def test_load_results_filters(baseline) -> None:
     assert df.attrs["au_heatmaps"]["model"]["au_columns"] == AU
 
 
-def test_output_must_be_parquet(videos, weights, tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"\.parquet"):
-        annotate([videos[0]], tmp_path / "out.csv", weights=weights, progress=False)
+def test_output_must_be_parquet_or_csv(videos, weights, tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"must be a \.parquet or \.csv file"):
+        annotate([videos[0]], tmp_path / "out.xlsx", weights=weights, progress=False)
 
 
 # -- with the real test videos and the authors' checkpoint -----------------------------------------
 
 @pytest.fixture(scope="module")
-def shared_run(testdata_dir, authors_checkpoint, tmp_path_factory):
+def shared_run(videos_dir, tmp_path_factory):
+    """The test videos (the shared ones, else stand-ins) with the authors-format checkpoint (else a
+    small network: the row counts and faces below do not depend on the weights)."""
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    if shared is not None and (shared / "fixtures" / "authors_format_random.pth.tar").is_file():
+        weights = shared / "fixtures" / "authors_format_random.pth.tar"
+    else:
+        weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
     out = tmp_path_factory.mktemp("shared") / "results.parquet"
-    summary = annotate([testdata_dir], out, AnnotateOptions(device="cpu"), weights=authors_checkpoint, progress=False)
+    summary = annotate([videos_dir], out, AnnotateOptions(device="cpu"), weights=weights, progress=False)
     return load_results(out), summary
 
 
-def test_shared_row_counts_equal_decoder_frame_counts(shared_run, testdata_dir) -> None:
+def test_shared_row_counts_equal_decoder_frame_counts(shared_run, videos_dir) -> None:
     import decord
 
     df, summary = shared_run
     assert summary.ok
-    for path in sorted(testdata_dir.iterdir()):
+    for path in sorted(videos_dir.iterdir()):
         if path.suffix in {".mp4", ".mov"}:
             frames = len(decord.VideoReader(str(path)))
             rows = df[df.video == path.name]
@@ -229,7 +238,7 @@ def test_shared_no_face_and_face_then_no_face(shared_run) -> None:
     assert np.all(np.diff(moving.timestamp) > 0)
 
 
-def test_shared_matches_authors_intensities(shared_run, authors_reference) -> None:
+def test_shared_matches_authors_intensities(shared_run, authors_reference, authors_checkpoint) -> None:
     df, _ = shared_run
     clip = df[df.video == "bmvc_example.mp4"].set_index("frame")
     assert clip.loc[0, "landmark_source"] == "detected"

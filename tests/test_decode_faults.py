@@ -50,12 +50,12 @@ def test_damaged_stretch_loses_only_the_frames_that_do_not_decode(testdata_dir, 
 
 
 @pytest.mark.parametrize("name, every", [("face_noface.mov", 7), ("no_face.mp4", 3), ("single_face.mp4", 5)])
-def test_frames_are_ffmpegs_frames_at_those_indices(testdata_dir, name, every) -> None:
+def test_frames_are_ffmpegs_frames_at_those_indices(videos_dir, name, every) -> None:
     """Frames decoded in small batches (seeks between keyframes) are exactly the frames ffmpeg
     decodes at those times (ffmpeg drops an edit list's pre-roll frames, which have times < 0)."""
     from media import ffmpeg_exe
 
-    path = testdata_dir / name
+    path = videos_dir / name
     info = probe_video(path)
     indices = select_frames(info, every=every)
     batches = list(iter_frame_batches(info, indices, batch_frames=4))

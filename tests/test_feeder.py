@@ -59,8 +59,8 @@ def small_batches() -> AnnotateOptions:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("producers, slots", [(1, 1), (2, 4)])
-def test_engine_rows_equal_the_in_process_rows(testdata_dir, weights, small_batches, producers, slots):
-    items = _items(testdata_dir, VIDEOS, small_batches)
+def test_engine_rows_equal_the_in_process_rows(videos_dir, weights, small_batches, producers, slots):
+    items = _items(videos_dir, VIDEOS, small_batches)
     expected = _reference(weights, small_batches, items)
     with FeedEngine(weights, _options(slots=slots), producers) as engine:
         futures = {item.key: engine.submit(item) for item in items}
@@ -72,8 +72,8 @@ def test_engine_rows_equal_the_in_process_rows(testdata_dir, weights, small_batc
 
 
 @pytest.mark.slow
-def test_a_killed_producer_costs_only_a_retry(testdata_dir, weights, small_batches, caplog):
-    items = _items(testdata_dir, ["face_noface.mov"], small_batches)
+def test_a_killed_producer_costs_only_a_retry(videos_dir, weights, small_batches, caplog):
+    items = _items(videos_dir, ["face_noface.mov"], small_batches)
     expected = _reference(weights, small_batches, items)
     with FeedEngine(weights, small_batches, 1) as engine:
         future = engine.submit(items[0])
@@ -93,6 +93,7 @@ def test_a_killed_producer_costs_only_a_retry(testdata_dir, weights, small_batch
 
 @pytest.mark.slow
 def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, weights, small_batches):
+    # the shared videos only: the stand-ins decode so fast that the item can finish before the kill
     items = _items(testdata_dir, ["face_noface.mov", "single_face.mp4"], small_batches)
     with FeedEngine(weights, _options(items_per_producer=1, max_attempts=1), 1) as engine:
         doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
@@ -107,14 +108,14 @@ def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, weights, s
 
 
 @pytest.mark.slow
-def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, weights, tmp_path):
+def test_a_bad_item_fails_alone_and_the_run_reports_it(videos_dir, weights, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in VIDEOS:
-        shutil.copy(testdata_dir / name, folder / name)
+        shutil.copy(videos_dir / name, folder / name)
     options = AnnotateOptions(device="cpu")
     items = _items(folder, VIDEOS, options)
-    shutil.copy(testdata_dir / "bmvc_example.mp4", folder / "single_face.mp4")  # 49 frames now, 72 planned
+    shutil.copy(videos_dir / "bmvc_example.mp4", folder / "single_face.mp4")  # 49 frames now, 72 planned
     with FeedEngine(weights, options, 2) as engine:
         futures = [engine.submit(item) for item in items]
         with pytest.raises(ItemFailed, match=r"single_face\.mp4: has 49 frames now, expected at least 72"):
@@ -123,9 +124,9 @@ def test_a_bad_item_fails_alone_and_the_run_reports_it(testdata_dir, weights, tm
 
 
 @pytest.mark.slow
-def test_a_run_with_producers_writes_the_same_file(testdata_dir, weights, tmp_path):
+def test_a_run_with_producers_writes_the_same_file(videos_dir, weights, tmp_path):
     options = AnnotateOptions(device="cpu", save_landmarks=True)
-    inputs = [testdata_dir / n for n in VIDEOS]
+    inputs = [videos_dir / n for n in VIDEOS]
     plain = annotate(inputs, tmp_path / "plain.parquet", options, weights=weights, producers=0, progress=False)
     fed = annotate(inputs, tmp_path / "fed.parquet", options, weights=weights, producers=2, progress=False)
     assert plain.ok and fed.ok
@@ -163,14 +164,14 @@ def test_layout_describes_itself():
 @pytest.mark.cuda
 @pytest.mark.slow
 @pytest.mark.parametrize("precision, compile", [("fp32", False), ("bf16", False), ("fp16", True)])
-def test_engine_on_cuda_matches_the_cpu(testdata_dir, weights, precision, compile):
+def test_engine_on_cuda_matches_the_cpu(videos_dir, weights, precision, compile):
     import numpy as np
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     cpu = AnnotateOptions(device="cpu")
-    items = _items(testdata_dir, ["single_face.mp4"], cpu)
+    items = _items(videos_dir, ["single_face.mp4"], cpu)
     expected = _reference(weights, cpu, items)[items[0].key].to_pandas()
     gpu = AnnotateOptions(device="cuda", precision=precision, compile=compile, batch_size=32)
     with FeedEngine(weights, gpu, 2) as engine:

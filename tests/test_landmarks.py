@@ -113,10 +113,10 @@ def test_reproduces_authors_landmarks_on_a_fresh_detection(dlib_tracker, testdat
     np.testing.assert_array_equal(observation.landmarks, authors_reference["frame0_landmarks"])
 
 
-def test_face_then_no_face(dlib_tracker, testdata_dir) -> None:
+def test_face_then_no_face(dlib_tracker, videos_dir) -> None:
     import decord
 
-    reader = decord.VideoReader(str(testdata_dir / "face_noface.mov"))
+    reader = decord.VideoReader(str(videos_dir / "face_noface.mov"))
     frames = reader.get_batch(list(range(0, 169, 4))).asnumpy()
     dlib_tracker.reset()
     found = [o.found for o in dlib_tracker.track(frames)]
@@ -132,8 +132,8 @@ def _decode(path, indices=None) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def single_face(testdata_dir) -> np.ndarray:
-    return _decode(testdata_dir / "single_face.mp4")
+def single_face(videos_dir) -> np.ndarray:
+    return _decode(videos_dir / "single_face.mp4")
 
 
 def _first_without_a_face(frames: np.ndarray) -> int:
@@ -146,15 +146,15 @@ def _first_without_a_face(frames: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module", params=["cut", "pan"])
-def face_leaves(request, testdata_dir) -> tuple[np.ndarray, int]:
+def face_leaves(request, videos_dir) -> tuple[np.ndarray, int]:
     """Frames where a face is seen, then leaves, and the index of the first frame where full-frame
     detection finds no face. "cut": frames 40-119 of face_noface.mov (the person is gone from one
     frame to the next); "pan": the first 40 frames of single_face.mp4 moved right by 12 px more
     each frame (black comes in from the left), so that the face slides out of the picture."""
     if request.param == "cut":
-        frames = _decode(testdata_dir / "face_noface.mov", range(40, 120))
+        frames = _decode(videos_dir / "face_noface.mov", range(40, 120))
     else:
-        source = _decode(testdata_dir / "single_face.mp4", range(40))
+        source = _decode(videos_dir / "single_face.mp4", range(40))
         frames = np.zeros_like(source)
         width = source.shape[2]
         for i, frame in enumerate(source):
@@ -189,12 +189,12 @@ def test_a_face_that_leaves_is_lost_within_the_check_interval(face_leaves, overr
 
 
 @pytest.mark.parametrize("overrides", CHECKS)
-def test_a_face_replaced_by_another_picture_is_lost(single_face, testdata_dir, overrides) -> None:
+def test_a_face_replaced_by_another_picture_is_lost(single_face, videos_dir, overrides) -> None:
     import cv2
 
     # 12 frames of a face, then the frames of a real video without a face, at the same size
     scenery = [cv2.resize(f, single_face.shape[2:0:-1], interpolation=cv2.INTER_AREA)
-               for f in _decode(testdata_dir / "no_face.mp4", range(0, 24, 2))]
+               for f in _decode(videos_dir / "no_face.mp4", range(0, 24, 2))]
     frames = np.concatenate([single_face[:12], np.stack(scenery)])
     config = replace(load_pipeline_config().landmarks, **overrides)
     found = [o.found for o in make_tracker("dlib", config).track(frames)]

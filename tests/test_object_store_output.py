@@ -72,3 +72,26 @@ def test_s3_errors_file(s3_uri, tmp_path) -> None:
     assert [f.video for f in summary.failures] == ["empty.mp4"]
     errors = Location(summary.errors_file)
     assert errors.name == "results.errors.csv" and errors.exists()
+
+
+def test_s3_csv_output(s3_uri, tmp_path) -> None:
+    """--out s3://.../results.csv: the CSV and its metadata JSON are written beside each other through the
+    object store, and the parts (with the assembled Parquet file) are removed at the end."""
+    import io
+    import json
+
+    folder = tmp_path / "videos"
+    counts = make_videos(folder)
+    uri = s3_uri("csv/results.csv")
+    summary = annotate([folder], uri, AnnotateOptions(device="cpu"), weights=small_checkpoint(tmp_path / "w.pt"),
+                       progress=False)
+    assert summary.ok and summary.rows == sum(counts.values())
+    target = Location(uri)
+    with target.filesystem.open_input_stream(target.path) as stream:
+        table = pd.read_csv(io.BytesIO(stream.read()))
+    assert table.groupby("video").size().to_dict() == counts
+    assert [f"registration_{i}" for i in range(6)] == [c for c in table.columns if c.startswith("registration")]
+    metadata = target.sibling("results.metadata.json")
+    with metadata.filesystem.open_input_stream(metadata.path) as stream:
+        assert sorted(json.loads(stream.read())["videos"]) == sorted(counts)
+    assert not target.sibling("results.csv.parts").is_dir()

@@ -168,9 +168,9 @@ def _iter_sequence_frames(group: pd.DataFrame, batch: int = 64):
     """Yield (frame numbers, RGB frames) in batches for one sequence, in frame order."""
     group = group.sort_values("frame")
     if group["video"].iloc[0]:
-        import decord
+        from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
-        reader = decord.VideoReader(group["video"].iloc[0], ctx=decord.cpu(0))
+        reader = video_reader(group["video"].iloc[0])
         numbers = group["frame"].to_numpy()
         indices = numbers - 1
         if indices.min() < 0 or indices.max() >= len(reader):
@@ -280,10 +280,10 @@ class BP4DRecords:
         return FaceRecord(image, landmarks, intensities, str(row["subject"]), f"{row['subject']}/{row['task']}/{row['frame']}")
 
     def _video_frame(self, path: str, index: int) -> np.ndarray:
-        import decord
+        from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
         cache = self.__dict__.setdefault("_readers", {})
         if path not in cache:
             cache.clear()
-            cache[path] = decord.VideoReader(path, ctx=decord.cpu(0))
+            cache[path] = video_reader(path)
         return cache[path][index].asnumpy()

@@ -179,10 +179,10 @@ def _read_image_file(path: Path) -> np.ndarray:
 
 
 def _read_video_frames(path: Path, stride: int) -> list[tuple[int, np.ndarray]]:
-    import decord
+    from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        reader = video_reader(path, num_threads=1)
     except Exception as exc:  # decord raises its own error types
         raise ValueError(f"{path}: cannot open video ({type(exc).__name__}: {exc})") from exc
     indices = list(range(0, len(reader), max(1, stride)))

@@ -184,12 +184,17 @@ class RenderSummary:
 
 
 def open_video(video_path: str | os.PathLike[str]):
-    """A ``decord.VideoReader`` on the CPU; FileNotFoundError / ValueError name the file when it fails."""
-    import decord
-
+    """A ``decord.VideoReader`` on the CPU (where decord is not installed, the same interface on PyAV:
+    :class:`pipeline.frame_reader.PyAVFrameReader`); FileNotFoundError / ValueError name the file when it fails."""
     path = Path(video_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
+    try:
+        import decord
+    except ImportError:
+        from pipeline.frame_reader import PyAVFrameReader
+
+        return PyAVFrameReader(path)
     try:
         return decord.VideoReader(str(path), ctx=decord.cpu(0))
     except Exception as exc:  # decord raises DECORDError and others for unreadable files
