@@ -16,11 +16,14 @@ Three kinds of evidence, cheapest first:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "select_tracks", "parse_faces"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "select_tracks", "parse_faces", "summarise_tracks"]
 
 
 def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
@@ -124,3 +127,30 @@ def select_tracks(stats: dict[int, tuple[int, float]], keep: int | None) -> set[
     area)); ties go to the larger face, then the older track. ``keep`` None: all of them."""
     ranked = sorted(stats, key=lambda t: (-stats[t][0], -stats[t][1], t))
     return set(ranked if keep is None else ranked[:keep])
+
+
+def summarise_tracks(tables: Iterable[Iterable["pa.RecordBatch"]]) -> dict[str, list[dict[str, float | int]]]:
+    """Per video, its tracks as listed in the metadata: id, frames (rows), first and last frame, mean box
+    width and height (frame pixels), in id order. ``tables``: record batches with the columns video,
+    frame, track, face_x0, face_y0, face_x1, face_y1 (rows without a face have a null track)."""
+    totals: dict[tuple[str, int], list[float]] = {}
+    for batches in tables:
+        for batch in batches:
+            data = batch.to_pydict()
+            for video, frame, track, x0, y0, x1, y1 in zip(
+                data["video"], data["frame"], data["track"], data["face_x0"], data["face_y0"], data["face_x1"], data["face_y1"]
+            ):
+                if track is None:
+                    continue
+                entry = totals.setdefault((video, track), [0, frame, frame, 0.0, 0.0])
+                entry[0] += 1
+                entry[1], entry[2] = min(entry[1], frame), max(entry[2], frame)
+                entry[3] += x1 - x0
+                entry[4] += y1 - y0
+    out: dict[str, list[dict[str, float | int]]] = {}
+    for (video, track), (count, first, last, width, height) in sorted(totals.items()):
+        out.setdefault(video, []).append({
+            "track": int(track), "frames": int(count), "first_frame": int(first), "last_frame": int(last),
+            "mean_box_width": round(width / count, 1), "mean_box_height": round(height / count, 1),
+        })
+    return out

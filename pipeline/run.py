@@ -129,6 +129,7 @@ def finish_run(
     complete = [i for i in plan.items if i.video not in failed_videos and plan.store.is_done(i)]
     videos = {i.video for i in plan.items} | failed_videos
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
+    metadata["videos"] = _with_tracks(metadata.get("videos", {}), plan.store, complete)
     rows = plan.store.assemble(complete, metadata)
     undecodable = count_decode_errors(plan.out) if rows else {}
     errors_file = plan.store.write_errors(failures)
@@ -155,6 +156,15 @@ def finish_run(
         overlays_missing=overlays_missing,
         frames_undecodable=undecodable,
     )
+
+
+def _with_tracks(videos: dict, store, items: Sequence[WorkItem]) -> dict:
+    """The metadata's videos, each with its tracks (:func:`pipeline.identity.summarise_tracks`)."""
+    from pipeline.identity import summarise_tracks
+
+    columns = ["video", "frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
+    tracks = summarise_tracks(store.part(i).parquet_file().iter_batches(columns=columns) for i in items)
+    return {name: dict(info, tracks=tracks.get(name, [])) for name, info in videos.items()}
 
 
 @dataclass(frozen=True)
