@@ -247,3 +247,78 @@ def test_track_ids_of_a_later_chunk_are_its_own(people_videos) -> None:
     item = WorkItem(str(people_videos / "swap.mp4"), "swap.mp4", 30, 40, 10, chunk=2, chunks=3)
     faces = [f for batch in preparer.face_batches(item) for f in batch.observations]
     assert {f.track for f in faces} == {2 * TRACK_ID_STRIDE, 2 * TRACK_ID_STRIDE + 1}
+
+
+# -- downstream ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_load_results_by_track_and_metadata_lists_tracks(people_run, people_videos, tmp_path) -> None:
+    meta = people_run.attrs["au_heatmaps"]["videos"]
+    swap = people_run[people_run["video"] == "swap.mp4"]
+    listed = meta["swap.mp4"]["tracks"]
+    assert [t["track"] for t in listed] == [0, 1]
+    for entry in listed:
+        mine = swap[swap["track"] == entry["track"]]
+        assert entry["frames"] == len(mine) == 60
+        assert (entry["first_frame"], entry["last_frame"]) == (0, 59)
+        assert entry["mean_box_width"] == pytest.approx((mine["face_x1"] - mine["face_x0"]).mean(), abs=0.1)
+    assert len(meta["group.mp4"]["tracks"]) == people_run[people_run["video"] == "group.mp4"]["track"].nunique()
+
+
+@pytest.mark.slow
+def test_load_results_track_filter(people_videos, weights, tmp_path) -> None:
+    out = tmp_path / "swap.parquet"
+    annotate([people_videos / "swap.mp4"], out, AnnotateOptions(device="cpu"), weights=weights, progress=False)
+    one = load_results(out, track=1)
+    assert len(one) == 60 and set(one["track"]) == {1} and one["face_detected"].all()
+    assert len(load_results(out, track=[0, 1])) == 120
+    # a file from before tracks: readable as before, a track filter is a clear error
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    old = tmp_path / "old.parquet"
+    pq.write_table(table.drop(["track"]), old)
+    assert len(load_results(old)) == 120
+    with pytest.raises(ValueError, match="before tracks"):
+        load_results(old, track=0)
+
+
+def test_plot_by_track_and_overlay_colours() -> None:
+    import pandas as pd
+
+    from pipeline.plots import plot_intensities
+    from pipeline.render.overlay import FaceOverlay, render_frame, track_colour
+
+    rows = []
+    for frame in range(6):
+        for face, track in enumerate([3, 7] if frame < 4 else [7]):
+            rows.append({"video": "v", "frame": frame, "timestamp": frame / 25, "face": face, "track": track,
+                         **{au: float(track == 7) for au in ("AU06", "AU10", "AU12", "AU14", "AU17")}})
+    table = pd.DataFrame(rows)
+    figure = plot_intensities(table, "v", track=3)
+    lines = figure.axes[0].get_lines()
+    assert len(lines[0].get_xdata()) == 6  # every frame once; frames without track 3 are gaps
+    assert np.isnan(np.asarray(lines[0].get_ydata(), dtype=float)[4:]).all()
+    with pytest.raises(ValueError, match="no rows for track 5"):
+        plot_intensities(table, "v", track=5)
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    face = FaceOverlay(intensities=np.ones(5), box=np.array([300.0, 200.0, 400.0, 300.0]), track=7)
+    drawn = render_frame(frame, [face])
+    def painted(image, colour) -> int:
+        return int((image.reshape(-1, 3) == np.array(colour)).all(axis=1).sum())
+
+    assert painted(drawn, track_colour(7)) > 100  # the box and its "id 7" label in the track's colour
+    assert painted(render_frame(frame, [FaceOverlay(intensities=np.ones(5), box=face.box)]), track_colour(7)) == 0
+    assert track_colour(7) != track_colour(8) and track_colour(7) == track_colour(7 + 7)
+
+
+def test_main_track_of_a_single_subject_sequence(tracker) -> None:
+    """au-train prepare: the most present person, absent frames as no face, never a bystander."""
+    from train.bp4d import main_track
+
+    placements = leaves_and_returns(size=130)
+    faces = _track(tracker, compose_people(placements))
+    main = main_track(faces)
+    assert all(o.found and who(o.box, p) == {0} for o, p in zip(main, placements))
