@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from media import compose_people, group_photo, write_video
@@ -322,3 +323,35 @@ def test_main_track_of_a_single_subject_sequence(tracker) -> None:
     faces = _track(tracker, compose_people(placements))
     main = main_track(faces)
     assert all(o.found and who(o.box, p) == {0} for o, p in zip(main, placements))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faces", ["all", "largest"])
+def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights, tmp_path, faces) -> None:
+    """Items of 40 frames: straight through, interrupted then resumed, and through a producer process
+    (pipeline.feeder) give the same rows, bit for bit; each chunk has its own track ids."""
+    from pipeline.config import load_pipeline_config, with_overrides
+
+    pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 40, "batch_frames": 16})
+    options = AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline, save_landmarks=True)
+    inputs = [people_videos / "swap.mp4", people_videos / "leaves.mp4"]
+    straight = tmp_path / "straight.parquet"
+    annotate(inputs, straight, options, weights=weights, progress=False)
+    expected = load_results(straight).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+    swap = expected[expected["video"] == "swap.mp4"]
+    assert set((swap["track"] // TRACK_ID_STRIDE).astype(int)) == {0, 1}  # frames 0-39 and 40-59
+
+    resumed = tmp_path / "resumed.parquet"
+
+    def stop(item, failure):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        annotate(inputs, resumed, options, weights=weights, progress=False, on_item=stop)
+    summary = annotate(inputs, resumed, options, weights=weights, progress=False, resume=True)
+    assert summary.items_skipped == 1
+    fed = tmp_path / "fed.parquet"
+    annotate(inputs, fed, options, weights=weights, progress=False, producers=1)
+    for path in (resumed, fed):
+        got = load_results(path).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
