@@ -39,7 +39,7 @@ Then, in Python:
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output Parquet file (one row per annotated frame). Written atomically at the end; "
+              help="Output Parquet file (one row per face per annotated frame, one for a frame without a face). Written atomically at the end; "
                    "finished videos are kept in OUT.parts/ until then.")
 @click.option("--weights", metavar="PATH|URL",
               help="Model weights (authors' released format or an au-train checkpoint). Default: "

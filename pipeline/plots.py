@@ -62,7 +62,8 @@ def plot_intensities(
 ) -> Figure:
     """Plot each AU's intensity (0..5) against time (seconds, from the ``timestamp`` column) for one
     video of a results table (``video`` may be omitted when the table holds only one), for one person:
-    track ``track`` (its frames without that face are gaps), or else face slot ``face``. Lines break where there is no face (null intensities); frames with a face between two
+    track ``track`` (its frames without that face are gaps), or else face slot ``face``. Lines break
+    where there is no face (null intensities); frames with a face between two
     without are drawn as dots; no-face stretches are shaded grey. Returns the Figure (``ax``'s, if given).
 
     Raises ``KeyError`` when the video is not in the table and ``ValueError`` when columns are missing.
