@@ -46,6 +46,7 @@ __all__ = [
     "ItemPreparer",
     "Annotator",
     "TRACK_ID_STRIDE",
+    "frames_in",
 ]
 
 TRACK_ID_STRIDE = 100_000  # track ids of a video's chunk c are c * TRACK_ID_STRIDE + 0, 1, ...
@@ -233,6 +234,13 @@ def _registrable(landmarks: np.ndarray, registration) -> bool:
     """Whether the registration anchors span a triangle (collinear anchors cannot be registered)."""
     a, b, c = np.asarray(landmarks, dtype=np.float64)[list(registration.anchors)]
     return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) > 1e-6
+
+
+def frames_in(rows: pa.RecordBatch) -> int:
+    """How many frames a batch of rows covers (each frame has exactly one row with ``face`` 0)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.equal(rows.column("face"), 0)).as_py() or 0)
 
 
 class ItemPreparer:

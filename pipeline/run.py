@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from model.checkpoint import file_sha256, package_version, read_checkpoint
 from model.weights import resolve_weights
-from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, plan_items
+from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in, plan_items
 from pipeline.progress import RunProgress
 from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
@@ -282,7 +282,7 @@ def run_in_process(
 
         def counted(batches):
             for batch in batches:
-                on_frames(batch.num_rows)
+                on_frames(frames_in(batch))  # frames, not rows: a frame has a row per face
                 yield batch
 
         try:
