@@ -173,12 +173,10 @@ def compose_people(
             half = patch * w / 2
             x0, x1 = int(max(0, cx - half)), int(min(width, cx + half))
             y0, y1 = int(max(0, cy - half)), int(min(height, cy + half))
-            src_x0, src_y0 = (x0 - matrix[0, 2]) / scale, (y0 - matrix[1, 2]) / scale
-            src_x1, src_y1 = (x1 - matrix[0, 2]) / scale, (y1 - matrix[1, 2]) / scale
             # only where the source picture has pixels (no black border around a small picture)
-            x0 = int(max(x0, matrix[0, 2])); y0 = int(max(y0, matrix[1, 2]))
-            x1 = int(min(x1, matrix[0, 2] + picture.shape[1] * scale)); y1 = int(min(y1, matrix[1, 2] + picture.shape[0] * scale))
-            del src_x0, src_y0, src_x1, src_y1
+            x0, y0 = int(max(x0, matrix[0, 2])), int(max(y0, matrix[1, 2]))
+            x1 = int(min(x1, matrix[0, 2] + picture.shape[1] * scale))
+            y1 = int(min(y1, matrix[1, 2] + picture.shape[0] * scale))
             if x1 > x0 and y1 > y0:
                 out[i, y0:y1, x0:x1] = warped[y0:y1, x0:x1]
     return out
