@@ -4,6 +4,12 @@ Stages are plain functions over numpy batches (decode -> landmarks -> registrati
 so every stage runs and is tested without Ray. A :class:`WorkItem` is a range of decoded frames of
 one video; long videos are cut into several, and the landmark track restarts at each item's first
 frame, so results do not depend on which worker runs which item.
+
+Faces: every tracked face of a frame is a row (``face`` = its slot in the frame, by track id), and a
+frame without one is one row without a face. Track ids are numbered per item from
+``item.chunk * TRACK_ID_STRIDE`` (tracking restarts at each item, so a person seen in two items has
+two ids). ``--faces largest|N`` keeps the item's most present tracks: the item is tracked once
+before it is annotated (:meth:`ItemPreparer.open`), then decoded again for the model.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
 from pipeline.fingerprint import content_fingerprint
-from pipeline.landmarks import FaceObservation, LandmarkTracker, make_tracker
+from pipeline.identity import parse_faces, select_tracks
+from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
 
@@ -39,7 +46,11 @@ __all__ = [
     "FaceBatch",
     "ItemPreparer",
     "Annotator",
+    "TRACK_ID_STRIDE",
+    "frames_in",
 ]
+
+TRACK_ID_STRIDE = 100_000  # track ids of a video's chunk c are c * TRACK_ID_STRIDE + 0, 1, ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class AnnotateOptions:
     batch_size: int | None = None
     precision: str = "fp32"  # fp32 | bf16 | fp16 (the last two on CUDA only)
     compile: bool = False  # torch.compile the network (CUDA only; ignored on the CPU)
+    faces: str = "all"  # all | largest | N: which tracked faces get rows (see parse_faces)
     pipeline: PipelineConfig = field(default_factory=load_pipeline_config)
 
     def __post_init__(self) -> None:
@@ -65,8 +77,15 @@ class AnnotateOptions:
             raise ValueError(f"--fps must be positive, got {self.fps}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        object.__setattr__(self, "faces", str(self.faces).strip().lower())
+        parse_faces(self.faces)  # raises on a bad value
         if self.landmarks != self.pipeline.landmarks.backend:
             object.__setattr__(self, "pipeline", with_overrides(self.pipeline, landmarks={"backend": self.landmarks}))
+
+    @property
+    def keep_faces(self) -> int | None:
+        """How many tracks an item keeps (None: all)."""
+        return parse_faces(self.faces)
 
     def batch_size_for(self, device_type: str) -> int:
         """--batch-size, else the configured default for the device type."""
@@ -82,6 +101,7 @@ class AnnotateOptions:
             "every": self.every,
             "fps": self.fps,
             "save_landmarks": self.save_landmarks,
+            "faces": self.faces,
             "precision": self.precision,
             "compile": self.compile,
             "landmark_settings": asdict(self.pipeline.landmarks),
@@ -165,32 +185,69 @@ def plan_items(
 
 @dataclass(frozen=True)
 class FaceBatch:
-    """A decoded batch with its landmarks and registration: what the model stage needs."""
+    """A decoded batch with its faces and registration: what the model stage needs.
+
+    One entry per output row, ordered by frame then face slot: each tracked face of a frame, or one
+    no-face entry (``NO_FACE``, ``found`` False) for a frame without one. ``crops`` are those of the
+    found entries, in row order."""
 
     batch: FrameBatch
-    observations: list[FaceObservation]
-    found: np.ndarray  # (N,) bool: a face that could be registered
-    matrices: np.ndarray  # (N, 2, 3), zeros where not found
-    crops: np.ndarray  # (F, S, S, 3) uint8 for the found faces only
+    observations: list[FaceObservation]  # (R,) the face of each row (NO_FACE for a frame without one)
+    row_frame: np.ndarray  # (R,) int: position in ``batch`` of each row's frame
+    row_face: np.ndarray  # (R,) int16: the face's slot in its frame (0..k-1, by track id)
+    found: np.ndarray  # (R,) bool: a face that could be registered
+    matrices: np.ndarray  # (R, 2, 3), zeros where not found
+    crops: np.ndarray  # (F, S, S, 3) uint8 for the found rows only
 
 
-def register_faces(batch: FrameBatch, observations: Sequence[FaceObservation], crop_size: int, registration) -> FaceBatch:
-    """Registration stage: 2x3 affines from the landmarks, and the warped crops of the frames with a face."""
-    n = len(batch)
-    found = np.array([o.found for o in observations], dtype=bool) & ~batch.failed  # undecodable: no face
-    matrices = np.zeros((n, 2, 3), dtype=np.float64)
+def register_faces(
+    batch: FrameBatch,
+    observations: Sequence[Sequence[FaceObservation]] | Sequence[FaceObservation],
+    crop_size: int,
+    registration,
+) -> FaceBatch:
+    """Registration stage: 2x3 affines from the landmarks, and the warped crops of the faces.
+
+    ``observations``: per frame, its tracked faces (ordered by track id), or (one face per frame) a
+    FaceObservation per frame. Faces that cannot be registered (degenerate anchors) and faces in a
+    frame that could not be decoded are dropped; a frame left without a face gets one no-face row."""
+    per_frame = [list(o) if not isinstance(o, FaceObservation) else ([o] if o.found else []) for o in observations]
+    if len(per_frame) != len(batch):
+        raise ValueError(f"{len(per_frame)} frames of observations for a batch of {len(batch)}")
+    kept: list[list[FaceObservation]] = []
+    for i, faces in enumerate(per_frame):
+        usable = []
+        if not batch.failed[i]:  # undecodable: no face
+            for face in faces:
+                if face.found and _registrable(face.landmarks, registration):
+                    usable.append(face)
+        kept.append(sorted(usable, key=lambda f: f.track))
+    rows = [(i, j, face) for i, faces in enumerate(kept) for j, face in enumerate(faces or [NO_FACE])]
+    row_frame = np.array([r[0] for r in rows], dtype=np.int64)
+    row_face = np.array([r[1] for r in rows], dtype=np.int16)
+    rows_obs = [r[2] for r in rows]
+    found = np.array([o.found for o in rows_obs], dtype=bool)
+    matrices = np.zeros((len(rows), 2, 3), dtype=np.float64)
     if found.any():
-        landmarks = np.stack([observations[i].landmarks for i in np.flatnonzero(found)])
-        anchors = landmarks[:, list(registration.anchors)].astype(np.float64)
-        # Degenerate anchors (collinear) cannot be registered: treat as no face.
-        a, b, c = anchors[:, 0], anchors[:, 1], anchors[:, 2]
-        area = np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-        usable = area > 1e-6
-        found[np.flatnonzero(found)[~usable]] = False
-        if usable.any():
-            matrices[found] = registration_matrices(landmarks[usable], registration)
-    crops = warp_faces(batch.frames[found], matrices[found], crop_size) if found.any() else np.empty((0, crop_size, crop_size, 3), np.uint8)
-    return FaceBatch(batch, list(observations), found, matrices, crops)
+        landmarks = np.stack([rows_obs[i].landmarks for i in np.flatnonzero(found)])
+        matrices[found] = registration_matrices(landmarks, registration)
+        crops = warp_faces(batch.frames[row_frame[found]], matrices[found], crop_size)
+    else:
+        crops = np.empty((0, crop_size, crop_size, 3), np.uint8)
+    return FaceBatch(batch, rows_obs, row_frame, row_face, found, matrices, crops)
+
+
+def _registrable(landmarks: np.ndarray, registration) -> bool:
+    """Whether the registration anchors span a triangle (collinear anchors cannot be registered)."""
+    a, b, c = np.asarray(landmarks, dtype=np.float64)[list(registration.anchors)]
+    return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) > 1e-6
+
+
+def frames_in(rows: pa.RecordBatch) -> int:
+    """How many frames a batch of rows covers (each frame has exactly one row with ``face`` 0)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.equal(rows.column("face"), 0)).as_py() or 0)
 
 
 class ItemPreparer:
@@ -207,24 +264,55 @@ class ItemPreparer:
         self.registration = registration
         self.decode_threads = decode_threads  # 0: the decoder's choice; producers decode on their one core
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
+        self._id_offset = 0
+        self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
 
-    def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
-        """The item's video and its sampled frames in decoded batches; restarts the track."""
+    def _batches(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
         reader = open_reader(item.path, self.decode_threads, image_fps=self.options.pipeline.decode.image_fps)
         info = probe_video(item.path, reader)
         if info.num_frames < item.stop:
             raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
         sampled = select_frames(info, self.options.every, self.options.fps)
         indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
-        self.tracker.reset()
         decode = self.options.pipeline.decode
         return info, iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
 
+    def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
+        """The item's video and its sampled frames in decoded batches; restarts the tracks. With
+        ``--faces largest|N`` the item is tracked here in full first (a pass that decodes and tracks
+        only), and :meth:`prepare` then hands out the kept tracks' faces."""
+        self.tracker.reset()
+        self._id_offset = item.chunk * TRACK_ID_STRIDE
+        self._planned = None
+        keep = self.options.keep_faces
+        if keep is not None:
+            _, batches = self._batches(item)
+            planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames)]
+            stats: dict[int, list[float]] = {}
+            for faces in planned:
+                for face in faces:
+                    entry = stats.setdefault(face.track, [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+            kept = select_tracks({t: (int(n), area / n) for t, (n, area) in stats.items()}, keep)
+            self._planned = [[f for f in faces if f.track in kept] for faces in planned]
+        return self._batches(item)
+
+    def _track(self, frames: np.ndarray) -> list[list[FaceObservation]]:
+        if self._planned is not None:
+            if len(self._planned) < len(frames):
+                raise VideoError("the second decoding of the item gave more frames than the first")
+            faces, self._planned[: len(frames)] = self._planned[: len(frames)], []
+        else:
+            faces = self.tracker.track_faces(frames)
+        offset = self._id_offset
+        return [[replace(f, track=f.track + offset) for f in frame] for frame in faces] if offset else faces
+
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
-        """Landmarks + registration for one decoded batch (advances the track). Without
+        """Landmarks + registration for one decoded batch (advances the tracks). Without
         ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
         for the model hold only what it needs."""
-        observations = self.tracker.track(batch.frames)
+        observations = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
@@ -296,8 +384,9 @@ class Annotator:
         return self.predictor.predict(faces.crops, keep_maps=keep_maps)
 
     def rows(self, video: str, faces: FaceBatch, prediction: Prediction) -> pa.RecordBatch:
-        """Rows for every frame of the batch (frames without a face included, as nulls)."""
-        n, k = len(faces.batch), len(self.config.aus)
+        """Rows for every frame of the batch: one per face, ordered by frame then face slot, and one
+        (nulls) for a frame without a face."""
+        n, k = len(faces.observations), len(self.config.aus)
         found = faces.found
         intensities = np.zeros((n, k), np.float32)
         peaks = np.zeros((n, k, 2), np.float32)
@@ -307,6 +396,7 @@ class Annotator:
         boxes = np.zeros((n, 4), np.float32)
         landmarks = np.zeros((n, self.config.aus.num_landmarks, 2), np.float32)
         quality = np.zeros(n, np.float32)
+        tracks = np.array([obs.track for obs in faces.observations], dtype=np.int32)
         sources = []
         for i, obs in enumerate(faces.observations):
             if found[i]:
@@ -316,10 +406,12 @@ class Annotator:
                 sources.append(obs.source)
             else:
                 sources.append("none")
+        at = faces.row_frame
+        errors = [faces.batch.errors[i] for i in at] if faces.batch.errors else None
         return self.schema.record_batch(
-            video, faces.batch.indices, faces.batch.timestamps, found, sources, quality, boxes,
-            intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
-            decode_errors=faces.batch.errors,
+            video, np.asarray(faces.batch.indices)[at], np.asarray(faces.batch.timestamps)[at], found, sources, quality,
+            boxes, intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
+            decode_errors=errors, faces=faces.row_face, tracks=tracks,
         )
 
     # -- a whole item ---------------------------------------------------------------------------

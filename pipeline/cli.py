@@ -38,8 +38,8 @@ Then, in Python:
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file, .parquet or .csv (one row per annotated frame). Written atomically at the "
-                   "end; finished videos are kept in OUT.parts/ until then.")
+              help="Output file, .parquet or .csv (one row per face per annotated frame, one for a frame without "
+                   "a face). Written atomically at the end; finished videos are kept in OUT.parts/ until then.")
 @click.option("--weights", metavar="PATH|URL",
               help="Model weights (authors' released format or an au-train checkpoint). Default: "
                    "$AU_HEATMAPS_WEIGHTS, else the authors' BP4D model, downloaded once into the cache.")
@@ -58,6 +58,9 @@ Then, in Python:
 @click.option("--resume", is_flag=True,
               help="Keep what an interrupted (or finished) run with the same weights and options already did; do the rest.")
 @click.option("--save-landmarks", is_flag=True, help="Add the 68 landmarks (x_0..x_67, y_0..y_67) to the output.")
+@click.option("--faces", "faces", default="all", show_default=True, metavar="all|largest|N",
+              help="Which faces get rows: all tracked faces; largest: the one most present person of each "
+                   "work item; N: the N most present.")
 @click.option("--workers", default="auto", show_default=True, metavar="N|auto",
               help="Parallel workers. auto: one per GPU, or one per two CPU cores without a GPU (per the "
                    "cluster with --address). One worker runs in this process; more start a local Ray.")
@@ -99,6 +102,7 @@ def main(
     sample_fps: float | None,
     resume: bool,
     save_landmarks: bool,
+    faces: str,
     workers: str,
     producers: str,
     compile_model: bool,
@@ -116,8 +120,9 @@ def main(
     INPUTS (video files and folders, searched recursively) and write one table (Parquet, or CSV when
     OUT ends in .csv).
 
-    Every decoded frame gets exactly one row; frames without a face have face_detected = false and
-    null intensities. A video that cannot be read is named, with the reason, in the summary and in
+    Every face in every decoded frame gets a row, with the id of its track (the person, as far as
+    tracking and face descriptors can tell); a frame without a face gets one row with
+    face_detected = false and null intensities. A video that cannot be read is named, with the reason, in the summary and in
     OUT's errors file (results.errors.csv beside results.parquet) while all other videos complete;
     the exit status is then 1.
     """
@@ -141,6 +146,7 @@ def main(
         options = AnnotateOptions(
             landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
             device=device, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
+            faces=faces,
         )
         from pipeline.run import OutputNotWritten, annotate
 

@@ -42,6 +42,11 @@ class LandmarkConfig:
     appearance_min_correlation: float = 0.8
     fan_detector: str = "sfd"
     fan_detect_max_side: int = 640
+    assoc_min_iou: float = 0.3
+    duplicate_iou: float = 0.5
+    reid_max_distance: float = 0.5
+    reid_margin: float = 0.1
+    reid_memory: int = 32
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))
@@ -51,6 +56,11 @@ class LandmarkConfig:
             raise ValueError(f"landmarks.redetect_interval must be >= 1, got {self.redetect_interval}")
         if self.check_interval < 1:
             raise ValueError(f"landmarks.check_interval must be >= 1, got {self.check_interval}")
+        for name in ("assoc_min_iou", "duplicate_iou"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"landmarks.{name} must lie in (0, 1], got {getattr(self, name)}")
+        if self.reid_memory < 0:
+            raise ValueError(f"landmarks.reid_memory must be >= 0, got {self.reid_memory}")
         if not -1.0 <= self.appearance_min_correlation <= 1.0:
             raise ValueError(f"landmarks.appearance_min_correlation must lie in [-1, 1], got {self.appearance_min_correlation}")
 

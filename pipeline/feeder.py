@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from model.config import RegistrationConfig
-from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, WorkItem
+from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, WorkItem, frames_in
 
 log = logging.getLogger(__name__)
 
@@ -460,9 +460,10 @@ class FeedEngine:
                 offset += count
                 rows = self.annotator.rows(job.item.video, faces, part)
                 job.rows.append(rows)
-                self.frames_done += rows.num_rows
+                frames = frames_in(rows)  # a frame has a row per face
+                self.frames_done += frames
                 if self.on_frames is not None:
-                    self.on_frames(rows.num_rows)
+                    self.on_frames(frames)
 
     def _finish(self, job: _Job) -> None:
         try:

@@ -1,16 +1,19 @@
 """68-point landmark tracking: one interface, two backends.
 
 - ``dlib`` (default; offline, CPU): dlib's HOG frontal face detector and the 68-point shape predictor
-  shipped by ``face_recognition_models`` (the tracker of the authors' released code). A fresh
-  detection takes the largest face; following frames are tracked from the previous frame's
+  shipped by ``face_recognition_models`` (the tracker of the authors' released code). Every face is
+  tracked: a fresh detection finds all faces; following frames are tracked from each face's previous
   landmarks, with a local face-detector check as the quality score, every few frames and whenever
-  the face's look changes (a cheap patch correlation); the face is detected again when that check
-  fails, when the box leaves the frame, and at a fixed interval.
+  the face's look changes (a cheap patch correlation); all faces are detected again when a check
+  fails, when a box leaves the frame, when two tracks land on one face, and at a fixed interval.
+  Detections continue tracks by overlap, or by face descriptor (:mod:`pipeline.identity`), else
+  start new ones.
 - ``fan``: face-alignment's FAN, batched over frames (on the GPU when there is one), with boxes from
-  tracking and face-alignment's own detector for (re)detection. Weights come through face-alignment's
-  download/cache (``$TORCH_HOME/hub/checkpoints``).
+  tracking and face-alignment's own detector for (re)detection; one face (the largest at detection).
+  Weights come through face-alignment's download/cache (``$TORCH_HOME/hub/checkpoints``).
 
-Each frame gives a :class:`FaceObservation`: landmarks (68, 2) in frame pixels, or none.
+Each face in each frame gives a :class:`FaceObservation`: landmarks (68, 2) in frame pixels and the
+id of its track (:meth:`LandmarkTracker.track_faces`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import importlib.util
 import math
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -44,12 +47,15 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class FaceObservation:
-    """One face in one frame. ``source`` is "detected", "tracked" or "none" (no face: landmarks None)."""
+    """One face in one frame. ``source`` is "detected", "tracked" or "none" (no face: landmarks None).
+    ``track``: the face's track id within the tracker's current run (since :meth:`~LandmarkTracker.reset`),
+    -1 without a face."""
 
     landmarks: np.ndarray | None
     quality: float
     source: str
     box: Box | None
+    track: int = -1
 
     @property
     def found(self) -> bool:
@@ -125,8 +131,14 @@ class LandmarkTracker(ABC):
         """Fresh detection of every face in one image, left to right (by box centre); no track."""
 
     @abstractmethod
+    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
+        """Every tracked face of every frame (ordered by track id; [] for a frame without a face),
+        continuing the tracks from the previous call."""
+
     def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
-        """One observation per frame, continuing the track from the previous call."""
+        """One observation per frame: the face with the lowest track id (NO_FACE when none). For one
+        person per video pick a track instead (:func:`pipeline.identity.select_tracks`)."""
+        return [faces[0] if faces else NO_FACE for faces in self.track_faces(frames)]
 
     def _needs_detection(self) -> bool:
         return not self._previous.found or self._since_detection >= self.config.redetect_interval
@@ -138,15 +150,22 @@ class LandmarkTracker(ABC):
 
 
 class DlibTracker(LandmarkTracker):
-    """dlib HOG detection + 68-point shape predictor, tracked frame to frame.
+    """dlib HOG detection + 68-point shape predictor; every face tracked frame to frame.
 
-    A tracked frame's box comes from the previous frame's landmarks (:func:`box_from_landmarks`). The
-    evidence that a face is still there is dlib's HOG detector run on a small region around that box
-    (:meth:`_local_score`); it runs every ``check_interval`` tracked frames, and at once when the box
-    leaves the frame or when the face's appearance (a small grey patch of the box) no longer
-    correlates with the patch at the latest check (``appearance_min_correlation``). A failed check
-    means a fresh full-frame detection. ``quality`` is the latest check's (or detection's) score,
-    squashed to 0..1.
+    A tracked face's box comes from its previous frame's landmarks (:func:`box_from_landmarks`). The
+    evidence that the face is still there is dlib's HOG detector run on a small region around that
+    box (:meth:`_local_score`); it runs every ``check_interval`` tracked frames, and at once when the
+    box leaves the frame or when the face's appearance (a small grey patch of the box) no longer
+    correlates with the patch at the latest check (``appearance_min_correlation``). A failed check,
+    or two tracks on one face (boxes overlapping by ``duplicate_iou``), means a fresh full-frame
+    detection of every face, as does the ``redetect_interval``. ``quality`` is the face's latest
+    check's (or detection's) score, squashed to 0..1.
+
+    At a fresh detection, a detection that overlaps one tracked face unambiguously continues its
+    track; the others are compared by face descriptor with the tracks that ended (and those the
+    overlap did not explain) and continue one only when the match is clear
+    (:func:`pipeline.identity.match_by_descriptor`); else they start new tracks. A tracked face
+    that no detection continues ends there.
     """
 
     name = "dlib"
@@ -154,17 +173,20 @@ class DlibTracker(LandmarkTracker):
     def __init__(self, config: LandmarkConfig | None = None) -> None:
         import dlib
 
+        from pipeline.identity import FaceDescriber
+
         super().__init__(config)
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path()))
-        self._evidence = -math.inf  # score of the latest check or detection
-        self._since_check = 0  # tracked frames since that check or detection
-        self._reference: np.ndarray | None = None  # appearance patch at that check or detection
+        self._describer = FaceDescriber()
+        self._tracks: list[_Track] = []  # live, by id
+        self._ended: list[_Track] = []  # ended, most recent last (at most reid_memory)
+        self._next_id = 0
 
     def reset(self) -> None:
         super().reset()
-        self._evidence, self._since_check, self._reference = -math.inf, 0, None
+        self._tracks, self._ended, self._next_id = [], [], 0
 
     # -- pieces -------------------------------------------------------------------------------
     def _faces(self, image: np.ndarray) -> list[tuple[Box, float]]:
@@ -225,12 +247,6 @@ class DlibTracker(LandmarkTracker):
         norm = float(np.linalg.norm(grey))
         return grey / norm if norm > 1e-3 else None
 
-    def _still_alike(self, appearance: np.ndarray | None) -> bool:
-        reference = self._reference
-        if appearance is None or reference is None:
-            return False
-        return float(appearance @ reference) >= self.config.appearance_min_correlation
-
     # -- interface ----------------------------------------------------------------------------
     def _detect_scored(self, image: np.ndarray) -> tuple[FaceObservation, float]:
         """:meth:`detect` and the detector's raw score (-inf without a face)."""
@@ -249,42 +265,119 @@ class DlibTracker(LandmarkTracker):
         faces = sorted(self._faces(image), key=lambda f: f[0][0] + f[0][2])
         return [FaceObservation(self._shape(image, box), _logistic(score), "detected", box) for box, score in faces]
 
-    def _detect_and_note(self, image: np.ndarray) -> FaceObservation:
-        """A fresh detection, taken as the latest evidence for the checks that follow."""
-        observation, self._evidence = self._detect_scored(image)
-        self._since_check, self._reference = 0, None
-        if observation.found and self.config.check_interval > 1:
-            cfg = self.config
-            box = box_from_landmarks(observation.landmarks, cfg.track_box_shift, cfg.track_box_scale)
-            self._reference = self._appearance(image, box)
-        return observation
+    def _tracking_box(self, landmarks: np.ndarray) -> Box:
+        return box_from_landmarks(landmarks, self.config.track_box_shift, self.config.track_box_scale)
 
-    def _track_one(self, image: np.ndarray) -> FaceObservation:
-        if self._needs_detection():
-            return self._detect_and_note(image)
+    def _end(self, track: _Track) -> None:
+        self._ended.append(track)
+        del self._ended[: max(0, len(self._ended) - self.config.reid_memory)]
+
+    def _descriptors(self, tracks: Sequence[_Track]) -> np.ndarray:
+        """The tracks' descriptors, computed from their chips on first need."""
+        todo = [t for t in tracks if t.descriptor is None]
+        for track, descriptor in zip(todo, self._describer.describe([t.chip for t in todo])):
+            track.descriptor = descriptor
+        return np.array([t.descriptor for t in tracks])
+
+    def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
+        """A fresh detection of every face: continue tracks by overlap, then by descriptor, else start new ones."""
+        from pipeline.identity import match_by_descriptor, match_by_overlap
+
         cfg = self.config
-        box = box_from_landmarks(self._previous.landmarks, cfg.track_box_shift, cfg.track_box_scale)
-        region = self._check_region(image, box)
-        if region is None:
-            return self._detect_and_note(image)  # the face has left the frame
-        self._since_check += 1
-        appearance = None
-        if self._since_check < cfg.check_interval:
-            appearance = self._appearance(image, box)
-            due = not self._still_alike(appearance)
-        else:
-            due = True
-        if due:
-            score = self._local_score(image, box, region)
-            if score < cfg.lost_score:
-                return self._detect_and_note(image)
-            self._evidence, self._since_check = score, 0
-            if cfg.check_interval > 1:
-                self._reference = appearance if appearance is not None else self._appearance(image, box)
-        return FaceObservation(self._shape(image, box), _logistic(self._evidence), "tracked", box)
+        faces = self._faces(image)
+        shapes = [self._shape(image, box) for box, _ in faces]
+        live = self._tracks
+        pairs = match_by_overlap([box for box, _ in faces], [self._tracking_box(t.landmarks) for t in live], cfg.assoc_min_iou)
+        owner: dict[int, _Track] = {d: live[t] for d, t in pairs}
+        for track in live:
+            if track not in owner.values():
+                self._end(track)
+        chips = {d: self._describer.chip(image, shapes[d]) for d in range(len(faces))}
+        descriptors: dict[int, np.ndarray] = {}
+        unexplained = [d for d in range(len(faces)) if d not in owner]
+        candidates = [t for t in self._ended if t.chip is not None]
+        if unexplained and candidates:
+            queries = self._describer.describe([chips[d] for d in unexplained])
+            for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
+                owner[unexplained[q]] = candidates[c]
+                self._ended.remove(candidates[c])
+            descriptors = dict(zip(unexplained, queries))
+        for d in range(len(faces)):
+            if d not in owner:
+                owner[d] = _Track(self._next_id)
+                self._next_id += 1
+        observations = []
+        for d, (box, score) in enumerate(faces):
+            track = owner[d]
+            track.landmarks, track.evidence, track.since_check = shapes[d], score, 0
+            track.reference = self._appearance(image, self._tracking_box(shapes[d])) if cfg.check_interval > 1 else None
+            track.chip, track.descriptor = chips[d], descriptors.get(d)
+            observations.append(FaceObservation(shapes[d], _logistic(score), "detected", box, track.id))
+        order = np.argsort([o.track for o in observations], kind="stable")
+        self._tracks = [owner[int(d)] for d in order]
+        self._since_detection = 1
+        return [observations[int(d)] for d in order]
 
-    def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
-        return [self._remember(self._track_one(_as_rgb_uint8(frame))) for frame in frames]
+    def _track_frame(self, image: np.ndarray) -> list[FaceObservation]:
+        cfg = self.config
+        if not self._tracks or self._since_detection >= cfg.redetect_interval:
+            return self._detection_frame(image)
+        updates = []
+        for track in self._tracks:
+            box = self._tracking_box(track.landmarks)
+            region = self._check_region(image, box)
+            if region is None:
+                return self._detection_frame(image)  # the face has left the frame
+            since, evidence, reference = track.since_check + 1, track.evidence, track.reference
+            appearance = None
+            if since < cfg.check_interval:
+                appearance = self._appearance(image, box)
+                due = not _alike(appearance, reference, cfg.appearance_min_correlation)
+            else:
+                due = True
+            if due:
+                score = self._local_score(image, box, region)
+                if score < cfg.lost_score:
+                    return self._detection_frame(image)
+                evidence, since = score, 0
+                if cfg.check_interval > 1:
+                    reference = appearance if appearance is not None else self._appearance(image, box)
+            updates.append((box, evidence, since, reference))
+        if len(updates) > 1:
+            from pipeline.identity import iou_matrix
+
+            overlap = iou_matrix([u[0] for u in updates], [u[0] for u in updates])
+            np.fill_diagonal(overlap, 0.0)
+            if overlap.max() >= cfg.duplicate_iou:
+                return self._detection_frame(image)  # two tracks on one face: which is which?
+        observations = []
+        for track, (box, evidence, since, reference) in zip(self._tracks, updates):
+            track.landmarks, track.evidence, track.since_check, track.reference = self._shape(image, box), evidence, since, reference
+            observations.append(FaceObservation(track.landmarks, _logistic(evidence), "tracked", box, track.id))
+        self._since_detection += 1
+        return observations
+
+    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
+        return [self._track_frame(_as_rgb_uint8(frame)) for frame in frames]
+
+
+@dataclass(eq=False)
+class _Track:
+    """A dlib track's state: its latest landmarks and check, and its look for re-identification."""
+
+    id: int
+    landmarks: np.ndarray | None = None
+    evidence: float = -math.inf  # score of the latest check or detection
+    since_check: int = 0  # tracked frames since that check or detection
+    reference: np.ndarray | None = None  # appearance patch at that check or detection
+    chip: np.ndarray | None = None  # aligned face at the latest detection (for the descriptor)
+    descriptor: np.ndarray | None = None  # of that chip, once computed
+
+
+def _alike(appearance: np.ndarray | None, reference: np.ndarray | None, threshold: float) -> bool:
+    if appearance is None or reference is None:
+        return False
+    return float(appearance @ reference) >= threshold
 
 
 class FanTracker(LandmarkTracker):
@@ -328,6 +421,7 @@ class FanTracker(LandmarkTracker):
         self._decode = fa_api.get_preds_fromhm
         self._centre_y_offset = getattr(fa_api, "CENTER_Y_OFFSET", 0.12)
         self._reference_scale = float(self._fa.face_detector.reference_scale)
+        self._track_id, self._next_id = -1, 0
 
     def _centre_scale(self, box: Box) -> tuple[np.ndarray, float]:
         x0, y0, x1, y1 = box
@@ -392,7 +486,33 @@ class FanTracker(LandmarkTracker):
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)
         return (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
 
-    def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
+    def reset(self) -> None:
+        super().reset()
+        self._track_id, self._next_id = -1, 0
+
+    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
+        """One face per frame at most (the largest at detection). Its track continues while FAN holds
+        it, and across a fresh detection whose box overlaps the previous frame's by ``assoc_min_iou``;
+        otherwise (lost, or another face) a new track starts. FAN does not re-identify by descriptor."""
+        from pipeline.identity import iou_matrix
+
+        out = []
+        previous_box = self._previous.box if self._previous.found else None
+        for observation in self._track_single(frames):
+            if not observation.found:
+                self._track_id, previous_box = -1, None
+                out.append([])
+                continue
+            same = observation.source == "tracked" or (
+                previous_box is not None and iou_matrix([observation.box], [previous_box])[0, 0] >= self.config.assoc_min_iou
+            )
+            if not same or self._track_id < 0:
+                self._track_id, self._next_id = self._next_id, self._next_id + 1
+            previous_box = observation.box
+            out.append([replace(observation, track=self._track_id)])
+        return out
+
+    def _track_single(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
         frames = [_as_rgb_uint8(f) for f in frames]
         out: list[FaceObservation] = []
         start = 0

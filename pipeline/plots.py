@@ -53,6 +53,7 @@ def plot_intensities(
     video: str | None = None,
     *,
     face: int = 0,
+    track: int | None = None,
     aus: AUSet | None = None,
     ax: Axes | None = None,
     title: str | None = None,
@@ -60,8 +61,9 @@ def plot_intensities(
     shade_no_face: bool = True,
 ) -> Figure:
     """Plot each AU's intensity (0..5) against time (seconds, from the ``timestamp`` column) for one
-    video of a results table (``video`` may be omitted when the table holds only one), for face slot
-    ``face``. Lines break where there is no face (null intensities); frames with a face between two
+    video of a results table (``video`` may be omitted when the table holds only one), for one person:
+    track ``track`` (its frames without that face are gaps), or else face slot ``face``. Lines break
+    where there is no face (null intensities); frames with a face between two
     without are drawn as dots; no-face stretches are shaded grey. Returns the Figure (``ax``'s, if given).
 
     Raises ``KeyError`` when the video is not in the table and ``ValueError`` when columns are missing.
@@ -71,7 +73,18 @@ def plot_intensities(
     if missing:
         raise ValueError(f"the results lack the columns needed to plot: {', '.join(missing)}")
     rows = rows_for_video(results, video)
-    if "face" in rows.columns:
+    if track is not None:
+        if "track" not in rows.columns:
+            raise ValueError("the results have no track column (written before tracks); plot by --face")
+        mine = rows[rows["track"] == track]
+        if mine.empty:
+            tracks = sorted(int(t) for t in rows["track"].dropna().unique())
+            raise ValueError(f"no rows for track {track} of video {video!r} (its tracks: {tracks[:30]})")
+        # every frame of the video once: the track's row, or the frame's first row without values
+        others = rows[~rows["frame"].isin(mine["frame"])].drop_duplicates("frame") if "frame" in rows.columns else rows.iloc[:0]
+        others = others.assign(**{c: np.nan for c in aus.columns})
+        rows = pd.concat([mine, others])
+    elif "face" in rows.columns:
         rows = rows[rows["face"].fillna(0).astype(int) == face]
     if rows.empty:
         raise ValueError(f"no rows for face {face} of video {video!r}")

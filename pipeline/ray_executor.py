@@ -28,7 +28,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem
+from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,8 @@ def _worker_class():
                 self.annotator = Annotator(weights.local_path(), options, render_dir)
             self.lock = threading.Lock()
 
-        def _count(self, rows: int) -> None:
-            self.frames_done += rows
+        def _count(self, frames: int) -> None:
+            self.frames_done += frames
 
         @ray.method(concurrency_group="work")
         def annotate(self, item: WorkItem) -> tuple[int, pa.Table | None]:
@@ -106,7 +106,7 @@ def _worker_class():
 
             def counted(batches):
                 for batch in batches:
-                    self._count(batch.num_rows)
+                    self._count(frames_in(batch))
                     yield batch
 
             with self.lock:  # the annotator's tracker follows one video at a time

@@ -178,7 +178,7 @@ def render(
     from tqdm.auto import tqdm
 
 
-    needed = ["video", "timestamp", "face", "landmark_source", *render_columns(aus, landmarks=landmarks)]
+    needed = ["video", "timestamp", "face", "track", "landmark_source", *render_columns(aus, landmarks=landmarks)]
     needed = [c for c in needed if c in set(columns)]
     for name in wanted:
         rows = _read_results(results, needed, [name])  # one video at a time: memory stays per video
@@ -214,9 +214,10 @@ def render(
               help="The video, as named in the results' video column (optional when there is only one).")
 @click.option("--out", "-o", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file: .png or .svg.")
-@click.option("--face", default=0, show_default=True, help="Face slot to plot.")
+@click.option("--face", default=0, show_default=True, help="Face slot to plot (0: the face with the lowest track id in each frame).")
+@click.option("--track", default=None, type=int, help="Plot this person (the track column) instead of a face slot.")
 @click.option("--dpi", default=120, show_default=True, type=click.IntRange(10, 1200), help="Resolution of a PNG.")
-def plot(results: Path, video: str | None, out_file: Path, face: int, dpi: int) -> None:
+def plot(results: Path, video: str | None, out_file: Path, face: int, track: int | None, dpi: int) -> None:
     """Plot the intensity (0-5) of each AU over time (seconds, from the timestamps) for one video of
     RESULTS, with gaps where there is no face."""
     from pipeline.plots import FIGURE_FORMATS, plot_intensities, save_figure
@@ -235,10 +236,10 @@ def plot(results: Path, video: str | None, out_file: Path, face: int, dpi: int) 
             raise _fail(f"{results}: holds {len(present)} videos; choose one with --video ({', '.join(present[:10])})")
         video = present[0]
     _check_videos(results, [video], present)
-    needed = [c for c in ["video", "frame", "face", *plot_columns(aus)] if c in set(columns)]
+    needed = [c for c in ["video", "frame", "face", "track", *plot_columns(aus)] if c in set(columns)]
     table = _read_results(results, needed, [video])
     try:
-        figure = plot_intensities(table, video, face=face, aus=aus)
+        figure = plot_intensities(table, video, face=face, track=track, aus=aus)
     except (KeyError, ValueError) as exc:
         raise _fail(f"{results}: {exc.args[0] if exc.args else exc}") from exc
     path = save_figure(figure, out_file, dpi=dpi)

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from model.checkpoint import file_sha256, package_version, read_checkpoint
 from model.weights import resolve_weights
-from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, plan_items
+from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in, plan_items
 from pipeline.lock import OutputLock
 from pipeline.progress import RunProgress
 from pipeline.report import FaceCount, count_faces
@@ -179,6 +179,7 @@ def _finish(
     complete = [i for i in plan.items if i.video not in failed_videos and plan.store.is_done(i)]
     videos = {i.video for i in plan.items} | failed_videos
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
+    metadata["videos"] = _with_tracks(metadata.get("videos", {}), plan.store, complete)
     output_errors: list[str] = []
     try:
         rows = plan.store.assemble(complete, metadata)
@@ -227,6 +228,15 @@ def _finish(
             f"{summary.output_error}. The finished work is kept in {plan.store.parts_dir}/: "
             f"fix this and run the same command again with --resume", summary)
     return summary
+
+
+def _with_tracks(videos: dict, store, items: Sequence[WorkItem]) -> dict:
+    """The metadata's videos, each with its tracks (:func:`pipeline.identity.summarise_tracks`)."""
+    from pipeline.identity import summarise_tracks
+
+    columns = ["video", "frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
+    tracks = summarise_tracks(store.part(i).parquet_file().iter_batches(columns=columns) for i in items)
+    return {name: dict(info, tracks=tracks.get(name, [])) for name, info in videos.items()}
 
 
 @dataclass(frozen=True)
@@ -358,7 +368,7 @@ def run_in_process(
 
     def counted(batches):
         for batch in batches:
-            on_frames(batch.num_rows)
+            on_frames(frames_in(batch))  # frames, not rows: a frame has a row per face
             yield batch
 
     for item in todo:

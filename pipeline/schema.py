@@ -1,6 +1,7 @@
 """The output table: column names and types, and turning per-frame results into Arrow record batches.
 
-One row per sampled decoded frame per face slot (one slot, ``face`` = 0, for now):
+One row per sampled decoded frame per tracked face (ordered by frame, then face), and one row with
+``face_detected`` false for a frame without a face:
 
 ========================  ===========================  ==============================================
 column                    type                         meaning
@@ -8,7 +9,8 @@ column                    type                         meaning
 video                     string                       path relative to the input root given
 frame                     int64                        decoded frame index (0-based)
 timestamp                 float64                      presentation time, seconds
-face                      int16                        face slot (0: the largest tracked face)
+face                      int16                        the face's slot in its frame: 0..k-1 by track id
+track                     int32                        the person's track id in the video (null without a face)
 face_detected             bool                         a face (68 landmarks) was found in this frame
 landmark_source           string                       "detected", "tracked" or "none"
 landmark_quality          float32                      0..1, confidence that the landmarks hold a face
@@ -64,6 +66,7 @@ class OutputSchema:
             pa.field("frame", pa.int64(), nullable=False),
             pa.field("timestamp", pa.float64(), nullable=False),
             pa.field("face", pa.int16(), nullable=False),
+            pa.field("track", pa.int32()),
             pa.field("face_detected", pa.bool_(), nullable=False),
             pa.field("landmark_source", pa.string(), nullable=False),
             pa.field("landmark_quality", f32, nullable=False),
@@ -91,10 +94,13 @@ class OutputSchema:
         registration: np.ndarray,
         landmarks: np.ndarray | None = None,
         decode_errors: Sequence[str | None] | None = None,
+        faces: np.ndarray | None = None,
+        tracks: np.ndarray | None = None,
     ) -> pa.RecordBatch:
-        """Rows for N frames of one face slot. Arrays are full length (N, ...); entries of frames without
-        a face (``detected`` False) are written as nulls, whatever they hold. ``decode_errors``: per
-        frame, None or why it could not be decoded (None / empty: every frame decoded)."""
+        """N rows (a face in a frame each, or a frame without one). Arrays are full length (N, ...);
+        entries of rows without a face (``detected`` False) are written as nulls, whatever they hold.
+        ``decode_errors``: per row, None or why its frame could not be decoded (None / empty: every
+        frame decoded). ``faces``: slots (None: all 0); ``tracks``: track ids (None: all 0)."""
         n = len(frames)
         missing = ~np.asarray(detected, dtype=bool)
 
@@ -106,7 +112,8 @@ class OutputSchema:
             pa.array([video] * n, pa.string()),
             pa.array(np.asarray(frames, dtype=np.int64)),
             pa.array(np.asarray(timestamps, dtype=np.float64)),
-            pa.array(np.zeros(n, dtype=np.int16)),
+            pa.array(np.zeros(n, dtype=np.int16) if faces is None else np.asarray(faces, dtype=np.int16)),
+            column(np.zeros(n, dtype=np.int32) if tracks is None else np.asarray(tracks, dtype=np.int32), pa.int32()),
             pa.array(~missing),
             pa.array(list(sources), pa.string()),
             pa.array(np.asarray(quality, dtype=np.float32)),

@@ -154,3 +154,56 @@ def make_testdata(folder: Path) -> Path:
     write_video(folder / "no_face.mp4", noise_frames(98, size=(320, 240), seed=4), fps=24)
     write_video(folder / "bmvc_example.mp4", astronaut_frames(49, seed=5), fps=25)
     return folder
+def heads() -> list[tuple[np.ndarray, tuple[float, float], float]]:
+    """Two people as (picture, face centre (x, y) in it, face width in it): the astronaut and Grace
+    Hopper, the halves of :func:`two_people` (dlib's detector boxes)."""
+    picture = two_people()
+    return [(picture[:, :300], (155.0, 126.0), 87.0), (picture[:, 300:], (142.0, 144.0), 180.0)]
+
+
+def compose_people(
+    placements: Sequence[Sequence[tuple[float, float, float] | None]],
+    size: tuple[int, int] = (640, 360),
+    patch: float = 2.2,
+) -> np.ndarray:
+    """Frames (N, H, W, 3) of the people of :func:`heads` on a grey background. ``placements[i][p]``:
+    person p's face centre (x, y) and face width in frame i, or None (not in the picture). Each person
+    is a square patch ``patch`` face widths wide around the face, drawn in order (later ones in front)."""
+    import cv2
+
+    width, height = size
+    people = heads()
+    out = np.full((len(placements), height, width, 3), 110, np.uint8)
+    for i, frame in enumerate(placements):
+        for (picture, (fx, fy), fw), place in zip(people, frame):
+            if place is None:
+                continue
+            cx, cy, w = place
+            scale = w / fw
+            matrix = np.array([[scale, 0, cx - fx * scale], [0, scale, cy - fy * scale]])
+            warped = cv2.warpAffine(picture, matrix, (width, height), flags=cv2.INTER_LINEAR)
+            half = patch * w / 2
+            x0, x1 = int(max(0, cx - half)), int(min(width, cx + half))
+            y0, y1 = int(max(0, cy - half)), int(min(height, cy + half))
+            # only where the source picture has pixels (no black border around a small picture)
+            x0, y0 = int(max(x0, matrix[0, 2])), int(max(y0, matrix[1, 2]))
+            x1 = int(min(x1, matrix[0, 2] + picture.shape[1] * scale))
+            y1 = int(min(y1, matrix[1, 2] + picture.shape[0] * scale))
+            if x1 > x0 and y1 > y0:
+                out[i, y0:y1, x0:x1] = warped[y0:y1, x0:x1]
+    return out
+
+
+def group_photo() -> np.ndarray:
+    """insightface's group photo ``t1.jpg`` (RGB), shipped in its package data (the ``synthetic`` extra)."""
+    import importlib.util
+
+    import cv2
+
+    spec = importlib.util.find_spec("insightface")
+    if spec is None or not spec.submodule_search_locations:
+        import pytest
+
+        pytest.skip("insightface (the synthetic extra) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "images" / "t1.jpg"
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "read_intensity_file",
     "scan_bp4d",
+    "main_track",
     "prepare_landmarks",
     "read_landmarks",
     "BP4DRecords",
@@ -193,9 +194,27 @@ def _read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def main_track(faces_per_frame: list) -> list:
+    """One observation per frame of a single-subject sequence: the face of its most present track
+    (ties: the larger face; :func:`pipeline.identity.select_tracks`), NO_FACE where it is absent, so
+    a bystander or a false detection never stands in for the subject."""
+    from pipeline.identity import select_tracks
+    from pipeline.landmarks import NO_FACE
+
+    stats: dict[int, list[float]] = {}
+    for faces in faces_per_frame:
+        for face in faces:
+            entry = stats.setdefault(face.track, [0, 0.0])
+            entry[0] += 1
+            entry[1] += (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+    kept = select_tracks({t: (int(n), area / n) for t, (n, area) in stats.items()}, 1)
+    return [next((f for f in faces if f.track in kept), NO_FACE) for faces in faces_per_frame]
+
+
 def prepare_landmarks(index: pd.DataFrame, out_path: str | Path, tracker=None, progress: bool = True) -> pd.DataFrame:
     """Run the pipeline's landmark tracker once over every sequence of ``index`` and cache the result
-    in Parquet: subject, task, frame, found, quality, source, x0..x67, y0..y67 (frame pixels)."""
+    in Parquet: subject, task, frame, found, quality, source, x0..x67, y0..y67 (frame pixels). Every
+    face is tracked; each sequence keeps its main track (:func:`main_track`): one subject per sequence."""
     if tracker is None:
         from pipeline.landmarks import make_tracker
 
@@ -209,15 +228,19 @@ def prepare_landmarks(index: pd.DataFrame, out_path: str | Path, tracker=None, p
     rows = []
     for (subject, task), group in groups:
         tracker.reset()
+        numbers_all: list = []
+        faces_all: list = []
         for numbers, frames in _iter_sequence_frames(group):
-            for number, observation in zip(numbers, tracker.track(frames)):
-                landmarks = observation.landmarks
-                values = (np.full(136, np.nan, np.float32) if landmarks is None
-                          else np.concatenate([landmarks[:, 0], landmarks[:, 1]]).astype(np.float32))
-                rows.append([subject, task, int(number), landmarks is not None, float(observation.quality),
-                             observation.source, *values])
+            numbers_all += list(numbers)
+            faces_all += tracker.track_faces(frames)
             if bar is not None:
                 bar.update(len(numbers))
+        for number, observation in zip(numbers_all, main_track(faces_all)):
+            landmarks = observation.landmarks
+            values = (np.full(136, np.nan, np.float32) if landmarks is None
+                      else np.concatenate([landmarks[:, 0], landmarks[:, 1]]).astype(np.float32))
+            rows.append([subject, task, int(number), landmarks is not None, float(observation.quality),
+                         observation.source, *values])
     if bar is not None:
         bar.close()
     table = pd.DataFrame(rows, columns=["subject", "task", "frame", "found", "quality", "source", *LANDMARK_COLUMNS])

@@ -50,6 +50,23 @@ AU_COLOURS: tuple[tuple[int, int, int], ...] = (
 )
 
 
+# Paul Tol's "bright" qualitative palette (RGB, colour-blind safe): a track's box and label colour.
+TRACK_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (68, 119, 170),  # blue
+    (238, 102, 119),  # red
+    (34, 136, 51),  # green
+    (204, 187, 68),  # yellow
+    (102, 204, 238),  # cyan
+    (170, 51, 119),  # purple
+    (187, 187, 187),  # grey
+)
+
+
+def track_colour(track: int) -> tuple[int, int, int]:
+    """The colour of a track id: the same id, the same colour, in every frame and every overlay."""
+    return TRACK_COLOURS[int(track) % len(TRACK_COLOURS)]
+
+
 def au_colours(count: int) -> list[tuple[int, int, int]]:
     """RGB colour of each of ``count`` AUs, in map order (the same colours as the intensity plots)."""
     return [AU_COLOURS[i % len(AU_COLOURS)] for i in range(count)]
@@ -102,6 +119,7 @@ class FaceOverlay:
     maps: np.ndarray | None = None
     face: int = 0
     note: str = ""  # shown after the face number in the legend, e.g. "tracked"
+    track: int | None = None  # the person's track id: box and label in its colour (None: a white box)
 
     @property
     def has_face(self) -> bool:
@@ -185,13 +203,24 @@ def _outlined(draw, image: np.ndarray, colour, thickness: int, **kwargs) -> None
     draw(image, color=colour, thickness=thickness, **kwargs)
 
 
-def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle) -> np.ndarray:
-    """Outline the face box (x0, y0, x1, y1) in place."""
+def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle, track: int | None = None) -> np.ndarray:
+    """Outline the face box (x0, y0, x1, y1) in place; with a ``track`` id, in that track's colour
+    (:func:`track_colour`) and labelled "id N" above it."""
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     t = style.line(image.shape[0])
+    colour = style.box_colour if track is None else track_colour(track)
     _outlined(
-        lambda img, **kw: cv2.rectangle(img, (x0, y0), (x1, y1), lineType=cv2.LINE_AA, **kw), image, style.box_colour, t
+        lambda img, **kw: cv2.rectangle(img, (x0, y0), (x1, y1), lineType=cv2.LINE_AA, **kw), image, colour, t
     )
+    if track is not None:
+        scale = style.scale(image.shape[0])
+        text = f"id {int(track)}"
+        w, h = _text_size(text, scale, 1)
+        pad = max(2, round(3 * scale))
+        top = y0 - h - 2 * pad if y0 - h - 2 * pad >= 0 else y1  # above the box, else below it
+        panel = _clip_box((x0, top, x0 + w + 2 * pad, top + h + 2 * pad), image.shape)
+        cv2.rectangle(image, panel[:2], (panel[2] - 1, panel[3] - 1), colour, -1)
+        cv2.putText(image, text, (panel[0] + pad, panel[3] - pad), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 
@@ -427,7 +456,7 @@ def render_frame(
         if landmarks and face.landmarks is not None:
             draw_landmarks(image, face.landmarks, style)
         if face.box is not None and np.all(np.isfinite(np.asarray(face.box, dtype=np.float64))):
-            draw_face_box(image, face.box, style)
+            draw_face_box(image, face.box, style, face.track)
             avoid.append(np.asarray(face.box, dtype=np.float64))
         elif face.landmarks is not None and np.isfinite(face.landmarks).any():
             points = np.asarray(face.landmarks, dtype=np.float64)
@@ -439,7 +468,7 @@ def render_frame(
             if intensities is not None
             else np.full(len(labels), np.nan)
         )
-        title = f"face {face.face}" if len(present) > 1 else ""
+        title = (f"id {face.track}" if face.track is not None else f"face {face.face}") if len(present) > 1 else ""
         if face.note:
             title = f"{title} ({face.note})".strip()
         legend.append((title, values))

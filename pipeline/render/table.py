@@ -145,6 +145,7 @@ def faces_from_rows(
         points = np.stack([flat[:, : aus.num_landmarks], flat[:, aus.num_landmarks :]], axis=2)
     regs = rows["registration"].tolist() if "registration" in rows.columns else [None] * n
     face_ids = rows["face"].tolist() if "face" in rows.columns else [0] * n
+    track_ids = rows["track"].tolist() if "track" in rows.columns else [None] * n
     sources = rows["landmark_source"].tolist() if "landmark_source" in rows.columns else [""] * n
     faces = []
     for i in range(n):
@@ -164,6 +165,7 @@ def faces_from_rows(
                 maps=None if maps is None else maps[i],
                 face=int(face_ids[i] or 0),
                 note="tracked" if sources[i] == "tracked" else "",
+                track=None if track_ids[i] is None or pd.isna(track_ids[i]) else int(track_ids[i]),
             )
         )
     return faces

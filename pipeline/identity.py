@@ -1,0 +1,156 @@
+"""Face identity: which face in this frame is which person seen before.
+
+Three kinds of evidence, cheapest first:
+
+- **Overlap** (:func:`match_by_overlap`): at a fresh detection, a detected box that overlaps exactly one
+  tracked face (and that face no other detection) by at least ``assoc_min_iou`` continues its track.
+- **Descriptor** (:class:`FaceDescriber`, :func:`match_by_descriptor`): dlib's face-recognition
+  ResNet (``dlib_face_recognition_resnet_model_v1.dat``, shipped by ``face_recognition_models``;
+  128 numbers per face, the same person at distance < 0.6 on LFW) re-identifies a face that no
+  overlap explains with a track that ended (left the picture, was occluded, was lost). It costs
+  ~60-120 ms a face on one CPU core, so it runs only then.
+- Otherwise the face starts a **new track**: identity is never carried over on weak evidence.
+
+:func:`select_tracks` implements ``--faces largest|N``: the tracks most present in a work item.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "select_tracks", "parse_faces", "summarise_tracks"]
+
+
+def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
+    """Intersection over union of every box of ``a`` (n, 4: x0 y0 x1 y1) with every box of ``b`` (m, 4)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def match_by_overlap(detections: Sequence[Sequence[float]], tracks: Sequence[Sequence[float]], min_iou: float) -> list[tuple[int, int]]:
+    """Unambiguous (detection, track) pairs: IoU >= ``min_iou``, and neither overlaps anything else
+    by that much (two tracks on one detection, or the reverse, are left to the descriptor)."""
+    if len(detections) == 0 or len(tracks) == 0:
+        return []
+    over = iou_matrix(detections, tracks) >= min_iou
+    rows, cols = over.sum(axis=1), over.sum(axis=0)
+    return [(int(d), int(t)) for d, t in zip(*np.nonzero(over)) if rows[d] == 1 and cols[t] == 1]
+
+
+def match_by_descriptor(
+    queries: np.ndarray, candidates: np.ndarray, max_distance: float, margin: float
+) -> list[tuple[int, int, float]]:
+    """(query, candidate, distance) pairs that are each other's nearest, closer than ``max_distance``,
+    and nearer by at least ``margin`` than the runner-up on both sides (else: uncertain, no pair)."""
+    if len(queries) == 0 or len(candidates) == 0:
+        return []
+    distance = np.linalg.norm(np.asarray(queries)[:, None, :] - np.asarray(candidates)[None, :, :], axis=2)
+    pairs = []
+    for q in range(distance.shape[0]):
+        c = int(np.argmin(distance[q]))
+        d = float(distance[q, c])
+        if d > max_distance or int(np.argmin(distance[:, c])) != q:
+            continue
+        row = np.delete(distance[q], c)
+        col = np.delete(distance[:, c], q)
+        runner_up = min(row.min() if row.size else np.inf, col.min() if col.size else np.inf)
+        if runner_up - d >= margin:
+            pairs.append((q, c, d))
+    return pairs
+
+
+class FaceDescriber:
+    """dlib's face-recognition ResNet: an aligned 150x150 chip per face (cheap, kept per track) and,
+    on demand, its 128-number descriptor (expensive). The model is loaded on first use."""
+
+    chip_size = 150
+    chip_padding = 0.25
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._model = None
+
+    def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The face aligned as the descriptor network expects (150x150 RGB uint8), from 68 landmarks."""
+        dlib = self._dlib
+        points = np.asarray(landmarks, dtype=np.float64)
+        low, high = points.min(axis=0), points.max(axis=0)
+        rect = dlib.rectangle(int(low[0]), int(low[1]), int(high[0]), int(high[1]))
+        shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in points])
+        return np.asarray(dlib.get_face_chip(image, shape, size=self.chip_size, padding=self.chip_padding))
+
+    def describe(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """Descriptors (n, 128) of chips made by :meth:`chip`."""
+        if not chips:
+            return np.empty((0, 128))
+        if self._model is None:
+            from pipeline.landmarks import dlib_model_path
+
+            self._model = self._dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+        return np.array([np.asarray(self._model.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
+
+
+def parse_faces(value: str | int) -> int | None:
+    """``--faces``: "all" -> None (every face), "largest" -> 1, "N" -> N (a positive integer)."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return None
+    if text == "largest":
+        return 1
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"--faces must be 'all', 'largest' or a positive integer, got {value!r}")
+    return number
+
+
+def select_tracks(stats: dict[int, tuple[int, float]], keep: int | None) -> set[int]:
+    """The ids of the ``keep`` tracks most present in a work item (``stats``: id -> (frames, mean box
+    area)); ties go to the larger face, then the older track. ``keep`` None: all of them."""
+    ranked = sorted(stats, key=lambda t: (-stats[t][0], -stats[t][1], t))
+    return set(ranked if keep is None else ranked[:keep])
+
+
+def summarise_tracks(tables: Iterable[Iterable["pa.RecordBatch"]]) -> dict[str, list[dict[str, float | int]]]:
+    """Per video, its tracks as listed in the metadata: id, frames (rows), first and last frame, mean box
+    width and height (frame pixels), in id order. ``tables``: record batches with the columns video,
+    frame, track, face_x0, face_y0, face_x1, face_y1 (rows without a face have a null track)."""
+    totals: dict[tuple[str, int], list[float]] = {}
+    for batches in tables:
+        for batch in batches:
+            data = batch.to_pydict()
+            for video, frame, track, x0, y0, x1, y1 in zip(
+                data["video"], data["frame"], data["track"], data["face_x0"], data["face_y0"], data["face_x1"], data["face_y1"]
+            ):
+                if track is None:
+                    continue
+                entry = totals.setdefault((video, track), [0, frame, frame, 0.0, 0.0])
+                entry[0] += 1
+                entry[1], entry[2] = min(entry[1], frame), max(entry[2], frame)
+                entry[3] += x1 - x0
+                entry[4] += y1 - y0
+    out: dict[str, list[dict[str, float | int]]] = {}
+    for (video, track), (count, first, last, width, height) in sorted(totals.items()):
+        out.setdefault(video, []).append({
+            "track": int(track), "frames": int(count), "first_frame": int(first), "last_frame": int(last),
+            "mean_box_width": round(width / count, 1), "mean_box_height": round(height / count, 1),
+        })
+    return out
