@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.store import Location, read_run_metadata, storage_errors
+from pipeline.store import Location, atomic_output, read_run_metadata
 
 __all__ = ["CSV_SUFFIX", "is_csv", "csv_schema", "flatten_batch", "write_csv", "parquet_to_csv",
            "metadata_location", "write_metadata_json"]
@@ -70,22 +70,12 @@ def write_csv(batches: Iterable[pa.RecordBatch], schema: pa.Schema, target: Loca
               action: str = "write the CSV file") -> int:
     """Write ``batches`` (in ``schema``, the Parquet columns) as CSV to a temporary file, then move it
     onto ``target``; returns the rows. OS errors become one-line :class:`pipeline.store.StorageError`."""
-    temporary = target.temporary()
     rows = 0
-    try:
-        with storage_errors(action, target):
-            with temporary.filesystem.open_output_stream(temporary.path) as stream:
-                with pacsv.CSVWriter(stream, csv_schema(schema.remove_metadata())) as writer:
-                    for batch in batches:
-                        writer.write_batch(flatten_batch(batch))
-                        rows += batch.num_rows
-            target.replace_with(temporary)
-    except BaseException:
-        try:
-            temporary.delete()
-        except Exception:
-            pass
-        raise
+    with atomic_output(target, action) as stream:
+        with pacsv.CSVWriter(stream, csv_schema(schema.remove_metadata())) as writer:
+            for batch in batches:
+                writer.write_batch(flatten_batch(batch))
+                rows += batch.num_rows
     return rows
 
 
@@ -107,18 +97,8 @@ def metadata_location(csv_file: Location) -> Location:
 
 def write_metadata_json(metadata: dict, target: Location) -> None:
     """The run's metadata as indented JSON, written atomically."""
-    temporary = target.temporary()
-    try:
-        with storage_errors("write the metadata file", target):
-            with temporary.filesystem.open_output_stream(temporary.path) as stream:
-                stream.write(json.dumps(metadata, indent=1, default=str).encode())
-            target.replace_with(temporary)
-    except BaseException:
-        try:
-            temporary.delete()
-        except Exception:
-            pass
-        raise
+    with atomic_output(target, "write the metadata file") as stream:
+        stream.write(json.dumps(metadata, indent=1, default=str).encode())
 
 
 def export_results(source: Location, target: Location) -> int:

@@ -195,6 +195,24 @@ def storage_errors(action: str, where: Location, needed: int | None = None) -> I
         raise StorageError(describe_storage_error(exc, action, where, needed), errno_=exc.errno) from exc
 
 
+@contextlib.contextmanager
+def atomic_output(target: Location, action: str) -> Iterator[pa.NativeFile]:
+    """A stream to a temporary file beside ``target``, moved onto it when the block ends without an
+    error (deleted otherwise); OS errors become one-line :class:`StorageError` s naming ``action``."""
+    temporary = target.temporary()
+    try:
+        with storage_errors(action, target):
+            with temporary.filesystem.open_output_stream(temporary.path) as stream:
+                yield stream
+            target.replace_with(temporary)
+    except BaseException:
+        try:
+            temporary.delete()
+        except Exception:
+            pass
+        raise
+
+
 def errors_location(out: Location) -> Location:
     """The errors file that sits next to ``out``: ``results.parquet`` -> ``results.errors.csv``."""
     return out.sibling(Path(out.name).stem + ".errors.csv")
@@ -407,18 +425,8 @@ class ResultStore:
         writer.writerow(["video", "path", "start_frame", "stop_frame", "reason"])
         for f in failures:
             writer.writerow([f.video, f.path, "" if f.start is None else f.start, "" if f.stop is None else f.stop, f.reason])
-        temporary = target.temporary()
-        try:
-            with storage_errors("write the errors file", target):
-                with temporary.filesystem.open_output_stream(temporary.path) as stream:
-                    stream.write(text.getvalue().encode())
-                target.replace_with(temporary)
-        except BaseException:
-            try:
-                temporary.delete()
-            except Exception:
-                pass
-            raise
+        with atomic_output(target, "write the errors file") as stream:
+            stream.write(text.getvalue().encode())
         return target
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from media import astronaut_frames, noise_frames, write_video
@@ -39,3 +40,13 @@ def make_videos(folder: Path) -> dict[str, int]:
 def comparable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows in a canonical order with a fresh index, for equality checks between runs."""
     return df.sort_values(["video", "frame", "face"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Two small videos (a face, and no face in a subfolder), their frame counts by output name, and a
+    small checkpoint: (folder, counts, weights). Import it into a test module to use it."""
+    folder = tmp_path_factory.mktemp("videos")
+    counts = make_videos(folder)
+    weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
+    return folder, counts, weights

@@ -3,15 +3,9 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.results import load_results
-from pipeline_helpers import make_videos, small_checkpoint
+from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    counts = make_videos(folder)
-    weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
-    return folder, counts, weights
 
 
 def test_help_documents_every_option_with_examples() -> None:

@@ -10,15 +10,9 @@ from pipeline.cli import main
 from pipeline.progress import RunProgress
 from pipeline.results import UnknownVideoError, load_results
 from pipeline.sources import NoInputsError, discover_videos
-from pipeline_helpers import make_videos, small_checkpoint
+from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    counts = make_videos(folder)
-    weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
-    return folder, counts, weights
 
 
 def test_no_inputs_found_names_what_was_searched(tmp_path) -> None:

@@ -25,17 +25,11 @@ from pipeline.lock import OutputLock, OutputLocked
 from pipeline.results import load_results
 from pipeline.run import OutputNotWritten, annotate
 from pipeline.store import Location
-from pipeline_helpers import comparable, make_videos, small_checkpoint
+from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    counts = make_videos(folder)
-    weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
-    return folder, counts, weights
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
