@@ -32,7 +32,7 @@ from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
 from pipeline.fingerprint import content_fingerprint
-from pipeline.identity import parse_faces, select_tracks
+from pipeline.identity import parse_faces, select_tracks, track_presence
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
@@ -288,13 +288,7 @@ class ItemPreparer:
         if keep is not None:
             _, batches = self._batches(item)
             planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames)]
-            stats: dict[int, list[float]] = {}
-            for faces in planned:
-                for face in faces:
-                    entry = stats.setdefault(face.track, [0, 0.0])
-                    entry[0] += 1
-                    entry[1] += (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
-            kept = select_tracks({t: (int(n), area / n) for t, (n, area) in stats.items()}, keep)
+            kept = select_tracks(track_presence(planned), keep)
             self._planned = [[f for f in faces if f.track in kept] for faces in planned]
         return self._batches(item)
 

@@ -284,10 +284,6 @@ class FeedEngine:
         for thread in self._threads:
             thread.start()
 
-    @property
-    def producers(self) -> int:
-        return len(self._producers)
-
     def producer_pids(self) -> list[int]:
         return [p.process.pid for p in self._producers]
 

@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "select_tracks", "parse_faces", "summarise_tracks"]
+__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "track_presence", "select_tracks", "parse_faces", "summarise_tracks"]
 
 
 def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
@@ -120,6 +120,18 @@ def parse_faces(value: str | int) -> int | None:
     if number < 1:
         raise ValueError(f"--faces must be 'all', 'largest' or a positive integer, got {value!r}")
     return number
+
+
+def track_presence(faces_per_frame: Iterable[Iterable]) -> dict[int, tuple[int, float]]:
+    """Per track id: (frames it is in, mean box area), over the tracked faces of each frame (objects
+    with ``track`` and ``box``): what :func:`select_tracks` ranks by."""
+    totals: dict[int, list[float]] = {}
+    for faces in faces_per_frame:
+        for face in faces:
+            entry = totals.setdefault(face.track, [0, 0.0])
+            entry[0] += 1
+            entry[1] += (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+    return {track: (int(frames), area / frames) for track, (frames, area) in totals.items()}
 
 
 def select_tracks(stats: dict[int, tuple[int, float]], keep: int | None) -> set[int]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -198,16 +198,10 @@ def main_track(faces_per_frame: list) -> list:
     """One observation per frame of a single-subject sequence: the face of its most present track
     (ties: the larger face; :func:`pipeline.identity.select_tracks`), NO_FACE where it is absent, so
     a bystander or a false detection never stands in for the subject."""
-    from pipeline.identity import select_tracks
+    from pipeline.identity import select_tracks, track_presence
     from pipeline.landmarks import NO_FACE
 
-    stats: dict[int, list[float]] = {}
-    for faces in faces_per_frame:
-        for face in faces:
-            entry = stats.setdefault(face.track, [0, 0.0])
-            entry[0] += 1
-            entry[1] += (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
-    kept = select_tracks({t: (int(n), area / n) for t, (n, area) in stats.items()}, 1)
+    kept = select_tracks(track_presence(faces_per_frame), 1)
     return [next((f for f in faces if f.track in kept), NO_FACE) for faces in faces_per_frame]
 
 
