@@ -1,18 +1,26 @@
 """End-to-end frames/s per GPU with the producer/consumer layout, GPU utilisation, per-stage rates.
 
     python bench/gpu_throughput.py [--videos 16] [--frames 472] [--producers auto] [--precision bf16]
-                                   [--compile] [--gpus 1 N] [--json out.json]
+                                   [--compile] [--variants fp32 bf16 bf16+compile] [--check-values]
+                                   [--producer-counts 1 2 14] [--landmarks dlib|fan] [--gpus 1 N]
+                                   [--json out.json]
 
 Videos: ``--videos`` copies of $AU_HEATMAPS_SHARED/testdata/single_face.mp4 (640x360 H.264, one face
-per frame), each looped (stream copy, no re-encoding) to at least ``--frames`` frames.
+per frame), each looped (stream copy, no re-encoding) to at least ``--frames`` frames (``--source`` may
+name a video already that long: then it is only copied, and ffmpeg is not needed).
 
 Measured, on this machine:
 - stage rates, one process: decode, landmark tracking (dlib, one core), registration, and the model
   alone at the batch size (crops already registered);
 - the producer side: decode + tracking + registration through real producer processes and the
-  shared-memory slots, without the model, with 1 producer and with P (``--producer-counts``);
+  shared-memory slots, without the model, with each of ``--producer-counts`` (each producer gets about
+  four videos, so that no tail of idle producers counts);
 - with CUDA, the steady state of one GPU worker and its producers (``FeedEngine``; start-up excluded,
-  reported apart), GPU utilisation sampled every 0.2 s by nvidia-smi meanwhile: the target figure;
+  reported apart), GPU utilisation sampled every 0.2 s by nvidia-smi meanwhile, and how busy the model
+  thread was: the target figure; once per ``--variants`` entry (precision, ``+compile``);
+- with ``--check-values`` and CUDA: the rows of the producer-fed GPU run against the in-process GPU
+  run (same options: must be equal), and the intensities of each variant against fp32 on the GPU and
+  on the CPU, on the registered crops of one video;
 - end to end: ``annotate()`` over the videos with the chosen layout, start-up included; with several
   GPUs also with N workers (Ray), for the scaling target.
 
@@ -44,18 +52,21 @@ CPU_PRODUCER_RATIO = 1.7
 
 def make_videos(source: Path, folder: Path, count: int, frames: int) -> list[Path]:
     """``count`` copies of ``source``, each looped (stream copy) to at least ``frames`` frames."""
-    import imageio_ffmpeg
-
     from pipeline.decode import probe_video
 
     per_copy = probe_video(source).num_frames
     loops = max(0, -(-frames // per_copy) - 1)
-    first = folder / "video00.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-stream_loop", str(loops),
-                    "-i", str(source), "-c", "copy", "-an", str(first)], check=True)
+    first = folder / f"video00{source.suffix}"
+    if loops == 0:
+        shutil.copyfile(source, first)
+    else:
+        import imageio_ffmpeg
+
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-stream_loop", str(loops),
+                        "-i", str(source), "-c", "copy", "-an", str(first)], check=True)
     videos = [first]
     for number in range(1, count):
-        videos.append(folder / f"video{number:02d}.mp4")
+        videos.append(folder / f"video{number:02d}{source.suffix}")
         shutil.copyfile(first, videos[-1])
     return videos
 
@@ -95,8 +106,8 @@ class GpuSampler:
         return float(np.mean(self.samples)) if self.samples else None
 
 
-def stage_rates(video: Path, weights: str, options) -> dict[str, float]:
-    """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``)."""
+def stage_rates(video: Path, weights: str, options) -> tuple[dict[str, float], np.ndarray]:
+    """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``), and the crops."""
     from pipeline.annotate import Annotator
     from pipeline.decode import probe_video, select_frames
     from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
@@ -105,7 +116,8 @@ def stage_rates(video: Path, weights: str, options) -> dict[str, float]:
     info = probe_video(video)
     seconds, frames, crops = time_stages(annotator, info, select_frames(info), options,
                                          min_crops=4 * annotator.predictor.batch_size)
-    return {stage: (len(crops) if stage == "model" else frames) / value for stage, value in seconds.items()}
+    rates = {stage: (len(crops) if stage == "model" else frames) / value for stage, value in seconds.items()}
+    return rates, crops[:frames]
 
 
 def producer_side_rate(items, options, registration, producers: int) -> float:
@@ -154,7 +166,8 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
 
 def engine_rate(items, weights: str, options, producers: int) -> dict[str, object]:
     """Steady-state frames/s of one model worker fed by ``producers`` (start-up excluded: the engine
-    is started and every producer has done a short item before the clock starts), GPU utilisation."""
+    is started and every producer has done a short item before the clock starts), GPU utilisation,
+    and what the model thread did meanwhile."""
     from pipeline.feeder import FeedEngine
 
     started = time.perf_counter()
@@ -163,13 +176,69 @@ def engine_rate(items, weights: str, options, producers: int) -> dict[str, objec
         for future in [engine.submit(probe) for _ in range(producers)]:
             future.result()
         startup = time.perf_counter() - started
+        before = dataclasses.replace(engine.stats)
         with GpuSampler() as sampler:
             start = time.perf_counter()
             futures = [engine.submit(item) for item in items]
             rows = sum(future.result()[0] for future in futures)
             seconds = time.perf_counter() - start
+        stats = engine.stats
+        batches = stats.batches - before.batches
+        crops = stats.crops - before.crops
     return {"producers": producers, "fps": rows / seconds, "seconds": seconds, "startup_seconds": startup,
-            "gpu_utilisation": sampler.mean}
+            "gpu_utilisation": sampler.mean, "mean_batch": crops / max(batches, 1),
+            "model_thread_busy": (stats.model_seconds - before.model_seconds) / seconds,
+            "rows_thread_share": (stats.rows_seconds - before.rows_seconds) / seconds}
+
+
+def variant_options(options, variant: str):
+    """``fp32`` / ``bf16`` / ``fp16``, optionally ``+compile``, applied to ``options``."""
+    precision, _, extra = variant.partition("+")
+    if precision not in ("fp32", "bf16", "fp16") or extra not in ("", "compile"):
+        raise SystemExit(f"--variants: expected fp32|bf16|fp16 optionally followed by +compile, got {variant!r}")
+    return dataclasses.replace(options, precision=precision, compile=extra == "compile")
+
+
+def value_effects(weights: str, crops: np.ndarray, options, variants: list[str]) -> dict[str, dict[str, float]]:
+    """Largest and mean absolute intensity difference of each variant on the GPU against fp32 on the
+    GPU and against the CPU (fp32), on the same registered crops."""
+    from pipeline.annotate import Annotator
+
+    cpu = Annotator(weights, dataclasses.replace(options, device="cpu", precision="fp32", compile=False, batch_size=None),
+                    tracker=False).predictor.predict(crops).intensities
+    gpu = None
+    effects = {}
+    for variant in ["fp32"] + [v for v in variants if v != "fp32"]:
+        predictor = Annotator(weights, variant_options(options, variant), tracker=False).predictor  # as a run builds it
+        values = predictor.predict(crops).intensities
+        gpu = values if gpu is None else gpu
+        effects[variant] = {"max_vs_gpu_fp32": float(np.abs(values - gpu).max()),
+                            "mean_vs_gpu_fp32": float(np.abs(values - gpu).mean()),
+                            "max_vs_cpu": float(np.abs(values - cpu).max()),
+                            "mean_vs_cpu": float(np.abs(values - cpu).mean())}
+    return effects
+
+
+def rows_equal(first: Path, second: Path) -> dict[str, object]:
+    """Whether two result files hold the same rows (every column compared exactly), and the largest
+    difference of a float column."""
+    import pandas as pd
+
+    a = pd.read_parquet(first).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+    b = pd.read_parquet(second).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+    value_columns = [c for c in a.columns if a[c].dtype.kind == "f"]
+    same_keys = len(a) == len(b) and bool((a[["video", "frame", "face"]] == b[["video", "frame", "face"]]).all().all())
+    equal, largest = same_keys, 0.0
+    for column in a.columns if same_keys else []:
+        if column not in value_columns:
+            equal &= column in b.columns and bool(a[column].equals(b[column]))
+            continue
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        equal &= bool(np.array_equal(x, y, equal_nan=True))
+        both = np.isfinite(x) & np.isfinite(y)
+        largest = max(largest, float(np.abs(x[both] - y[both]).max(initial=0.0)))
+    return {"rows": [len(a), len(b)], "same_keys": same_keys, "largest_difference": largest if same_keys else None,
+            "identical": equal}
 
 
 def main() -> None:
@@ -181,15 +250,21 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per video; default: 472 with CUDA, 144 without")
     parser.add_argument("--end-to-end-videos", type=int, default=None,
                         help="videos for the end-to-end run (default: all with CUDA; 2 without: the model on the CPU is slow)")
-    parser.add_argument("--producers", default="auto", help="producers for the end-to-end run (auto: the layout's)")
-    parser.add_argument("--producer-counts", type=int, nargs="+", default=[1, 2],
-                        help="producer-side rate measured with each of these counts (the ratio is last / first)")
+    parser.add_argument("--producers", default="auto", help="producers for the steady state and end to end (auto: the layout's)")
+    parser.add_argument("--producer-counts", type=int, nargs="*", default=[1, 2],
+                        help="producer-side rate measured with each of these counts (the ratio is 2 / 1 where both are given; none: skip)")
+    parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="steady state once per variant: fp32|bf16|fp16, optionally +compile (default: --precision [+compile])")
+    parser.add_argument("--check-values", action="store_true",
+                        help="CUDA: producer-fed rows against in-process rows, and each variant's values against fp32")
     parser.add_argument("--gpus", type=int, nargs="+", default=None, help="GPU counts for end to end (default: 1, and all when more)")
+    parser.add_argument("--skip-stages", action="store_true", help="skip the one-process stage rates")
     parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--json", help="also write the figures to this JSON file (rewritten after each measurement)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -204,85 +279,126 @@ def main() -> None:
     videos_count = args.videos or (16 if cuda else 8)
     frames = args.frames or (472 if cuda else 144)
     options = AnnotateOptions(device="cuda" if cuda else "cpu", precision=args.precision if cuda else "fp32",
-                              batch_size=args.batch_size, compile=args.compile)
+                              batch_size=args.batch_size, compile=args.compile, landmarks=args.landmarks)
+    variants = args.variants or [args.precision + ("+compile" if args.compile else "")]
     work = tempfile.TemporaryDirectory()
     folder = Path(work.name) / "videos"
     folder.mkdir()
     videos = make_videos(Path(args.source), folder, videos_count, frames)
     items, infos, _ = plan_items([VideoSource(v, v.name) for v in videos], options)
     total = sum(i.frames for i in items)
+    first_info = next(iter(infos.values()))
     device = torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine())
-    print(f"{videos_count} videos x {items[0].frames} frames ({total} frames), 640x360 H.264 one face per frame; "
-          f"{device}, {gpus} GPU(s), {os.cpu_count()} CPUs; precision {options.precision}, compile {args.compile}")
+    print(f"{videos_count} videos x {items[0].frames} frames ({total} frames), {first_info.width}x{first_info.height} "
+          f"{Path(args.source).name} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; landmarks {args.landmarks}; "
+          f"precision {options.precision}, compile {args.compile}", flush=True)
     figures: dict[str, object] = {"videos": videos_count, "frames_per_video": items[0].frames, "frames": total,
                                   "device": device, "gpus": gpus, "cpus": os.cpu_count(), "precision": options.precision,
-                                  "compile": args.compile}
+                                  "compile": args.compile, "landmarks": args.landmarks}
 
-    stages = stage_rates(videos[0], args.weights, options)
-    figures["stages_fps"] = stages
-    print("stage alone (one process)  " + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items()) + " frames/s")
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+
+    crops = None
+    if not args.skip_stages:
+        stages, crops = stage_rates(videos[0], args.weights, options)
+        figures["stages_fps"] = stages
+        print("stage alone (one process)  " + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items()) + " frames/s", flush=True)
+        save()
 
     from model.checkpoint import read_checkpoint
 
     registration = read_checkpoint(args.weights).model_config.registration
     producer_rates = {}
     for count in args.producer_counts:
-        producer_rates[count] = producer_side_rate(items, options, registration, count)
-        print(f"producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s")
+        share = items[: max(4, 4 * count)]
+        producer_rates[count] = producer_side_rate(share, options, registration, count)
+        print(f"producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
+              f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos)", flush=True)
     figures["producer_side_fps"] = producer_rates
-    first, last = args.producer_counts[0], args.producer_counts[-1]
-    producer_ratio = producer_rates[last] / producer_rates[first]
-    figures["producer_ratio"] = producer_ratio
+    save()
     passed = True
-    if not cuda:
-        ok = producer_ratio >= CPU_PRODUCER_RATIO if (first, last) == (1, 2) else True
-        print(f"producer side {last} / {first} = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO} for 2 / 1): "
-              f"{'PASS' if ok else 'FAIL'}")
-        passed &= ok
+    if 1 in producer_rates and 2 in producer_rates:
+        producer_ratio = producer_rates[2] / producer_rates[1]
+        figures["producer_ratio"] = producer_ratio
+        if not cuda:
+            ok = producer_ratio >= CPU_PRODUCER_RATIO
+            print(f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): {'PASS' if ok else 'FAIL'}")
+            passed &= ok
+        else:
+            print(f"producer side 2 / 1 = {producer_ratio:.2f}")
 
+    from pipeline.run import plan_layout
+
+    feed = options.pipeline.feed
+    producers = (plan_layout(options.device, feed.reserved_cores, workers=1).producers
+                 if args.producers == "auto" else int(args.producers))
     if cuda:
-        from pipeline.run import plan_layout
-
-        feed = options.pipeline.feed
-        producers = (plan_layout(options.device, feed.reserved_cores, workers=1).producers
-                     if args.producers == "auto" else int(args.producers))
-        steady = engine_rate(items, args.weights, options, producers)
-        figures["steady_state"] = steady
-        utilisation = f", GPU busy {steady['gpu_utilisation']:.0f}%" if steady["gpu_utilisation"] is not None else ""
-        print(f"one GPU, {producers} producers, steady state: {steady['fps']:,.0f} frames/s "
-              f"({total} frames in {steady['seconds']:.1f} s; start-up {steady['startup_seconds']:.1f} s before that{utilisation})")
-        passed_gpu = steady["fps"] >= GPU_TARGET_FPS
-        print(f"target >= {GPU_TARGET_FPS:,.0f} frames/s per GPU: {'PASS' if passed_gpu else 'FAIL'}")
-        passed &= passed_gpu
+        figures["steady_state"] = {}
+        for number, variant in enumerate(variants):
+            steady = engine_rate(items, args.weights, variant_options(options, variant), producers)
+            figures["steady_state"][variant] = steady
+            save()
+            utilisation = f", GPU busy {steady['gpu_utilisation']:.0f}%" if steady["gpu_utilisation"] is not None else ""
+            print(f"one GPU, {variant}, {producers} producers, steady state: {steady['fps']:,.0f} frames/s "
+                  f"({total} frames in {steady['seconds']:.1f} s; start-up {steady['startup_seconds']:.1f} s before that"
+                  f"{utilisation}; model thread busy {100 * steady['model_thread_busy']:.0f}% + rows "
+                  f"{100 * steady['rows_thread_share']:.0f}%, mean batch {steady['mean_batch']:.0f})", flush=True)
+            if number == 0:
+                passed_gpu = steady["fps"] >= GPU_TARGET_FPS
+                print(f"target >= {GPU_TARGET_FPS:,.0f} frames/s per GPU: {'PASS' if passed_gpu else 'FAIL'}")
+                passed &= passed_gpu
 
     if not args.skip_end_to_end:
-        producers = None if args.producers == "auto" else int(args.producers)
-        counts = args.gpus or ([1, gpus] if gpus > 1 else [1])
         chosen = videos[: args.end_to_end_videos or (len(videos) if cuda else 2)]
+        counts = args.gpus or ([1, gpus] if gpus > 1 else [1])
         expected_rows = sum(i.frames for i in items if Path(i.path) in chosen)
         figures["end_to_end_frames"] = expected_rows
         end_to_end = {}
         for workers in counts:
             with GpuSampler() as sampler:
                 summary = annotate(chosen, Path(work.name) / f"out{workers}.parquet", options, weights=args.weights,
-                                   workers=workers, producers=producers, progress=False)
+                                   workers=workers, producers=None if args.producers == "auto" else producers,
+                                   progress=False)
             assert summary.ok and summary.rows == expected_rows, summary.failures
             end_to_end[workers] = {"fps": summary.frames_per_second, "seconds": summary.seconds,
                                    "layout": summary.layout.describe(), "gpu_utilisation": sampler.mean}
             utilisation = f", GPU busy {sampler.mean:.0f}%" if sampler.mean is not None else ""
             print(f"end to end ({len(chosen)} videos), {summary.layout.describe()}: {summary.frames_per_second:,.0f} frames/s "
-                  f"({summary.seconds:.1f} s, start-up included{utilisation})")
+                  f"({summary.seconds:.1f} s, start-up included{utilisation})", flush=True)
         figures["end_to_end"] = end_to_end
-        if cuda:
-            one = end_to_end[counts[0]]["fps"]
-            if len(counts) > 1:
-                n = counts[-1]
-                scaling = end_to_end[n]["fps"] / (n * one)
-                ok = scaling >= GPU_SCALING
-                print(f"{n} GPUs = {scaling:.2f} x {n} x one GPU (target >= {GPU_SCALING}): {'PASS' if ok else 'FAIL'}")
-                passed &= ok
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+        save()
+        if cuda and len(counts) > 1:
+            one, n = end_to_end[counts[0]]["fps"], counts[-1]
+            scaling = end_to_end[n]["fps"] / (n * one)
+            ok = scaling >= GPU_SCALING
+            print(f"{n} GPUs = {scaling:.2f} x {n} x one GPU (target >= {GPU_SCALING}): {'PASS' if ok else 'FAIL'}")
+            passed &= ok
+
+    if cuda and args.check_values:
+        if crops is not None:
+            effects = value_effects(args.weights, crops[:128], options, variants)
+            figures["value_effects"] = effects
+            for variant, effect in effects.items():
+                print(f"values, {variant}: max |diff| {effect['max_vs_gpu_fp32']:.2g} vs GPU fp32 (mean "
+                      f"{effect['mean_vs_gpu_fp32']:.2g}), {effect['max_vs_cpu']:.2g} vs CPU (mean {effect['mean_vs_cpu']:.2g})",
+                      flush=True)
+        check = videos[:2]
+        fed = annotate(check, Path(work.name) / "fed.parquet", options, weights=args.weights, workers=1,
+                       producers=producers, progress=False)
+        alone = annotate(check, Path(work.name) / "alone.parquet", options, weights=args.weights, workers=1,
+                         producers=0, progress=False)
+        assert fed.ok and alone.ok, (fed.failures, alone.failures)
+        same = rows_equal(Path(work.name) / "fed.parquet", Path(work.name) / "alone.parquet")
+        figures["fed_vs_in_process"] = same
+        save()
+        print(f"rows, {producers} producers vs in-process on the GPU ({same['rows'][0]} rows): "
+              f"{'identical' if same['identical'] else 'DIFFERENT, largest difference %s' % same['largest_difference']}",
+              flush=True)
+        passed &= bool(same["identical"])
+
+    save()
     raise SystemExit(0 if passed else 1)
 
 

@@ -233,6 +233,17 @@ class Producer:
 _END = "end"
 
 
+@dataclass
+class EngineStats:
+    """What the model thread did: batches and crops through the model, seconds in the model (batch
+    assembly, upload, forward, peak decoding) and in building rows. Read by the benchmark."""
+
+    batches: int = 0
+    crops: int = 0
+    model_seconds: float = 0.0
+    rows_seconds: float = 0.0
+
+
 class FeedEngine:
     """The model on one device, fed by ``producers`` CPU processes; annotates submitted work items.
 
@@ -262,6 +273,7 @@ class FeedEngine:
         self.on_frames = on_frames
         self.frames_done = 0
         self.retries = 0  # items started again after their producer died
+        self.stats = EngineStats()
         registration = self.annotator.config.registration
         slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
         self._folder = tempfile.mkdtemp(prefix="au-heatmaps-slots-",
@@ -440,14 +452,19 @@ class FeedEngine:
             if not batch:
                 continue
             try:
+                started = time.perf_counter()
                 crops = np.concatenate([faces.crops for _, faces in batch])
                 prediction = self.annotator.predictor.predict(crops)
+                self.stats.model_seconds += time.perf_counter() - started
+                self.stats.batches += 1
+                self.stats.crops += len(crops)
             except Exception as exc:
                 for job, _ in batch:
                     job.abandoned = True
                     if not job.future.done():
                         job.future.set_exception(ItemFailed(f"{job.item.path}: model failed ({type(exc).__name__}: {exc})"))
                 continue
+            started = time.perf_counter()
             offset = 0
             for job, faces in batch:
                 count = len(faces.crops)
@@ -460,6 +477,7 @@ class FeedEngine:
                 self.frames_done += frames
                 if self.on_frames is not None:
                     self.on_frames(frames)
+            self.stats.rows_seconds += time.perf_counter() - started
 
     def _finish(self, job: _Job) -> None:
         try:
