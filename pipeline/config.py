@@ -42,6 +42,7 @@ class LandmarkConfig:
     appearance_min_correlation: float = 0.8
     fan_detector: str = "sfd"
     fan_detect_max_side: int = 640
+    fan_batch_crops: int = 64
     assoc_min_iou: float = 0.3
     duplicate_iou: float = 0.5
     reid_max_distance: float = 0.5
@@ -59,6 +60,8 @@ class LandmarkConfig:
         for name in ("assoc_min_iou", "duplicate_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"landmarks.{name} must lie in (0, 1], got {getattr(self, name)}")
+        if self.fan_batch_crops < 1:
+            raise ValueError(f"landmarks.fan_batch_crops must be >= 1, got {self.fan_batch_crops}")
         if self.reid_memory < 0:
             raise ValueError(f"landmarks.reid_memory must be >= 0, got {self.reid_memory}")
         if not -1.0 <= self.appearance_min_correlation <= 1.0:

@@ -11,19 +11,27 @@ Three kinds of evidence, cheapest first:
   ~60-120 ms a face on one CPU core, so it runs only then.
 - Otherwise the face starts a **new track**: identity is never carried over on weak evidence.
 
+:class:`TrackBook` applies these rules at each fresh detection for both landmark backends (dlib and
+FAN): it holds a run's live tracks, those that ended (for re-identification) and the next id.
 :func:`select_tracks` implements ``--faces largest|N``: the tracks most present in a work item.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "track_presence", "select_tracks", "parse_faces", "summarise_tracks"]
+    from pipeline.config import LandmarkConfig
+
+__all__ = [
+    "iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "Track", "TrackBook",
+    "track_presence", "select_tracks", "parse_faces", "summarise_tracks",
+]
 
 
 def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
@@ -104,6 +112,83 @@ class FaceDescriber:
 
             self._model = self._dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
         return np.array([np.asarray(self._model.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
+
+
+@dataclass(eq=False)
+class Track:
+    """One tracked face: its id, latest landmarks, and its look at its latest detection (for
+    re-identification). Backends subclass it for their own tracking state."""
+
+    id: int
+    landmarks: np.ndarray | None = None
+    chip: np.ndarray | None = None  # aligned face at the latest detection (for the descriptor)
+    descriptor: np.ndarray | None = None  # of that chip, once computed
+
+
+class TrackBook:
+    """The tracks of one run (a video or work item): those live now (by id), those that ended (the
+    latest ``reid_memory``, for re-identification), and the next id. :meth:`associate` decides, at a
+    fresh detection of every face, which track each face continues (overlap, then descriptor, else a
+    new track); the landmark backends share it, each keeping its own state on its tracks (``new_track``
+    makes them)."""
+
+    def __init__(self, config: "LandmarkConfig", new_track: Callable[[int], Track] = Track) -> None:
+        self.config = config
+        self._new_track = new_track
+        self._describer = FaceDescriber()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track; ids start again at 0."""
+        self.live: list[Track] = []
+        self._ended: list[Track] = []
+        self._next_id = 0
+
+    def _end(self, track: Track) -> None:
+        self._ended.append(track)
+        del self._ended[: max(0, len(self._ended) - self.config.reid_memory)]
+
+    def _descriptors(self, tracks: Sequence[Track]) -> np.ndarray:
+        """The tracks' descriptors, computed from their chips on first need."""
+        todo = [t for t in tracks if t.descriptor is None]
+        for track, descriptor in zip(todo, self._describer.describe([t.chip for t in todo])):
+            track.descriptor = descriptor
+        return np.array([t.descriptor for t in tracks])
+
+    def associate(
+        self, image: np.ndarray, boxes: Sequence[Sequence[float]], landmarks: Sequence[np.ndarray], where: Sequence[Sequence[float]]
+    ) -> list[Track]:
+        """The track of each face of a fresh detection of ``image`` (``boxes`` and ``landmarks`` in frame
+        pixels). ``where``: each live track's box now (in :attr:`live` order), compared by overlap.
+        A detection that overlaps one live track unambiguously continues it; live tracks no detection
+        continues end; the other detections are compared by descriptor with the ended tracks and
+        continue one only when the match is clear, else start new tracks. Each returned track holds
+        its face's landmarks and chip; :attr:`live` becomes these tracks, by id."""
+        cfg = self.config
+        live = self.live
+        pairs = match_by_overlap(boxes, where, cfg.assoc_min_iou)
+        owner: dict[int, Track] = {d: live[t] for d, t in pairs}
+        for track in live:
+            if track not in owner.values():
+                self._end(track)
+        chips = {d: self._describer.chip(image, landmarks[d]) for d in range(len(boxes))}
+        descriptors: dict[int, np.ndarray] = {}
+        unexplained = [d for d in range(len(boxes)) if d not in owner]
+        candidates = [t for t in self._ended if t.chip is not None]
+        if unexplained and candidates:
+            queries = self._describer.describe([chips[d] for d in unexplained])
+            for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
+                owner[unexplained[q]] = candidates[c]
+                self._ended.remove(candidates[c])
+            descriptors = dict(zip(unexplained, queries))
+        for d in range(len(boxes)):
+            if d not in owner:
+                owner[d] = self._new_track(self._next_id)
+                self._next_id += 1
+        for d, track in owner.items():
+            track.landmarks, track.chip, track.descriptor = landmarks[d], chips[d], descriptors.get(d)
+        self.live = sorted(owner.values(), key=lambda t: t.id)
+        return [owner[d] for d in range(len(boxes))]
 
 
 def parse_faces(value: str | int) -> int | None:

@@ -8,8 +8,9 @@
   fails, when a box leaves the frame, when two tracks land on one face, and at a fixed interval.
   Detections continue tracks by overlap, or by face descriptor (:mod:`pipeline.identity`), else
   start new ones.
-- ``fan``: face-alignment's FAN, batched over frames (on the GPU when there is one), with boxes from
-  tracking and face-alignment's own detector for (re)detection; one face (the largest at detection).
+- ``fan``: face-alignment's FAN, batched over the faces and frames between detections (on the GPU
+  when there is one), with boxes from tracking and face-alignment's own detector for (re)detection;
+  every face tracked, with the same identity rules as dlib.
   Weights come through face-alignment's download/cache (``$TORCH_HOME/hub/checkpoints``).
 
 Each face in each frame gives a :class:`FaceObservation`: landmarks (68, 2) in frame pixels and the
@@ -22,14 +23,15 @@ import importlib.util
 import math
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from pipeline.config import LandmarkConfig
+from pipeline.identity import Track, TrackBook, iou_matrix
 
 __all__ = [
     "FaceObservation",
@@ -114,12 +116,10 @@ class LandmarkTracker(ABC):
 
     def __init__(self, config: LandmarkConfig | None = None) -> None:
         self.config = config or LandmarkConfig(backend=self.name)
-        self._previous: FaceObservation = NO_FACE
-        self._since_detection = 0
+        self._since_detection = 0  # frames since the latest fresh detection, that one included
 
     def reset(self) -> None:
-        """Forget the track: the next frame gets a fresh detection."""
-        self._previous = NO_FACE
+        """Forget the tracks: the next frame gets a fresh detection, ids start again at 0."""
         self._since_detection = 0
 
     @abstractmethod
@@ -140,13 +140,14 @@ class LandmarkTracker(ABC):
         person per video pick a track instead (:func:`pipeline.identity.select_tracks`)."""
         return [faces[0] if faces else NO_FACE for faces in self.track_faces(frames)]
 
-    def _needs_detection(self) -> bool:
-        return not self._previous.found or self._since_detection >= self.config.redetect_interval
-
-    def _remember(self, observation: FaceObservation) -> FaceObservation:
-        self._previous = observation
-        self._since_detection = 1 if observation.source == "detected" else self._since_detection + 1
-        return observation
+    def _duplicates(self, boxes: Sequence[Box]) -> bool:
+        """Two tracks on one face (their boxes overlap by ``duplicate_iou``): which is which? All
+        faces are then detected afresh."""
+        if len(boxes) < 2:
+            return False
+        overlap = iou_matrix(boxes, boxes)
+        np.fill_diagonal(overlap, 0.0)
+        return bool(overlap.max() >= self.config.duplicate_iou)
 
 
 class DlibTracker(LandmarkTracker):
@@ -173,20 +174,15 @@ class DlibTracker(LandmarkTracker):
     def __init__(self, config: LandmarkConfig | None = None) -> None:
         import dlib
 
-        from pipeline.identity import FaceDescriber
-
         super().__init__(config)
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path()))
-        self._describer = FaceDescriber()
-        self._tracks: list[_Track] = []  # live, by id
-        self._ended: list[_Track] = []  # ended, most recent last (at most reid_memory)
-        self._next_id = 0
+        self._book = TrackBook(self.config, _DlibTrack)
 
     def reset(self) -> None:
         super().reset()
-        self._tracks, self._ended, self._next_id = [], [], 0
+        self._book.reset()
 
     # -- pieces -------------------------------------------------------------------------------
     def _faces(self, image: np.ndarray) -> list[tuple[Box, float]]:
@@ -268,62 +264,28 @@ class DlibTracker(LandmarkTracker):
     def _tracking_box(self, landmarks: np.ndarray) -> Box:
         return box_from_landmarks(landmarks, self.config.track_box_shift, self.config.track_box_scale)
 
-    def _end(self, track: _Track) -> None:
-        self._ended.append(track)
-        del self._ended[: max(0, len(self._ended) - self.config.reid_memory)]
-
-    def _descriptors(self, tracks: Sequence[_Track]) -> np.ndarray:
-        """The tracks' descriptors, computed from their chips on first need."""
-        todo = [t for t in tracks if t.descriptor is None]
-        for track, descriptor in zip(todo, self._describer.describe([t.chip for t in todo])):
-            track.descriptor = descriptor
-        return np.array([t.descriptor for t in tracks])
-
     def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
-        """A fresh detection of every face: continue tracks by overlap, then by descriptor, else start new ones."""
-        from pipeline.identity import match_by_descriptor, match_by_overlap
-
-        cfg = self.config
+        """A fresh detection of every face: continue tracks by overlap, then by descriptor, else start
+        new ones (:meth:`pipeline.identity.TrackBook.associate`)."""
         faces = self._faces(image)
         shapes = [self._shape(image, box) for box, _ in faces]
-        live = self._tracks
-        pairs = match_by_overlap([box for box, _ in faces], [self._tracking_box(t.landmarks) for t in live], cfg.assoc_min_iou)
-        owner: dict[int, _Track] = {d: live[t] for d, t in pairs}
-        for track in live:
-            if track not in owner.values():
-                self._end(track)
-        chips = {d: self._describer.chip(image, shapes[d]) for d in range(len(faces))}
-        descriptors: dict[int, np.ndarray] = {}
-        unexplained = [d for d in range(len(faces)) if d not in owner]
-        candidates = [t for t in self._ended if t.chip is not None]
-        if unexplained and candidates:
-            queries = self._describer.describe([chips[d] for d in unexplained])
-            for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
-                owner[unexplained[q]] = candidates[c]
-                self._ended.remove(candidates[c])
-            descriptors = dict(zip(unexplained, queries))
-        for d in range(len(faces)):
-            if d not in owner:
-                owner[d] = _Track(self._next_id)
-                self._next_id += 1
+        where = [self._tracking_box(t.landmarks) for t in self._book.live]
+        owners = self._book.associate(image, [box for box, _ in faces], shapes, where)
         observations = []
-        for d, (box, score) in enumerate(faces):
-            track = owner[d]
-            track.landmarks, track.evidence, track.since_check = shapes[d], score, 0
-            track.reference = self._appearance(image, self._tracking_box(shapes[d])) if cfg.check_interval > 1 else None
-            track.chip, track.descriptor = chips[d], descriptors.get(d)
-            observations.append(FaceObservation(shapes[d], _logistic(score), "detected", box, track.id))
-        order = np.argsort([o.track for o in observations], kind="stable")
-        self._tracks = [owner[int(d)] for d in order]
+        for track, shape, (box, score) in zip(owners, shapes, faces):
+            track.evidence, track.since_check = score, 0
+            track.reference = self._appearance(image, self._tracking_box(shape)) if self.config.check_interval > 1 else None
+            observations.append(FaceObservation(shape, _logistic(score), "detected", box, track.id))
         self._since_detection = 1
-        return [observations[int(d)] for d in order]
+        return sorted(observations, key=lambda o: o.track)
 
     def _track_frame(self, image: np.ndarray) -> list[FaceObservation]:
         cfg = self.config
-        if not self._tracks or self._since_detection >= cfg.redetect_interval:
+        tracks = self._book.live
+        if not tracks or self._since_detection >= cfg.redetect_interval:
             return self._detection_frame(image)
         updates = []
-        for track in self._tracks:
+        for track in tracks:
             box = self._tracking_box(track.landmarks)
             region = self._check_region(image, box)
             if region is None:
@@ -343,15 +305,10 @@ class DlibTracker(LandmarkTracker):
                 if cfg.check_interval > 1:
                     reference = appearance if appearance is not None else self._appearance(image, box)
             updates.append((box, evidence, since, reference))
-        if len(updates) > 1:
-            from pipeline.identity import iou_matrix
-
-            overlap = iou_matrix([u[0] for u in updates], [u[0] for u in updates])
-            np.fill_diagonal(overlap, 0.0)
-            if overlap.max() >= cfg.duplicate_iou:
-                return self._detection_frame(image)  # two tracks on one face: which is which?
+        if self._duplicates([u[0] for u in updates]):
+            return self._detection_frame(image)
         observations = []
-        for track, (box, evidence, since, reference) in zip(self._tracks, updates):
+        for track, (box, evidence, since, reference) in zip(tracks, updates):
             track.landmarks, track.evidence, track.since_check, track.reference = self._shape(image, box), evidence, since, reference
             observations.append(FaceObservation(track.landmarks, _logistic(evidence), "tracked", box, track.id))
         self._since_detection += 1
@@ -362,16 +319,12 @@ class DlibTracker(LandmarkTracker):
 
 
 @dataclass(eq=False)
-class _Track:
-    """A dlib track's state: its latest landmarks and check, and its look for re-identification."""
+class _DlibTrack(Track):
+    """A dlib track's state beyond identity: its latest check."""
 
-    id: int
-    landmarks: np.ndarray | None = None
     evidence: float = -math.inf  # score of the latest check or detection
     since_check: int = 0  # tracked frames since that check or detection
     reference: np.ndarray | None = None  # appearance patch at that check or detection
-    chip: np.ndarray | None = None  # aligned face at the latest detection (for the descriptor)
-    descriptor: np.ndarray | None = None  # of that chip, once computed
 
 
 def _alike(appearance: np.ndarray | None, reference: np.ndarray | None, threshold: float) -> bool:
@@ -381,11 +334,17 @@ def _alike(appearance: np.ndarray | None, reference: np.ndarray | None, threshol
 
 
 class FanTracker(LandmarkTracker):
-    """face-alignment's 2D FAN, batched over the frames of a call.
+    """face-alignment's 2D FAN; every face tracked, FAN batched over the faces and frames of a call.
 
-    Frames of a batch are cropped around the box tracked from the landmarks known before the batch;
-    a frame whose mean landmark score falls below ``fan_lost_score`` (or every ``redetect_interval``
-    frames) is detected afresh with face-alignment's detector and predicted again.
+    A fresh detection (face-alignment's detector, on a copy scaled to ``fan_detect_max_side``) finds
+    every face; its tracks are decided as with dlib (:meth:`pipeline.identity.TrackBook.associate`:
+    overlap, then descriptor, else a new track), each track's box being that of its latest
+    observation (the detector's box at a detection, the crop box between). The frames up to the next
+    scheduled detection are then cropped, for each track, around the box of its latest landmarks, and
+    go through FAN together: one forward per ``fan_batch_crops`` crops (frames x faces, frame by
+    frame). A frame where any face's mean landmark score falls below ``lost_mean_score`` is detected
+    afresh instead (its and later frames' predictions are dropped), as is one where two tracks' boxes
+    overlap by ``duplicate_iou``, and every ``redetect_interval`` frames.
     """
 
     name = "fan"
@@ -421,34 +380,38 @@ class FanTracker(LandmarkTracker):
         self._decode = fa_api.get_preds_fromhm
         self._centre_y_offset = getattr(fa_api, "CENTER_Y_OFFSET", 0.12)
         self._reference_scale = float(self._fa.face_detector.reference_scale)
-        self._track_id, self._next_id = -1, 0
+        self._book = TrackBook(self.config, _FanTrack)
+        self._detect_next = False  # a face was lost: the next frame is detected afresh
 
     def _centre_scale(self, box: Box) -> tuple[np.ndarray, float]:
         x0, y0, x1, y1 = box
         centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * self._centre_y_offset])
         return centre, (x1 - x0 + y1 - y0) / self._reference_scale
 
-    def _predict(self, images: Sequence[np.ndarray], boxes: Sequence[Box]) -> list[tuple[np.ndarray, float]]:
-        """Batched FAN forward: landmarks (68, 2) and mean landmark score for each (image, box)."""
+    def _predictions(self, images: Sequence[np.ndarray], boxes: Sequence[Box]) -> Iterator[tuple[np.ndarray, float]]:
+        """Landmarks (68, 2) and mean landmark score for each (image, box), in order: one FAN forward
+        per ``fan_batch_crops`` crops, each run only when its first result is asked for."""
         import torch
 
-        if not images:
-            return []
-        geometry = [self._centre_scale(box) for box in boxes]
-        crops = np.stack([
-            self._crop(image, centre, scale).transpose(2, 0, 1).astype(np.float32) / 255.0
-            for image, (centre, scale) in zip(images, geometry)
-        ])
-        with torch.inference_mode():
-            heatmaps = self._fa.face_alignment_net(torch.from_numpy(crops).to(self.device, dtype=self._fa.dtype))
-            if isinstance(heatmaps, list):
-                heatmaps = heatmaps[-1]
-            heatmaps = heatmaps.float().cpu().numpy()
-        results = []
-        for i, (centre, scale) in enumerate(geometry):
-            _, points, scores = self._decode(heatmaps[i : i + 1], centre, scale)
-            results.append((points.reshape(68, 2).astype(np.float32), float(np.mean(scores))))
-        return results
+        step = self.config.fan_batch_crops
+        for first in range(0, len(images), step):
+            geometry = [self._centre_scale(box) for box in boxes[first : first + step]]
+            crops = np.stack([
+                self._crop(image, centre, scale).transpose(2, 0, 1).astype(np.float32) / 255.0
+                for image, (centre, scale) in zip(images[first : first + step], geometry)
+            ])
+            with torch.inference_mode():
+                heatmaps = self._fa.face_alignment_net(torch.from_numpy(crops).to(self.device, dtype=self._fa.dtype))
+                if isinstance(heatmaps, list):
+                    heatmaps = heatmaps[-1]
+                heatmaps = heatmaps.float().cpu().numpy()
+            for i, (centre, scale) in enumerate(geometry):
+                _, points, scores = self._decode(heatmaps[i : i + 1], centre, scale)
+                yield points.reshape(68, 2).astype(np.float32), float(np.mean(scores))
+
+    def _predict(self, images: Sequence[np.ndarray], boxes: Sequence[Box]) -> list[tuple[np.ndarray, float]]:
+        """:meth:`_predictions`, all of them."""
+        return list(self._predictions(images, boxes))
 
     def _detect_boxes(self, image: np.ndarray) -> list[Box]:
         """Face boxes in frame pixels, detected on a copy scaled down to ``fan_detect_max_side``."""
@@ -488,52 +451,51 @@ class FanTracker(LandmarkTracker):
 
     def reset(self) -> None:
         super().reset()
-        self._track_id, self._next_id = -1, 0
+        self._book.reset()
+        self._detect_next = False
+
+    def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
+        """A fresh detection of every face, its landmarks in one FAN forward, and its tracks."""
+        boxes = self._detect_boxes(image)
+        predictions = self._predict([image] * len(boxes), boxes)
+        where = [t.box for t in self._book.live]
+        owners = self._book.associate(image, boxes, [points for points, _ in predictions], where)
+        observations = []
+        for track, box, (points, score) in zip(owners, boxes, predictions):
+            track.box = box
+            observations.append(FaceObservation(points, score, "detected", box, track.id))
+        self._since_detection, self._detect_next = 1, False
+        return sorted(observations, key=lambda o: o.track)
 
     def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
-        """One face per frame at most (the largest at detection). Its track continues while FAN holds
-        it, and across a fresh detection whose box overlaps the previous frame's by ``assoc_min_iou``;
-        otherwise (lost, or another face) a new track starts. FAN does not re-identify by descriptor."""
-        from pipeline.identity import iou_matrix
-
-        out = []
-        previous_box = self._previous.box if self._previous.found else None
-        for observation in self._track_single(frames):
-            if not observation.found:
-                self._track_id, previous_box = -1, None
-                out.append([])
-                continue
-            same = observation.source == "tracked" or (
-                previous_box is not None and iou_matrix([observation.box], [previous_box])[0, 0] >= self.config.assoc_min_iou
-            )
-            if not same or self._track_id < 0:
-                self._track_id, self._next_id = self._next_id, self._next_id + 1
-            previous_box = observation.box
-            out.append([replace(observation, track=self._track_id)])
-        return out
-
-    def _track_single(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
         frames = [_as_rgb_uint8(f) for f in frames]
-        out: list[FaceObservation] = []
-        start = 0
-        while start < len(frames):
-            if self._needs_detection():
-                out.append(self._remember(self.detect(frames[start])))
-                start += 1
+        out: list[list[FaceObservation]] = []
+        while len(out) < len(frames):
+            start, tracks = len(out), self._book.live
+            boxes = [self._tracking_box(t.landmarks) for t in tracks]
+            if not tracks or self._detect_next or self._since_detection >= self.config.redetect_interval or self._duplicates(boxes):
+                out.append(self._detection_frame(frames[start]))
                 continue
-            # Frames up to the next scheduled detection share the box tracked so far.
+            # The frames up to the next scheduled detection: each track cropped around its box so far.
             count = min(len(frames) - start, self.config.redetect_interval - self._since_detection)
-            box = self._tracking_box(self._previous.landmarks)
-            predictions = self._predict(frames[start : start + count], [box] * count)
-            for points, score in predictions:
-                if score < self.lost_mean_score:
-                    break  # lost: the next loop iteration detects afresh from this frame
-                out.append(self._remember(FaceObservation(points, score, "tracked", box)))
-                start += 1
-            else:
-                continue
-            self._previous = NO_FACE
+            predictions = self._predictions([f for f in frames[start : start + count] for _ in tracks], boxes * count)
+            for _ in range(count):
+                frame = [next(predictions) for _ in tracks]
+                if min(score for _, score in frame) < self.lost_mean_score:
+                    self._detect_next = True  # a face is lost: this frame is detected afresh
+                    break
+                for track, box, (points, score) in zip(tracks, boxes, frame):
+                    track.landmarks, track.box = points, box
+                out.append([FaceObservation(points, score, "tracked", box, t.id) for t, box, (points, score) in zip(tracks, boxes, frame)])
+                self._since_detection += 1
         return out
+
+
+@dataclass(eq=False)
+class _FanTrack(Track):
+    """A FAN track's state beyond identity: the box of its latest observation."""
+
+    box: Box | None = None
 
 
 def make_tracker(backend: str = "dlib", config: LandmarkConfig | None = None, *, device: str = "cpu") -> LandmarkTracker:

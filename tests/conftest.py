@@ -70,3 +70,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("AU_HEATMAPS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("AU_HEATMAPS_WEIGHTS", raising=False)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture
+def random_fan_weights(tmp_path, monkeypatch):
+    """Randomly initialised FAN weights where face-alignment looks for its download (we are offline)."""
+    import torch
+    from face_alignment.models import FAN
+
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(FAN(4).state_dict(), checkpoints / "2DFAN4-11f355bf06.pth.tar")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    return checkpoints

@@ -6,14 +6,16 @@ frame: a row's face is "person p" when its box centre lies within half a face wi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from media import compose_people, group_photo, write_video
+from media import compose_people, group_photo, noise_frames, write_video
 from pipeline.annotate import TRACK_ID_STRIDE, AnnotateOptions, ItemPreparer, WorkItem
+from pipeline.config import LandmarkConfig, load_pipeline_config, with_overrides
 from pipeline.decode import iter_frame_batches, open_reader, probe_video
 from pipeline.identity import match_by_descriptor, match_by_overlap, parse_faces, select_tracks
 from pipeline.landmarks import DlibTracker, make_tracker
@@ -330,7 +332,6 @@ def test_main_track_of_a_single_subject_sequence(tracker) -> None:
 def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights, tmp_path, faces) -> None:
     """Items of 40 frames: straight through, interrupted then resumed, and through a producer process
     (pipeline.feeder) give the same rows, bit for bit; each chunk has its own track ids."""
-    from pipeline.config import load_pipeline_config, with_overrides
 
     pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 40, "batch_frames": 16})
     options = AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline, save_landmarks=True)
@@ -355,3 +356,119 @@ def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights,
     for path in (resumed, fed):
         got = load_results(path).sort_values(["video", "frame", "face"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
+
+
+# -- the FAN backend: every face, the same identity rules ------------------------------------------
+# FAN's weights cannot be downloaded here: these tests use random ones (the random_fan_weights
+# fixture), so FAN's landmarks are meaningless and a box FAN tracks between detections wanders. What
+# is checked is what does not depend on them: detection (face-alignment's dlib detector, offline: HOG
+# on the CPU, dlib's CNN on CUDA), the tracks and rows per frame, FAN's batching, and identity kept
+# across detection frames by the overlap of the detector's boxes (redetect_interval 1: every frame is
+# a detection frame).
+
+
+def _fan(**overrides):
+    config = replace(load_pipeline_config().landmarks, backend="fan", fan_detector="dlib", **overrides)
+    return make_tracker("fan", config)
+
+
+@pytest.mark.slow
+def test_fan_keeps_each_persons_id_by_detection_overlap(random_fan_weights) -> None:
+    """Two people whose sizes swap (frames 0-48 of sizes_swap, every 12th), each frame detected
+    afresh; reid_memory 0 turns re-identification off, so ids can only be kept by overlap."""
+    placements = sizes_swap(60)[::12]
+    tracker = _fan(redetect_interval=1, reid_memory=0)
+    observations = tracker.track_faces(compose_people(placements))
+    assert [len(faces) for faces in observations] == [2] * len(placements)
+    assert all(f.source == "detected" and f.landmarks.shape == (68, 2) for faces in observations for f in faces)
+    tracks = person_of_each_track(observations, placements)
+    assert sorted(tracks) == [0, 1] and sorted(map(sorted, tracks.values())) == [[0], [1]]  # a person each
+    assert [[f.track for f in faces] for faces in observations] == [[0, 1]] * len(placements)  # ordered by id
+
+
+@pytest.mark.slow
+def test_fan_batches_every_face_of_the_frames_between_detections(random_fan_weights) -> None:
+    """Frames between detections go through FAN together: one forward for both faces of the
+    detection frame, one for both faces of the next two frames (counted by a forward hook)."""
+    tracker = _fan(redetect_interval=3)
+    batches: list[int] = []
+    tracker._fa.face_alignment_net.register_forward_hook(lambda module, args, output: batches.append(len(args[0])))
+    placements = sizes_swap(3)
+    observations = tracker.track_faces(compose_people(placements))
+    assert batches == [2, 4]
+    assert [[f.source for f in faces] for faces in observations] == [["detected"] * 2] + [["tracked"] * 2] * 2
+    assert [[f.track for f in faces] for faces in observations] == [[0, 1]] * 3
+    # a tracked face's box is the one its crop was cut around: the box of its latest landmarks
+    for first, second in zip(observations[0], observations[1]):
+        low, high = first.landmarks.min(axis=0), first.landmarks.max(axis=0)
+        assert second.box == (low[0], low[1], high[0], high[1]) and second.box == observations[2][first.track].box
+
+
+@pytest.mark.slow
+def test_fan_group_photo_every_face_its_own_track(random_fan_weights) -> None:
+    """The group photo (its six faces are 99-142 px at full size: detected there) as two frames."""
+    group = group_photo()
+    tracker = _fan(redetect_interval=1, fan_detect_max_side=max(group.shape))
+    observations = tracker.track_faces(np.stack([group, group]))
+    assert [[f.track for f in faces] for faces in observations] == [list(range(6))] * 2
+    assert [f.box for f in observations[0]] == [f.box for f in observations[1]]
+
+
+@pytest.mark.slow
+def test_fan_rows_per_frame_faces_n_and_a_frame_without_a_face(random_fan_weights, weights, tmp_path) -> None:
+    """Through au-annotate: a row per face per frame, one face_detected=false row for a frame with
+    nobody, and --faces 1 keeps the most present person (she leaves a frame before him)."""
+    her, him = (170, 180, 110), (480, 180, 100)
+    placements = [[her, him], [her, him], [None, him], [None, None]]
+    write_video(tmp_path / "two.mp4", compose_people(placements))
+    pipeline = with_overrides(load_pipeline_config(), landmarks={"fan_detector": "dlib", "redetect_interval": 1})
+    tables = {}
+    for faces in ("all", "1"):
+        out = tmp_path / f"{faces}.parquet"
+        options = AnnotateOptions(device="cpu", landmarks="fan", faces=faces, pipeline=pipeline)
+        summary = annotate([tmp_path / "two.mp4"], out, options, weights=weights, progress=False)
+        assert summary.ok, summary.failures
+        tables[faces] = load_results(out)
+    every = tables["all"]
+    assert every.groupby("frame").size().tolist() == [2, 2, 1, 1]
+    assert every["face_detected"].tolist() == [True] * 5 + [False]
+    assert every["track"].isna().tolist() == [False] * 5 + [True] and every.loc[every["frame"] == 3, "AU12"].isna().all()
+    person: dict[int, set[int]] = {}
+    for row in every[every["face_detected"]].itertuples():
+        people = who((row.face_x0, row.face_y0, row.face_x1, row.face_y1), placements[row.frame])
+        assert len(people) == 1 and person.setdefault(row.track, people) == people  # one person a track
+    assert sorted(person) == [0, 1] and person[0] != person[1]
+    one = tables["1"]
+    assert one.groupby("frame").size().tolist() == [1, 1, 1, 1] and one["face"].eq(0).all()
+    assert one["face_detected"].tolist() == [True, True, True, False]
+    assert [person[t] for t in set(one["track"].dropna())] == [{1}]  # him: in three frames, her in two
+
+
+@pytest.mark.slow
+def test_fan_single_face_tracks_exactly_as_before(random_fan_weights, testdata_dir) -> None:
+    """tests/data/fan_tracker_reference.npz holds the one-face FanTracker's output at 2cb39f8 (random
+    weights as in random_fan_weights, dlib's detector, redetect_interval 4; 12 frames of
+    single_face.mp4 then two frames of noise, in calls of 3 frames): the same landmarks, boxes,
+    quality and sources, bit for bit (recorded on this machine's CPU). Track ids: the old tracker
+    started a new id at each detection whose box did not overlap the previous row's (with random
+    weights, every one); the descriptor now re-identifies the same face: one id."""
+    import decord
+
+    reference = np.load(Path(__file__).parent / "data" / "fan_tracker_reference.npz")
+    video = decord.VideoReader(str(testdata_dir / "single_face.mp4")).get_batch(list(range(12))).asnumpy()
+    frames = np.concatenate([video, noise_frames(2, size=(640, 360))])
+    tracker = make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib", redetect_interval=4))
+    observations = []
+    for start in range(0, len(frames), 3):
+        observations += tracker.track_faces(frames[start : start + 3])
+    assert all(len(faces) <= 1 for faces in observations)
+    first = [faces[0] if faces else None for faces in observations]
+    assert [o is not None for o in first] == reference["found"].tolist()
+    assert [o.source if o else "none" for o in first] == reference["source"].tolist()
+    assert np.array_equal([o.quality if o else 0.0 for o in first], reference["quality"])
+    landmarks = np.stack([o.landmarks if o else np.full((68, 2), np.nan, np.float32) for o in first])
+    assert np.array_equal(landmarks, reference["landmarks"], equal_nan=True)
+    boxes = np.array([o.box if o else (np.nan,) * 4 for o in first], dtype=np.float64)
+    assert np.array_equal(boxes, reference["box"], equal_nan=True)
+    assert reference["track"].tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [-1] * 2
+    assert [o.track if o else -1 for o in first] == [0] * 12 + [-1] * 2

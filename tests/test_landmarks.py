@@ -229,23 +229,6 @@ def test_check_interval_must_be_positive() -> None:
         LandmarkConfig(check_interval=0)
 
 
-@pytest.fixture
-def random_fan_weights(tmp_path, monkeypatch):
-    """Randomly initialised FAN weights where face-alignment looks for its download (we are offline)."""
-    import torch
-    from face_alignment.models import FAN
-
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(FAN(4).state_dict(), checkpoints / "2DFAN4-11f355bf06.pth.tar")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    import torch.hub
-
-    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
-    return checkpoints
-
-
 def test_fan_backend_runs_batched_with_local_weights(random_fan_weights) -> None:
     # Random weights: landmarks are meaningless, but loading, detection (dlib's detector through
     # face-alignment), batching and the observation contract are real.
