@@ -14,8 +14,9 @@ Three kinds of evidence, cheapest first:
 :func:`select_tracks` implements ``--faces largest|N``: the tracks most present in a work item.
 
 **Across work items.** Each item is tracked on its own (any worker), with ids 0, 1, ... of its own.
-While it is tracked, :class:`TrackEnds` records each track's descriptor at its first and last face;
-the part file keeps them (:func:`encode_track_ends`). When the parts are assembled,
+While it is tracked, :class:`TrackEnds` records each track's descriptor at its first face and at its
+latest fresh detection;
+the part file keeps them (:meth:`TrackEnds.result`). When the parts are assembled,
 :func:`read_item_tracks` takes each item's tracks from its rows (first/last frame and box) and
 descriptors, :func:`link_items` continues the tracks of one item into the next item of the video
 (by overlap between the item's last and the next item's first frame, confirmed by the descriptor;
@@ -289,11 +290,12 @@ def link_items(items: Sequence[ItemTracks], config: "LandmarkConfig") -> list[di
 
     1. **overlap**: the video's track has a face on item k's last frame and the item's track one on
        item k+1's first frame, their boxes overlap by ``assoc_min_iou`` and neither overlaps another
-       such box that much (:func:`match_by_overlap`), and their descriptors there, when both are
-       known, are within ``reid_max_distance``;
+       such box that much (:func:`match_by_overlap`), and their descriptors (the item's track's first
+       face, the video track's latest detected face), when both are known, are within
+       ``reid_max_distance``;
     2. else **descriptor**: its first face's descriptor is clearly the nearest (within
-       ``reid_max_distance`` and ``reid_margin`` nearer than any other) to the last face of one of the
-       ``reid_memory`` tracks of the video seen latest and not continued yet, and the reverse
+       ``reid_max_distance`` and ``reid_margin`` nearer than any other) to the latest detected face of
+       one of the ``reid_memory`` tracks of the video seen latest and not continued yet, and the reverse
        (:func:`match_by_descriptor`), as re-identification within an item.
 
     Otherwise it is a new track. Items marked ``linked`` keep their ids (when every item of the video
