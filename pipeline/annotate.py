@@ -6,10 +6,12 @@ one video; long videos are cut into several, and the landmark track restarts at 
 frame, so results do not depend on which worker runs which item.
 
 Faces: every tracked face of a frame is a row (``face`` = its slot in the frame, by track id), and a
-frame without one is one row without a face. Track ids are numbered per item from
-``item.chunk * TRACK_ID_STRIDE`` (tracking restarts at each item, so a person seen in two items has
-two ids). ``--faces largest|N`` keeps the item's most present tracks: the item is tracked once
-before it is annotated (:meth:`ItemPreparer.open`), then decoded again for the model.
+frame without one is one row without a face. Track ids in an item's rows are the item's own (0, 1,
+... as its tracker numbered them); the item also records each track's descriptor at its first and
+last face (:meth:`ItemPreparer.track_ends`), with which the assembled output links the tracks of
+consecutive items and numbers them per video (:func:`pipeline.identity.link_items`).
+``--faces largest|N`` keeps the item's most present tracks: the item is tracked once before it is
+annotated (:meth:`ItemPreparer.open`), then decoded again for the model.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
 from pipeline.fingerprint import content_fingerprint
-from pipeline.identity import parse_faces, select_tracks, track_presence
+from pipeline.identity import FaceDescriber, TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
@@ -46,12 +48,8 @@ __all__ = [
     "FaceBatch",
     "ItemPreparer",
     "Annotator",
-    "TRACK_ID_STRIDE",
     "frames_in",
 ]
-
-TRACK_ID_STRIDE = 100_000  # track ids of a video's chunk c are c * TRACK_ID_STRIDE + 0, 1, ...
-
 
 @dataclass(frozen=True)
 class AnnotateOptions:
@@ -264,7 +262,7 @@ class ItemPreparer:
         self.registration = registration
         self.decode_threads = decode_threads  # 0: the decoder's choice; producers decode on their one core
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
-        self._id_offset = 0
+        self._ends = TrackEnds(FaceDescriber())
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
 
     def _batches(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
@@ -282,7 +280,7 @@ class ItemPreparer:
         ``--faces largest|N`` the item is tracked here in full first (a pass that decodes and tracks
         only), and :meth:`prepare` then hands out the kept tracks' faces."""
         self.tracker.reset()
-        self._id_offset = item.chunk * TRACK_ID_STRIDE
+        self._ends.reset()
         self._planned = None
         keep = self.options.keep_faces
         if keep is not None:
@@ -297,10 +295,8 @@ class ItemPreparer:
             if len(self._planned) < len(frames):
                 raise VideoError("the second decoding of the item gave more frames than the first")
             faces, self._planned[: len(frames)] = self._planned[: len(frames)], []
-        else:
-            faces = self.tracker.track_faces(frames)
-        offset = self._id_offset
-        return [[replace(f, track=f.track + offset) for f in frame] for frame in faces] if offset else faces
+            return faces
+        return self.tracker.track_faces(frames)
 
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
         """Landmarks + registration for one decoded batch (advances the tracks). Without
@@ -308,9 +304,20 @@ class ItemPreparer:
         for the model hold only what it needs."""
         observations = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
+        in_rows: list[list[FaceObservation]] = [[] for _ in range(len(batch))]
+        for position, face in zip(faces.row_frame, faces.observations):
+            if face.found:
+                in_rows[position].append(face)
+        self._ends.add(batch.frames, batch.indices, in_rows)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
         return faces
+
+    def track_ends(self) -> dict:
+        """The evidence for linking the tracks of the item prepared last to its neighbours' (the
+        descriptor of each track's first and last face, :class:`pipeline.identity.TrackEnds`); call it
+        once every batch of the item is prepared. The part file keeps it."""
+        return self._ends.result()
 
     def face_batches(self, item: WorkItem, keep_frames: bool = False) -> Iterator[FaceBatch]:
         """The prepared batches of a whole item, in frame order."""
@@ -367,6 +374,11 @@ class Annotator:
     @property
     def tracker(self) -> LandmarkTracker:
         return self._preparer().tracker
+
+    def track_ends(self) -> dict:
+        """The track evidence of the item annotated last (:meth:`ItemPreparer.track_ends`): call it
+        once :meth:`annotate` is exhausted, and hand it to :meth:`ResultStore.write_part`."""
+        return self._preparer().track_ends()
 
     # -- stages ---------------------------------------------------------------------------------
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:

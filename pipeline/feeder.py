@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from model.config import RegistrationConfig
 from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, WorkItem, frames_in
+from pipeline.store import with_track_ends
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class ProducerSpec:
 
 def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     """Producer loop: its spec, then items come in through ``conn``; ("crops", key, slot, n),
-    ("faces", key, batch), ("done", key) or ("failed", key, reason) go out. Slots come back as
+    ("faces", key, batch), ("done", key, track evidence) or ("failed", key, reason) go out. Slots come back as
     ("free", slot)."""
     import cv2
 
@@ -166,7 +167,7 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
                 reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
                 conn.send(("failed", item.key, reason))
                 continue
-            conn.send(("done", item.key))
+            conn.send(("done", item.key, preparer.track_ends()))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     finally:
@@ -183,6 +184,7 @@ class _Job:
     attempt: int = 1
     rows: list[pa.RecordBatch] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)  # crops received for the next "faces" message
+    tracks: dict | None = None  # the item's track evidence (ItemPreparer.track_ends), with "done"
     abandoned: bool = False  # its producer died: rows still in the model queue are dropped
 
 
@@ -383,6 +385,8 @@ class FeedEngine:
                             producer.jobs.popleft()
                         self._flush(pending)
                         pending, pending_crops = [], 0
+                        if kind == "done":
+                            job.tracks = message[2]
                         self._model_queue.put((_END, job, message[2] if kind == "failed" else None))
                 if pending and (pending_crops >= self.model_batch or not ready):
                     self._flush(pending)
@@ -482,10 +486,10 @@ class FeedEngine:
     def _finish(self, job: _Job) -> None:
         try:
             if self.store is not None:
-                result = (self.store.write_part(job.item, job.rows), None)
+                result = (self.store.write_part(job.item, job.rows, job.tracks), None)
             else:
                 table = pa.Table.from_batches(job.rows, self.annotator.schema.arrow_schema())
-                result = (table.num_rows, table)
+                result = (table.num_rows, with_track_ends(table, job.tracks) if job.tracks is not None else table)
         except Exception as exc:
             job.future.set_exception(exc)
             return

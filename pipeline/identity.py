@@ -14,11 +14,22 @@ Three kinds of evidence, cheapest first:
 :class:`TrackBook` applies these rules at each fresh detection for both landmark backends (dlib and
 FAN): it holds a run's live tracks, those that ended (for re-identification) and the next id.
 :func:`select_tracks` implements ``--faces largest|N``: the tracks most present in a work item.
+
+**Across work items.** Each item is tracked on its own (any worker), with ids 0, 1, ... of its own.
+While it is tracked, :class:`TrackEnds` records each track's descriptor at its first face and at its
+latest fresh detection;
+the part file keeps them (:meth:`TrackEnds.result`). When the parts are assembled,
+:func:`read_item_tracks` takes each item's tracks from its rows (first/last frame and box) and
+descriptors, :func:`link_items` continues the tracks of one item into the next item of the video
+(by overlap between the item's last and the next item's first frame, confirmed by the descriptor;
+else by descriptor alone, as re-identification does within an item), and gives every video's tracks
+ids 0, 1, ... in order of first appearance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
@@ -30,7 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "Track", "TrackBook",
-    "track_presence", "select_tracks", "parse_faces", "summarise_tracks",
+    "track_presence", "select_tracks", "parse_faces", "TrackEnds", "ItemTracks", "read_item_tracks", "link_items",
+    "summarise_linked",
 ]
 
 
@@ -226,28 +238,202 @@ def select_tracks(stats: dict[int, tuple[int, float]], keep: int | None) -> set[
     return set(ranked if keep is None else ranked[:keep])
 
 
-def summarise_tracks(tables: Iterable[Iterable["pa.RecordBatch"]]) -> dict[str, list[dict[str, float | int]]]:
-    """Per video, its tracks as listed in the metadata: id, frames (rows), first and last frame, mean box
-    width and height (frame pixels), in id order. ``tables``: record batches with the columns video,
-    frame, track, face_x0, face_y0, face_x1, face_y1 (rows without a face have a null track)."""
-    totals: dict[tuple[str, int], list[float]] = {}
-    for batches in tables:
-        for batch in batches:
-            data = batch.to_pydict()
-            for video, frame, track, x0, y0, x1, y1 in zip(
-                data["video"], data["frame"], data["track"], data["face_x0"], data["face_y0"], data["face_x1"], data["face_y1"]
-            ):
-                if track is None:
-                    continue
-                entry = totals.setdefault((video, track), [0, frame, frame, 0.0, 0.0])
-                entry[0] += 1
-                entry[1], entry[2] = min(entry[1], frame), max(entry[2], frame)
-                entry[3] += x1 - x0
-                entry[4] += y1 - y0
-    out: dict[str, list[dict[str, float | int]]] = {}
-    for (video, track), (count, first, last, width, height) in sorted(totals.items()):
-        out.setdefault(video, []).append({
-            "track": int(track), "frames": int(count), "first_frame": int(first), "last_frame": int(last),
-            "mean_box_width": round(width / count, 1), "mean_box_height": round(height / count, 1),
-        })
-    return out
+class TrackEnds:
+    """Records, while a work item is tracked, each track's aligned face (chip) at its first face and
+    at its latest fresh detection (the latest face when it has none: a tracked face may be leaving
+    the picture, a detected one is whole); :meth:`result` describes them (dlib's descriptor, ~0.1 s a
+    face: two per track per item) for linking the item's tracks to its neighbours' (:func:`link_items`)."""
+
+    def __init__(self, describer: FaceDescriber) -> None:
+        self._describer = describer
+        self.reset()
+
+    def reset(self) -> None:
+        self._first: dict[int, tuple[int, np.ndarray]] = {}  # track -> (frame, chip)
+        self._last: dict[int, tuple[int, np.ndarray]] = {}
+        self._detected: dict[int, bool] = {}  # the track has had a fresh detection: only those count as last
+
+    def add(self, images: np.ndarray, frames: Sequence[int], faces: Sequence[Sequence]) -> None:
+        """One decoded batch: ``images`` (N, H, W, 3), their frame indices, and per image its faces
+        (objects with ``track`` and ``landmarks``) that have rows."""
+        latest: dict[int, tuple[int, object]] = {}  # track -> (position in the batch, face) of its latest face here
+        for position, in_frame in enumerate(faces):
+            for face in in_frame:
+                if face.track not in self._first:
+                    self._first[face.track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
+                    self._detected[face.track] = face.source == "detected"
+                if face.source == "detected" or not self._detected[face.track]:
+                    latest[face.track] = (position, face)
+                    self._detected[face.track] |= face.source == "detected"
+        for track, (position, face) in latest.items():  # one chip per track per batch
+            self._last[track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
+
+    def result(self) -> dict:
+        """``{"descriptors": {track: {"first": [frame, descriptor], "last": [frame, descriptor]}}}``,
+        descriptors as base64 float32 (128 numbers): what the part file keeps."""
+        out: dict[str, dict[str, list]] = {}
+        tracks = sorted(self._first)
+        chips = [self._first[t][1] for t in tracks] + [self._last[t][1] for t in tracks]
+        descriptors = self._describer.describe(chips)
+        for i, track in enumerate(tracks):
+            out[str(track)] = {
+                "first": [self._first[track][0], _encode(descriptors[i])],
+                "last": [self._last[track][0], _encode(descriptors[len(tracks) + i])],
+            }
+        return {"descriptors": out}
+
+
+def _encode(descriptor: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(descriptor, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _decode(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float64)
+
+
+@dataclass
+class _TrackInItem:
+    """One track within one work item, from its rows: first and last face, and how much of it there is."""
+
+    first_frame: int
+    first_box: tuple[float, float, float, float]
+    last_frame: int = 0
+    last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    rows: int = 0
+    width: float = 0.0  # sums over the rows
+    height: float = 0.0
+    first_descriptor: np.ndarray | None = None
+    last_descriptor: np.ndarray | None = None
+
+
+@dataclass
+class ItemTracks:
+    """A work item's tracks (by their id in the item's part) and the item's first and last frame with
+    a row. ``linked``: the ids are already the video's (a part cut from an earlier final output)."""
+
+    first_frame: int | None = None
+    last_frame: int | None = None
+    tracks: dict[int, _TrackInItem] = field(default_factory=dict)
+    linked: bool = False
+
+
+def read_item_tracks(batches: Iterable["pa.RecordBatch"], evidence: dict | None) -> ItemTracks:
+    """An item's tracks from its rows (columns frame, track, face_x0, face_y0, face_x1, face_y1, in
+    frame order) and the evidence its part file keeps (:meth:`TrackEnds.result`; None for a part
+    written without it: its tracks are then linked by overlap only)."""
+    item = ItemTracks(linked=bool(evidence and evidence.get("linked")))
+    for batch in batches:
+        data = batch.to_pydict()
+        for frame, track, x0, y0, x1, y1 in zip(data["frame"], data["track"], data["face_x0"], data["face_y0"],
+                                                 data["face_x1"], data["face_y1"]):
+            if item.first_frame is None:
+                item.first_frame = frame
+            item.last_frame = frame
+            if track is None:
+                continue
+            box = (x0, y0, x1, y1)
+            entry = item.tracks.get(track)
+            if entry is None:
+                entry = item.tracks[track] = _TrackInItem(frame, box)
+            entry.last_frame, entry.last_box = frame, box
+            entry.rows += 1
+            entry.width += x1 - x0
+            entry.height += y1 - y0
+    for key, ends in ((evidence or {}).get("descriptors") or {}).items():
+        entry = item.tracks.get(int(key))
+        if entry is None:
+            continue
+        # a descriptor counts only when it is of a face the rows hold (its first; its last is the latest detected)
+        if ends["first"][0] == entry.first_frame:
+            entry.first_descriptor = _decode(ends["first"][1])
+        if entry.first_frame <= ends["last"][0] <= entry.last_frame:
+            entry.last_descriptor = _decode(ends["last"][1])
+    return item
+
+
+@dataclass
+class _VideoTrack:
+    """A track of the video while linking: where its latest item left it."""
+
+    id: int
+    last_frame: int
+    last_box: tuple[float, float, float, float]
+    last_descriptor: np.ndarray | None
+
+
+def link_items(items: Sequence[ItemTracks], config: "LandmarkConfig") -> list[dict[int, int]]:
+    """The video's track id of every track of every item (``items``: a video's items in frame order):
+    one mapping (id in the item -> id in the video) per item. Video ids are 0, 1, ... in order of
+    first appearance (tracks that appear on the same frame: in the order of their ids in the item).
+
+    A track of item k+1 continues a track of the video when:
+
+    1. **overlap**: the video's track has a face on item k's last frame and the item's track one on
+       item k+1's first frame, their boxes overlap by ``assoc_min_iou`` and neither overlaps another
+       such box that much (:func:`match_by_overlap`), and their descriptors (the item's track's first
+       face, the video track's latest detected face), when both are known, are within
+       ``reid_max_distance``;
+    2. else **descriptor**: its first face's descriptor is clearly the nearest (within
+       ``reid_max_distance`` and ``reid_margin`` nearer than any other) to the latest detected face of
+       one of the ``reid_memory`` tracks of the video seen latest and not continued yet, and the reverse
+       (:func:`match_by_descriptor`), as re-identification within an item.
+
+    Otherwise it is a new track. Items marked ``linked`` keep their ids (when every item of the video
+    is so marked: a video taken whole from an earlier output)."""
+    if items and all(item.linked for item in items):
+        return [{track: track for track in item.tracks} for item in items]
+    maps: list[dict[int, int]] = []
+    video: list[_VideoTrack] = []  # by id
+    previous_last: int | None = None  # the previous item's last frame with a row
+    for item in items:
+        mapping: dict[int, int] = {}
+        local = sorted(item.tracks, key=lambda t: (item.tracks[t].first_frame, t))
+        if video and not item.linked:
+            # 1. overlap across the boundary, confirmed by the descriptor
+            ending = [v for v in video if v.last_frame == previous_last]
+            starting = [t for t in local if item.tracks[t].first_frame == item.first_frame]
+            pairs = match_by_overlap([item.tracks[t].first_box for t in starting], [v.last_box for v in ending],
+                                     config.assoc_min_iou)
+            for s, e in pairs:
+                here, there = item.tracks[starting[s]].first_descriptor, ending[e].last_descriptor
+                if here is not None and there is not None and np.linalg.norm(here - there) > config.reid_max_distance:
+                    continue  # same place, another face (a cut at the boundary)
+                mapping[starting[s]] = ending[e].id
+            # 2. re-identification by descriptor
+            taken = set(mapping.values())
+            candidates = sorted((v for v in video if v.id not in taken and v.last_descriptor is not None),
+                                key=lambda v: (v.last_frame, v.id))[-config.reid_memory:] if config.reid_memory else []
+            queries = [t for t in local if t not in mapping and item.tracks[t].first_descriptor is not None]
+            if candidates and queries:
+                for q, c, _ in match_by_descriptor(np.array([item.tracks[t].first_descriptor for t in queries]),
+                                                   np.array([v.last_descriptor for v in candidates]),
+                                                   config.reid_max_distance, config.reid_margin):
+                    mapping[queries[q]] = candidates[c].id
+        for track in local:
+            if track not in mapping:
+                mapping[track] = len(video)
+                video.append(_VideoTrack(len(video), 0, (0.0, 0.0, 0.0, 0.0), None))
+            entry, state = item.tracks[track], video[mapping[track]]
+            state.last_frame, state.last_box, state.last_descriptor = entry.last_frame, entry.last_box, entry.last_descriptor
+        maps.append(mapping)
+        if item.last_frame is not None:
+            previous_last = item.last_frame
+    return maps
+
+
+def summarise_linked(items: Sequence[ItemTracks], maps: Sequence[dict[int, int]]) -> list[dict[str, float | int]]:
+    """A video's tracks as the metadata lists them: id, frames (rows), first and last frame, mean box
+    width and height (frame pixels), in id order; ``maps`` from :func:`link_items`."""
+    totals: dict[int, list[float]] = {}
+    for item, mapping in zip(items, maps):
+        for track, entry in item.tracks.items():
+            total = totals.setdefault(mapping[track], [0, entry.first_frame, entry.last_frame, 0.0, 0.0])
+            total[0] += entry.rows
+            total[1], total[2] = min(total[1], entry.first_frame), max(total[2], entry.last_frame)
+            total[3] += entry.width
+            total[4] += entry.height
+    return [
+        {"track": track, "frames": int(count), "first_frame": int(first), "last_frame": int(last),
+         "mean_box_width": round(width / count, 1), "mean_box_height": round(height / count, 1)}
+        for track, (count, first, last, width, height) in sorted(totals.items())
+    ]

@@ -28,6 +28,7 @@ from typing import Callable
 import pyarrow as pa
 
 from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in
+from pipeline.store import track_ends_of, with_track_ends
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,9 @@ def _worker_class():
 
             with self.lock:  # the annotator's tracker follows one video at a time
                 if self.store is not None:
-                    return self.store.write_part(item, counted(self.annotator.annotate(item))), None
+                    return self.store.write_part(item, counted(self.annotator.annotate(item)), self.annotator.track_ends), None
                 table = pa.Table.from_batches(list(counted(self.annotator.annotate(item))), self.annotator.schema.arrow_schema())
-                return table.num_rows, table
+                return table.num_rows, with_track_ends(table, self.annotator.track_ends())
 
         @ray.method(concurrency_group="status")
         def progress(self) -> int:
@@ -247,7 +248,8 @@ def run_on_ray(
                 try:
                     rows, table = ray.get(future)
                     if table is not None:
-                        plan.store.write_part(item, table.to_batches(max_chunksize=plan.store.row_group_rows))
+                        plan.store.write_part(item, table.to_batches(max_chunksize=plan.store.row_group_rows),
+                                              track_ends_of(table))
                     on_item(item, None)
                 except (ActorDiedError, ActorUnavailableError, WorkerCrashedError, RayActorError) as exc:
                     attempts[item.key] += 1

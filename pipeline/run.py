@@ -179,10 +179,12 @@ def _finish(
     complete = [i for i in plan.items if i.video not in failed_videos and plan.store.is_done(i)]
     videos = {i.video for i in plan.items} | failed_videos
     metadata = dict(plan.metadata, errors=[f.__dict__ for f in failures])
-    metadata["videos"] = _with_tracks(metadata.get("videos", {}), plan.store, complete)
     output_errors: list[str] = []
     try:
-        rows = plan.store.assemble(complete, metadata)
+        links = plan.store.link_tracks(complete, plan.options.pipeline.landmarks)
+        metadata["videos"] = {name: dict(info, tracks=links.tracks.get(name, []))
+                              for name, info in metadata.get("videos", {}).items()}
+        rows = plan.store.assemble(complete, metadata, links)
     except StorageError as exc:
         rows = 0
         output_errors.append(str(exc))
@@ -228,15 +230,6 @@ def _finish(
             f"{summary.output_error}. The finished work is kept in {plan.store.parts_dir}/: "
             f"fix this and run the same command again with --resume", summary)
     return summary
-
-
-def _with_tracks(videos: dict, store, items: Sequence[WorkItem]) -> dict:
-    """The metadata's videos, each with its tracks (:func:`pipeline.identity.summarise_tracks`)."""
-    from pipeline.identity import summarise_tracks
-
-    columns = ["video", "frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
-    tracks = summarise_tracks(store.part(i).parquet_file().iter_batches(columns=columns) for i in items)
-    return {name: dict(info, tracks=tracks.get(name, [])) for name, info in videos.items()}
 
 
 @dataclass(frozen=True)
@@ -372,7 +365,7 @@ def run_in_process(
             yield batch
 
     for item in todo:
-        settle(item, lambda: plan.store.write_part(item, counted(annotator.annotate(item))))
+        settle(item, lambda: plan.store.write_part(item, counted(annotator.annotate(item)), annotator.track_ends))
 
 
 def annotate(

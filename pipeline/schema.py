@@ -10,7 +10,7 @@ video                     string                       path relative to the inpu
 frame                     int64                        decoded frame index (0-based)
 timestamp                 float64                      presentation time, seconds
 face                      int16                        the face's slot in its frame: 0..k-1 by track id
-track                     int32                        the person's track id in the video (null without a face)
+track                     int32                        the person's id in the video, 0, 1, ... by first appearance (null without a face)
 face_detected             bool                         a face (68 landmarks) was found in this frame
 landmark_source           string                       "detected", "tracked" or "none"
 landmark_quality          float32                      0..1, confidence that the landmarks hold a face
@@ -34,9 +34,11 @@ import pyarrow as pa
 
 from model.aus import AUSet
 
-__all__ = ["OutputSchema", "METADATA_KEY"]
+__all__ = ["OutputSchema", "METADATA_KEY", "TRACKS_KEY"]
 
 METADATA_KEY = b"au_heatmaps"
+# A part file's (and an item's Arrow table's) track evidence for linking items: pipeline.identity.TrackEnds
+TRACKS_KEY = b"au_heatmaps_tracks"
 
 
 @dataclass(frozen=True)

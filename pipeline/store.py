@@ -5,6 +5,13 @@ so an interrupted run leaves only whole parts; ``--resume`` keeps the parts (and
 previous final output) made with the same weights and settings and redoes the rest; the final file
 is assembled the same way; re-running never duplicates rows.
 
+Track ids: each part holds its item's own ids, and in its key-value metadata (``TRACKS_KEY``) the
+descriptors of each track's first and last face. :meth:`ResultStore.link_tracks` links the tracks of
+a video's consecutive items from those (:func:`pipeline.identity.link_items`), and
+:meth:`ResultStore.assemble` writes the video's ids (0, 1, ... in order of first appearance), with
+each frame's ``face`` slots following them. So parts from an interrupted run, another worker or Ray
+link exactly as if the items had run in one process.
+
 ``out`` is a local path or a URI of any filesystem pyarrow supports (``s3://bucket/results.parquet``,
 ``gs://...``, ``hdfs://...``). Parts live beside it in ``<out>.parts/``, so Ray workers on other
 machines can write them directly when that location is shared storage.
@@ -20,17 +27,28 @@ import io
 import json
 import os
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.annotate import ItemFailure, WorkItem
-from pipeline.schema import METADATA_KEY
+from pipeline.identity import ItemTracks, link_items, read_item_tracks, summarise_linked
+from pipeline.schema import METADATA_KEY, TRACKS_KEY
 
-__all__ = ["Location", "ResultStore", "StorageError", "storage_errors", "read_run_metadata", "errors_location"]
+if TYPE_CHECKING:
+    from pipeline.config import LandmarkConfig
+
+__all__ = [
+    "Location", "ResultStore", "StorageError", "storage_errors", "read_run_metadata", "errors_location", "TrackLinks",
+    "relabel_tracks", "with_track_ends", "track_ends_of",
+]
+
+TrackEvidence = dict | Callable[[], dict] | None  # an item's TrackEnds.result(), or how to get it once its rows are done
 
 
 class Location:
@@ -231,6 +249,72 @@ def _with_metadata(schema: pa.Schema, metadata: dict) -> pa.Schema:
     return schema.with_metadata({METADATA_KEY: json.dumps(metadata, default=str).encode()})
 
 
+def with_track_ends(table: pa.Table, evidence: dict) -> pa.Table:
+    """An item's rows carrying its track evidence (for the trip from a Ray worker to the driver)."""
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), TRACKS_KEY: json.dumps(evidence).encode()})
+
+
+def track_ends_of(table: pa.Table) -> dict | None:
+    """The track evidence :func:`with_track_ends` put on ``table`` (None when there is none)."""
+    value = (table.schema.metadata or {}).get(TRACKS_KEY)
+    return json.loads(value) if value else None
+
+
+@dataclass
+class TrackLinks:
+    """The video's track id of each item's tracks (``maps``: item key -> {id in the item: id in the
+    video}) and each video's tracks as the metadata lists them (``tracks``)."""
+
+    maps: dict[str, dict[int, int]] = field(default_factory=dict)
+    tracks: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def relabel_tracks(batches: Iterable[pa.RecordBatch], mapping: dict[int, int]) -> Iterator[pa.RecordBatch]:
+    """An item's rows (in frame order) with the video's track ids (``mapping``: id in the item -> id in
+    the video) and each frame's rows reordered so that ``face``, the slot, follows the new ids."""
+    if all(old == new for old, new in mapping.items()):
+        yield from batches
+        return
+    carry: pa.RecordBatch | None = None  # the rows of the latest frame, which may go on in the next batch
+    for batch in batches:
+        if carry is not None:
+            batch = pa.concat_batches([carry, batch])
+        if batch.num_rows == 0:
+            continue
+        frames = batch.column("frame").to_numpy()
+        cut = int(np.searchsorted(frames, frames[-1], side="left"))
+        carry = batch.slice(cut)
+        if cut:
+            yield _relabel_rows(batch.slice(0, cut), mapping)
+    if carry is not None and carry.num_rows:
+        yield _relabel_rows(carry, mapping)
+
+
+def _relabel_rows(batch: pa.RecordBatch, mapping: dict[int, int]) -> pa.RecordBatch:
+    """Whole frames' rows renumbered by ``mapping``, sorted by frame then new id, ``face`` = the rank."""
+    column = batch.column("track")
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    if not valid.any():
+        return batch
+    old = column.fill_null(0).to_numpy()
+    keys = np.array(sorted(mapping), dtype=np.int64)
+    values = np.array([mapping[k] for k in keys], dtype=np.int64)
+    at = np.clip(np.searchsorted(keys, old), 0, len(keys) - 1)
+    if not (keys[at][valid] == old[valid]).all():
+        raise ValueError(f"track ids {sorted(set(old[valid]) - set(keys))} of the rows have no id in the video")
+    new = np.where(valid, values[at], -1)
+    frames = batch.column("frame").to_numpy()
+    order = np.lexsort((new, frames))
+    ordered = frames[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    slot = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    out = batch.take(pa.array(order))
+    schema = out.schema
+    out = out.set_column(schema.get_field_index("track"), schema.field("track"),
+                         pa.array(new[order], pa.int32(), mask=~valid[order]))
+    return out.set_column(schema.get_field_index("face"), schema.field("face"), pa.array(slot, pa.int16()))
+
+
 class ResultStore:
     """Part files under ``<out>.parts/`` and the final ``out`` file, for one run key."""
 
@@ -290,15 +374,17 @@ class ResultStore:
                     self.parts_dir.filesystem.delete_file(info.path)
         return [i for i in items if _video_digest(i.video) in changed and not self.is_done(i)]
 
-    def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch]) -> int:
-        """Write an item's rows atomically; returns the number of rows."""
+    def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch], tracks: TrackEvidence = None) -> int:
+        """Write an item's rows atomically, with its track evidence (:meth:`ItemPreparer.track_ends`,
+        or a function giving it, called once ``batches`` is exhausted); returns the number of rows."""
         return self._write_atomic(self.part(item), batches, {"run_key": self.run_key, "item": item.key},
-                                  "write the part file")
+                                  "write the part file", tracks=tracks)
 
     def _write_atomic(self, target: Location, batches: Iterable[pa.RecordBatch], metadata: dict, action: str,
-                      needed: int | None = None) -> int:
+                      needed: int | None = None, tracks: TrackEvidence = None) -> int:
         """Write ``batches`` to a temporary file, then move it onto ``target``. OS errors of the writing
-        become :class:`StorageError`; errors raised by ``batches`` itself (a video's) pass unchanged."""
+        become :class:`StorageError`; errors raised by ``batches`` itself (a video's) pass unchanged.
+        ``tracks``: the file's track evidence (key-value metadata ``TRACKS_KEY``)."""
         temporary = target.temporary()
         rows = 0
         writer = None
@@ -316,10 +402,13 @@ class ResultStore:
                         writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
                     rows += pending_rows
                     pending, pending_rows = [], 0
+            evidence = tracks() if callable(tracks) else tracks
             with storage_errors(action, target, needed):
                 if pending:
                     writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
                     rows += pending_rows
+                if evidence is not None:
+                    writer.add_key_value_metadata({TRACKS_KEY: json.dumps(evidence).encode()})
                 closing, writer = writer, None
                 closing.close()
                 target.replace_with(temporary)
@@ -346,6 +435,8 @@ class ResultStore:
             return
         if previous.get("run_key") != self.run_key:
             return
+        # its ids are already the video's (linked) when it says so; else its parts link by overlap only
+        evidence = {"linked": True} if previous.get("tracks_linked") else None
         ranges: list[tuple[int, int, WorkItem]] = []
         offset = 0
         for entry in previous.get("items", []):
@@ -369,15 +460,40 @@ class ResultStore:
                     pending.append(batch.slice(lo, hi - lo))
                 if last > end:
                     break
-                self.write_part(item, pending)
+                self.write_part(item, pending, evidence)
                 pending, current = [], current + 1
             position = end
             if current >= len(ranges):
                 break
 
     # -- final output ---------------------------------------------------------------------------
-    def assemble(self, items: Sequence[WorkItem], metadata: dict) -> int:
-        """Write the final file from the parts of ``items`` (in that order), atomically; returns rows."""
+    def item_tracks(self, item: WorkItem) -> ItemTracks:
+        """An item's tracks, from its part's rows and track evidence."""
+        part = self.part(item).parquet_file()
+        value = (part.metadata.metadata or {}).get(TRACKS_KEY)
+        columns = ["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
+        return read_item_tracks(part.iter_batches(columns=columns, batch_size=self.row_group_rows),
+                                json.loads(value) if value else None)
+
+    def link_tracks(self, items: Sequence[WorkItem], config: "LandmarkConfig") -> TrackLinks:
+        """Link the tracks of each video's consecutive items (:func:`pipeline.identity.link_items`,
+        settings ``config``): the ids :meth:`assemble` writes, and each video's track list."""
+        links = TrackLinks()
+        videos: dict[str, list[WorkItem]] = {}
+        for item in items:
+            videos.setdefault(item.video, []).append(item)
+        with storage_errors("read the part files in", self.parts_dir):
+            for video, mine in videos.items():
+                mine = sorted(mine, key=lambda i: i.start)
+                tracks = [self.item_tracks(i) for i in mine]
+                maps = link_items(tracks, config)
+                links.maps.update({i.key: m for i, m in zip(mine, maps)})
+                links.tracks[video] = summarise_linked(tracks, maps)
+        return links
+
+    def assemble(self, items: Sequence[WorkItem], metadata: dict, links: TrackLinks | None = None) -> int:
+        """Write the final file from the parts of ``items`` (in that order), atomically, with the
+        video's track ids of ``links`` (:meth:`link_tracks`; None: the parts' ids); returns rows."""
         parts = [self.part(item) for item in items]
         with storage_errors("read the part files in", self.parts_dir):
             entries = [
@@ -388,11 +504,11 @@ class ResultStore:
             needed = sum(p.filesystem.get_file_info(p.path).size or 0 for p in parts)
 
         def batches() -> Iterable[pa.RecordBatch]:
-            for part in parts:
-                for batch in part.parquet_file().iter_batches(batch_size=self.row_group_rows):
-                    yield batch.replace_schema_metadata(None)
+            for item, part in zip(items, parts):
+                rows = (b.replace_schema_metadata(None) for b in part.parquet_file().iter_batches(batch_size=self.row_group_rows))
+                yield from (relabel_tracks(rows, links.maps[item.key]) if links is not None else rows)
 
-        metadata = dict(metadata, run_key=self.run_key, items=entries)
+        metadata = dict(metadata, run_key=self.run_key, items=entries, tracks_linked=links is not None)
         rows = self._write_atomic(self.table, batches(), metadata, "write the results file", needed)
         if self.table is not self.out:  # CSV: the assembled Parquet file, converted (pipeline.csv_output)
             from pipeline.csv_output import metadata_location, parquet_to_csv, write_metadata_json

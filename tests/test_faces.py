@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from media import compose_people, group_photo, noise_frames, write_video
-from pipeline.annotate import TRACK_ID_STRIDE, AnnotateOptions, ItemPreparer, WorkItem
+from pipeline.annotate import AnnotateOptions, ItemPreparer, WorkItem
 from pipeline.config import LandmarkConfig, load_pipeline_config, with_overrides
 from pipeline.decode import iter_frame_batches, open_reader, probe_video
-from pipeline.identity import match_by_descriptor, match_by_overlap, parse_faces, select_tracks
+from pipeline.identity import ItemTracks, _TrackInItem, link_items, match_by_descriptor, match_by_overlap, parse_faces, select_tracks
 from pipeline.landmarks import DlibTracker, make_tracker
 from pipeline.results import load_results
 from pipeline.run import annotate
@@ -232,7 +232,8 @@ def test_faces_largest_keeps_the_most_present_person(people_videos, weights, peo
     assert len(rows) == 110 and rows["face"].eq(0).all()  # one row per frame
     everyone = people_run[people_run["video"] == "leaves.mp4"]
     him = everyone[everyone["face_x0"] < 320]["track"].unique()
-    assert len(him) == 1 and set(rows["track"].dropna()) == {him[0]}
+    assert len(him) == 1 and set(rows["track"].dropna()) == {0}  # ids count the kept tracks only
+    assert (rows["face_x0"].dropna() < 320).all()  # and the one kept is him
     # his rows are the rows of the run with every face, values included
     mine = everyone[everyone["track"] == him[0]].set_index("frame")["AU12"]
     assert np.allclose(rows.set_index("frame").loc[mine.index, "AU12"], mine)
@@ -242,14 +243,91 @@ def test_faces_largest_keeps_the_most_present_person(people_videos, weights, peo
     assert len(load_results(out2)) == len(everyone)
 
 
-def test_track_ids_of_a_later_chunk_are_its_own(people_videos) -> None:
-    """Tracking restarts at each chunk: its ids start at chunk * TRACK_ID_STRIDE, never reused."""
+def test_an_item_records_each_track_ends_for_linking(people_videos) -> None:
+    """Tracking restarts at each item with ids of its own; the item records each track's descriptor at
+    its first face and latest detection, which the part file keeps."""
     from model.config import load_model_config
 
     preparer = ItemPreparer(AnnotateOptions(device="cpu"), load_model_config().registration)
     item = WorkItem(str(people_videos / "swap.mp4"), "swap.mp4", 30, 40, 10, chunk=2, chunks=3)
     faces = [f for batch in preparer.face_batches(item) for f in batch.observations]
-    assert {f.track for f in faces} == {2 * TRACK_ID_STRIDE, 2 * TRACK_ID_STRIDE + 1}
+    assert {f.track for f in faces} == {0, 1}
+    ends = preparer.track_ends()["descriptors"]
+    assert set(ends) == {"0", "1"} and all(e["first"][0] == 30 and 30 <= e["last"][0] <= 39 for e in ends.values())
+    from pipeline.identity import _decode
+
+    first = [_decode(ends[t]["first"][1]) for t in ("0", "1")]
+    last = [_decode(ends[t]["last"][1]) for t in ("0", "1")]
+    assert first[0].shape == (128,)
+    # the same person's two ends are near, the two people far apart
+    assert np.linalg.norm(first[0] - last[0]) < 0.3 and np.linalg.norm(first[1] - last[1]) < 0.3
+    assert np.linalg.norm(first[0] - first[1]) > 0.6
+
+
+def _item(first: int, last: int, tracks: dict) -> ItemTracks:
+    """An item's tracks: {id: (first frame, first box, last frame, last box, first descriptor, last descriptor)}."""
+    out = ItemTracks(first, last)
+    for track, (f0, b0, f1, b1, d0, d1) in tracks.items():
+        out.tracks[track] = _TrackInItem(f0, b0, f1, b1, f1 - f0 + 1, 0.0, 0.0,
+                                         None if d0 is None else np.array(d0, float), None if d1 is None else np.array(d1, float))
+    return out
+
+
+def test_link_items_continues_tracks_only_on_clear_evidence() -> None:
+    config = load_pipeline_config().landmarks
+    left, right = (0, 0, 100, 100), (300, 0, 400, 100)
+    a, b, c = [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]  # three people's descriptors (far apart)
+    # two people at the boundary, ids in the second item the other way round: linked by overlap
+    first = _item(0, 9, {0: (0, left, 9, left, a, a), 1: (0, right, 9, right, b, b)})
+    second = _item(10, 19, {0: (10, right, 19, right, b, b), 1: (10, left, 19, left, a, a)})
+    assert link_items([first, second], config) == [{0: 0, 1: 1}, {0: 1, 1: 0}]
+    # the same place, another face (a cut at the boundary): a new track
+    cut = _item(10, 19, {0: (10, left, 19, left, c, c)})
+    assert link_items([first, cut], config)[1] == {0: 2}
+    # without descriptors (parts written before them): overlap alone
+    old = [_item(0, 9, {0: (0, left, 9, left, None, None)}), _item(10, 19, {0: (10, left, 19, left, None, None)})]
+    assert link_items(old, config) == [{0: 0}, {0: 0}]
+    # she leaves before the boundary and comes back after it elsewhere: by descriptor
+    leaves = _item(0, 9, {0: (0, left, 9, left, a, a), 1: (0, right, 4, right, b, b)})
+    back = _item(10, 19, {0: (10, left, 19, left, a, a), 1: (15, (500, 0, 600, 100), 19, (500, 0, 600, 100), b, b)})
+    assert link_items([leaves, back], config)[1] == {0: 0, 1: 1}
+    # ... but not when her face is not clearly hers (too far from her last one): a new id
+    unclear = _item(10, 19, {0: (10, left, 19, left, a, a), 1: (15, right, 19, right, [0.5, 0.02], None)})
+    assert link_items([leaves, unclear], config)[1] == {0: 0, 1: 2}
+    # ids per video in order of first appearance (same frame: the item's order)
+    late = _item(0, 9, {5: (3, left, 9, left, a, a), 2: (0, right, 9, right, b, b), 7: (3, right, 9, right, c, c)})
+    assert link_items([late], config) == [{2: 0, 5: 1, 7: 2}]
+    # a video taken whole from an earlier output keeps its ids
+    kept = [_item(0, 9, {4: (0, left, 9, left, None, None)}), _item(10, 19, {1: (10, left, 19, left, None, None)})]
+    for item in kept:
+        item.linked = True
+    assert link_items(kept, config) == [{4: 4}, {1: 1}]
+
+
+def test_relabel_tracks_reorders_faces_by_the_new_ids() -> None:
+    import pyarrow as pa
+
+    from model.config import load_model_config
+    from pipeline.schema import OutputSchema
+    from pipeline.store import relabel_tracks
+
+    schema = OutputSchema(load_model_config().aus)
+    k = len(schema.aus)
+    frames = np.array([0, 0, 1, 1, 1, 2])
+    tracks = np.array([0, 1, 0, 1, 2, 0])
+    detected = np.array([True, True, True, True, True, False])
+    faces = np.array([0, 1, 0, 1, 2, 0])
+    boxes = np.repeat(tracks[:, None].astype(np.float32), 4, axis=1)  # a box that says which track it was
+    batch = schema.record_batch("v", frames, frames / 25, detected, ["tracked"] * 5 + ["none"], np.ones(6), boxes,
+                                np.zeros((6, k)), np.zeros((6, k, 2)), np.zeros((6, 6)), faces=faces, tracks=tracks)
+    mapping = {0: 2, 1: 0, 2: 1}
+    for pieces in ([batch], [batch.slice(0, 3), batch.slice(3)], [batch.slice(i, 1) for i in range(6)]):
+        out = pa.Table.from_batches(list(relabel_tracks(pieces, mapping))).to_pydict()
+        assert out["frame"] == [0, 0, 1, 1, 1, 2]
+        assert out["track"] == [0, 2, 0, 1, 2, None]
+        assert out["face"] == [0, 1, 0, 1, 2, 0]
+        assert out["face_x0"][:5] == [1, 0, 1, 2, 0]  # the rows moved with their ids
+    assert list(relabel_tracks([batch], {0: 0, 1: 1, 2: 2})) == [batch]
 
 
 # -- downstream ---------------------------------------------------------------------------------
@@ -327,20 +405,82 @@ def test_main_track_of_a_single_subject_sequence(tracker) -> None:
     assert all(o.found and who(o.box, p) == {0} for o, p in zip(main, placements))
 
 
+def person_ids(rows: pd.DataFrame, placements: Placement) -> dict[int, set[int]]:
+    """track id -> the people its rows were (rows with a face; frames where two people overlap skipped)."""
+    seen: dict[int, set[int]] = {}
+    for frame, track, *box in rows[rows["face_detected"]][["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]].itertuples(index=False):
+        people = who(box, placements[frame])
+        if len(people) == 1:
+            seen.setdefault(int(track), set()).update(people)
+    return seen
+
+
+CHUNKED_INPUTS = ["swap.mp4", "leaves.mp4"]
+
+
+@pytest.fixture(scope="module")
+def chunked(people_videos, weights, tmp_path_factory):
+    """Items of 40 frames, straight through in this process: faces -> (options, rows), run on first need."""
+    runs: dict[str, tuple[AnnotateOptions, pd.DataFrame]] = {}
+
+    def run(faces: str) -> tuple[AnnotateOptions, pd.DataFrame]:
+        if faces not in runs:
+            pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 40, "batch_frames": 16})
+            options = AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline, save_landmarks=True)
+            out = tmp_path_factory.mktemp("chunked") / "straight.parquet"
+            summary = annotate([people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights, progress=False)
+            assert summary.ok and summary.items_skipped == 0
+            runs[faces] = options, load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+        return runs[faces]
+
+    return run
+
+
+@pytest.mark.slow
+def test_track_ids_cross_chunk_boundaries(chunked, people_run) -> None:
+    """Both people keep their id across the items (frames 0-39, 40-79, 80-109) and have the ids of the
+    run in one item; she leaves in the first item and comes back in the second: her id comes back."""
+    _, rows = chunked("all")
+    for name, placements in (("swap.mp4", sizes_swap(60)), ("leaves.mp4", leaves_and_returns(size=130))):
+        mine, whole = rows[rows["video"] == name], people_run[people_run["video"] == name]
+        ids = person_ids(mine, placements)
+        assert sorted(ids) == [0, 1] and all(len(people) == 1 for people in ids.values()), (name, ids)
+        assert ids == person_ids(whole, placements)  # the ids of the unchunked run
+        # face = the slot by track id, in every frame
+        assert all(list(g) == sorted(g) for _, g in mine[mine["face_detected"]].groupby("frame")["track"])
+        listed = rows.attrs["au_heatmaps"]["videos"][name]["tracks"]
+        assert [(t["track"], t["frames"]) for t in listed] == sorted(mine.groupby("track").size().items())
+    leaves = rows[rows["video"] == "leaves.mp4"]
+    her = [t for t, people in person_ids(leaves, leaves_and_returns(size=130)).items() if people == {1}][0]
+    frames = leaves[leaves["track"] == her]["frame"]
+    assert frames.min() < 40 and frames.max() == 109  # one id before she leaves (item 1) and after (items 2, 3)
+
+
+@pytest.mark.slow
+def test_single_face_video_keeps_one_id_across_chunks(videos_dir, weights, tmp_path) -> None:
+    pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 20})
+    out = tmp_path / "single.parquet"
+    summary = annotate([videos_dir / "single_face.mp4"], out, AnnotateOptions(device="cpu", pipeline=pipeline),
+                       weights=weights, progress=False)
+    assert summary.ok
+    rows = load_results(out)
+    assert len(rows["frame"]) == 72 and len(rows.attrs["au_heatmaps"]["items"]) == 4
+    assert set(rows.loc[rows["face_detected"], "track"]) == {0} and rows["face_detected"].all()
+    assert [t["track"] for t in rows.attrs["au_heatmaps"]["videos"]["single_face.mp4"]["tracks"]] == [0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("faces", ["all", "largest"])
-def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights, tmp_path, faces) -> None:
-    """Items of 40 frames: straight through, interrupted then resumed, and through a producer process
-    (pipeline.feeder) give the same rows, bit for bit; each chunk has its own track ids."""
-
-    pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 40, "batch_frames": 16})
-    options = AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline, save_landmarks=True)
-    inputs = [people_videos / "swap.mp4", people_videos / "leaves.mp4"]
-    straight = tmp_path / "straight.parquet"
-    annotate(inputs, straight, options, weights=weights, progress=False)
-    expected = load_results(straight).sort_values(["video", "frame", "face"]).reset_index(drop=True)
-    swap = expected[expected["video"] == "swap.mp4"]
-    assert set((swap["track"] // TRACK_ID_STRIDE).astype(int)) == {0, 1}  # frames 0-39 and 40-59
+def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights, chunked, tmp_path, faces) -> None:
+    """Items of 40 frames: straight through, interrupted then resumed, resumed again from the final
+    file, and through a producer process (pipeline.feeder) give the same rows, ids included, bit for bit."""
+    options, expected = chunked(faces)
+    inputs = [people_videos / name for name in CHUNKED_INPUTS]
+    if faces == "largest":  # picked per item: the person may change between items, an id never changes person
+        placements = {"swap.mp4": sizes_swap(60), "leaves.mp4": leaves_and_returns(size=130)}
+        for name in CHUNKED_INPUTS:
+            ids = person_ids(expected[expected["video"] == name], placements[name])
+            assert all(len(people) == 1 for people in ids.values()), ids
 
     resumed = tmp_path / "resumed.parquet"
 
@@ -351,11 +491,17 @@ def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights,
         annotate(inputs, resumed, options, weights=weights, progress=False, on_item=stop)
     summary = annotate(inputs, resumed, options, weights=weights, progress=False, resume=True)
     assert summary.items_skipped == 1
+    got = load_results(resumed).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)
+    # again, from the final file alone (its parts are gone): its ids are kept
+    summary = annotate(inputs, resumed, options, weights=weights, progress=False, resume=True)
+    assert summary.items_skipped == 5
     fed = tmp_path / "fed.parquet"
     annotate(inputs, fed, options, weights=weights, progress=False, producers=1)
     for path in (resumed, fed):
         got = load_results(path).sort_values(["video", "frame", "face"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
+        assert got.attrs["au_heatmaps"]["videos"] == expected.attrs["au_heatmaps"]["videos"]
 
 
 # -- the FAN backend: every face, the same identity rules ------------------------------------------
@@ -472,3 +618,20 @@ def test_fan_single_face_tracks_exactly_as_before(random_fan_weights, testdata_d
     assert np.array_equal(boxes, reference["box"], equal_nan=True)
     assert reference["track"].tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [-1] * 2
     assert [o.track if o else -1 for o in first] == [0] * 12 + [-1] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_run_with_several_faces_gives_the_rows_of_one_process(people_videos, weights, chunked, tmp_path) -> None:
+    """Two Ray workers take the items (tracks linked on the driver): the same rows and ids as in-process."""
+    import os
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    options, expected = chunked("all")
+    out = tmp_path / "ray.parquet"
+    summary = annotate([people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights,
+                       progress=False, workers=2)
+    assert summary.ok and summary.layout.executor == "ray"
+    got = load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.attrs["au_heatmaps"]["videos"] == expected.attrs["au_heatmaps"]["videos"]
