@@ -280,7 +280,7 @@ class ItemPreparer:
         ``--faces largest|N`` the item is tracked here in full first (a pass that decodes and tracks
         only), and :meth:`prepare` then hands out the kept tracks' faces."""
         self.tracker.reset()
-        self._ends.reset()
+        self._ends.reset(record=item.chunks > 1)  # a video in one item has no neighbour to link to
         self._planned = None
         keep = self.options.keep_faces
         if keep is not None:

@@ -248,7 +248,9 @@ class TrackEnds:
         self._describer = describer
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, record: bool = True) -> None:
+        """Start a new item; ``record=False`` (a video that is one item: nothing to link) records nothing."""
+        self._record = record
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # track -> (frame, chip)
         self._last: dict[int, tuple[int, np.ndarray]] = {}
         self._detected: dict[int, bool] = {}  # the track has had a fresh detection: only those count as last
@@ -256,6 +258,8 @@ class TrackEnds:
     def add(self, images: np.ndarray, frames: Sequence[int], faces: Sequence[Sequence]) -> None:
         """One decoded batch: ``images`` (N, H, W, 3), their frame indices, and per image its faces
         (objects with ``track`` and ``landmarks``) that have rows."""
+        if not self._record:
+            return
         latest: dict[int, tuple[int, object]] = {}  # track -> (position in the batch, face) of its latest face here
         for position, in_frame in enumerate(faces):
             for face in in_frame:

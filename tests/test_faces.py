@@ -262,6 +262,10 @@ def test_an_item_records_each_track_ends_for_linking(people_videos) -> None:
     # the same person's two ends are near, the two people far apart
     assert np.linalg.norm(first[0] - last[0]) < 0.3 and np.linalg.norm(first[1] - last[1]) < 0.3
     assert np.linalg.norm(first[0] - first[1]) > 0.6
+    # a video that is one item has no neighbour to link to: nothing is described (no cost)
+    whole = WorkItem(str(people_videos / "swap.mp4"), "swap.mp4", 30, 40, 10)
+    assert {f.track for batch in preparer.face_batches(whole) for f in batch.observations} == {0, 1}
+    assert preparer.track_ends() == {"descriptors": {}}
 
 
 def _item(first: int, last: int, tracks: dict) -> ItemTracks:
