@@ -157,9 +157,9 @@ def test_missing_video_source_names_the_file(model_config, tmp_path):
         load_source_faces(config, model_config, None)
 
 
-def test_video_sources_keep_the_most_neutral_frames(testdata_dir, model_config):
+def test_video_sources_keep_the_most_neutral_frames(videos_dir, model_config):
     config = SyntheticConfig(sources=(SourceSpec("bmvc", "bmvc_example.mp4", frames=3, stride=8),), mirror=False)
-    faces = load_source_faces(config, model_config, testdata_dir)
+    faces = load_source_faces(config, model_config, videos_dir)
     assert len(faces) == 3 and all(f.identity == "bmvc" for f in faces)
     assert all(f.name.startswith("bmvc_example.mp4#") for f in faces)
 
