@@ -1,5 +1,6 @@
-"""Shared test fixtures. Tests that need ../shared (real videos, the authors' fixtures) find it through
-$AU_HEATMAPS_SHARED and skip when it is unset."""
+"""Shared test fixtures. Tests that need the authors' reference outputs (../shared/fixtures) find them
+through $AU_HEATMAPS_SHARED and skip when it is unset; the test videos are ../shared/testdata where it
+is set, else stand-ins made at test time (``videos_dir``)."""
 
 from __future__ import annotations
 

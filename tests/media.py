@@ -142,18 +142,60 @@ def damage(src: Path, dst: Path, nbytes: int = 2048, seed: int = 0) -> Path:
     return dst
 
 
+def damage_frame(src: Path, dst: Path, frame: int, seed: int = 0) -> Path:
+    """A copy of the MP4 ``src`` with the packet of display frame ``frame`` overwritten by random bytes
+    after its first NAL unit's length and header (5 bytes): that frame's slice cannot be decoded, the
+    container and the other packets are intact."""
+    import av
+
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        packets = [(packet.pts, packet.pos, packet.size) for packet in container.demux(stream) if packet.size]
+    shown = sorted(pts for pts, _, _ in packets)
+    _, pos, size = next(p for p in packets if p[0] == shown[frame])
+    data = bytearray(src.read_bytes())
+    data[pos + 5 : pos + size] = np.random.default_rng(seed).integers(0, 256, size - 5, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def with_edit_list(src: Path, dst: Path, start: float) -> Path:
+    """``src`` cut at ``start`` seconds by stream copy: the frames from the keyframe before ``start``
+    stay in the file as an edit list's pre-roll (negative presentation times; ffmpeg does not show them)."""
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", str(start), "-i", str(src), "-c", "copy", str(dst)],
+                   check=True)
+    return dst
+
+
+def variable_rate_args(fps: float) -> tuple[str, ...]:
+    """ffmpeg output options for :func:`write_video` that give frame ``n`` the time
+    (n + 1.5 sin(n / 4)) / fps: a variable frame rate (steps 0.625 to 1.375 / fps), times kept exact."""
+    return ("-vf", f"settb=1/3000,setpts='(N+1.5*sin(N/4))/({fps}*TB)'", "-enc_time_base", "1/3000",
+            "-video_track_timescale", "3000", "-fps_mode", "passthrough")
+
+
+LOSSLESS = ("-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24")  # decodes to exactly the frames written
+
+
 def make_testdata(folder: Path) -> Path:
     """Stand-ins for the shared test videos, by the same names, frame counts and rates, made from
     public-domain pictures (scikit-image's astronaut, NASA) and noise: what the tests that need *some*
     face / no-face videos use when $AU_HEATMAPS_SHARED is unset (tests/conftest.py, ``videos_dir``).
+    They keep the shared files' traps: ``no_face.mp4`` has an edit list (98 frames in the file, the
+    first 3 with negative times, 95 shown by ffmpeg) and ``face_noface.mov`` a variable frame rate.
     Not for tests that compare with the authors' reference outputs (those need the real files)."""
     folder.mkdir(parents=True, exist_ok=True)
     face = astronaut_frames(72)
     write_video(folder / "single_face.mp4", face, fps=30)
-    write_video(folder / "face_noface.mov", np.concatenate([face, noise_frames(97, size=(320, 240), seed=3)]), fps=30)
-    write_video(folder / "no_face.mp4", noise_frames(98, size=(320, 240), seed=4), fps=24)
+    write_video(folder / "face_noface.mov", np.concatenate([face, noise_frames(97, size=(320, 240), seed=3)]), fps=30,
+                extra=variable_rate_args(30))
+    plain = write_video(folder / "no_face_plain.mp4", noise_frames(98, size=(320, 240), seed=4), fps=24)
+    with_edit_list(plain, folder / "no_face.mp4", 0.1)  # frames 0-2 (times < 0.1 s) become pre-roll
+    plain.unlink()
     write_video(folder / "bmvc_example.mp4", astronaut_frames(49, seed=5), fps=25)
     return folder
+
+
 def heads() -> list[tuple[np.ndarray, tuple[float, float], float]]:
     """Two people as (picture, face centre (x, y) in it, face width in it): the astronaut and Grace
     Hopper, the halves of :func:`two_people` (dlib's detector boxes)."""
@@ -207,3 +249,16 @@ def group_photo() -> np.ndarray:
         pytest.skip("insightface (the synthetic extra) is not installed")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "images" / "t1.jpg"
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def single_face_cases() -> dict[str, np.ndarray]:
+    """One-face videos (frames, 320x240) for the tracker's reference test (tests/test_faces.py), to be
+    written :data:`LOSSLESS` so that every decoder gives these exact frames: ``pan`` (the astronaut, a
+    slow pan and zoom), ``leaves`` (the astronaut walks out of the picture to the right and is gone),
+    ``arrives`` (nobody, then Grace Hopper walks in from the left and stays, coming closer)."""
+    pan = astronaut_frames(60, seed=7)
+    leaves = [[(150.0 + max(0, i - 15) * 12.0, 120.0, 90.0), None] for i in range(45)]
+    arrives = [[None, None] if i < 8 else [None, (min(-60.0 + (i - 8) * 11.0, 160.0), 125.0, 80.0 + max(0, i - 28))]
+               for i in range(45)]
+    return {"pan": pan, "leaves": compose_people(leaves, size=(320, 240)),
+            "arrives": compose_people(arrives, size=(320, 240))}

@@ -73,10 +73,13 @@ def test_variable_frame_rate_uses_presentation_times(tmp_path) -> None:
     assert np.all(np.diff(np.floor((picked - picked[0]) * 5 + 1e-9)) >= 1)
 
 
-def test_shared_videos_timestamps(testdata_dir) -> None:
-    no_face = probe_video(testdata_dir / "no_face.mp4")
+def test_edit_list_and_variable_rate_timestamps(videos_dir) -> None:
+    """The test videos (shared, else stand-ins made with the same traps): an edit list's pre-roll
+    frames are counted with negative times; a variable frame rate keeps the stream's times."""
+    no_face = probe_video(videos_dir / "no_face.mp4")
     assert no_face.num_frames == 98 and no_face.timestamps[0] < 0  # edit-list pre-roll
-    vfr = probe_video(testdata_dir / "face_noface.mov")
+    assert len(ffmpeg_frame_times(videos_dir / "no_face.mp4")) == 95  # ffmpeg does not show the pre-roll
+    vfr = probe_video(videos_dir / "face_noface.mov")
     assert vfr.num_frames == 169 and np.all(np.diff(vfr.timestamps) > 0)
     assert vfr.timestamps_source == "pts"
     steps = np.diff(vfr.timestamps)

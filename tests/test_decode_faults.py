@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from media import avi_with_dropped_frames, damage, ffmpeg_times, noise_frames, write_video
+from media import avi_with_dropped_frames, damage_frame, ffmpeg_times, noise_frames, write_video
 from pipeline.decode import iter_frame_batches, probe_video, select_frames
 
 DROPS = {4: 3, 10: 1, 15: 5, 30: 20}  # after frame k, this many dropped frames
@@ -30,9 +30,12 @@ def test_avi_with_empty_index_entries_keeps_capture_times(tmp_path, codec) -> No
     assert frames.shape == (40, 120, 160, 3) and frames.reshape(40, -1).std(axis=1).min() > 1  # real pictures
 
 
-def test_damaged_stretch_loses_only_the_frames_that_do_not_decode(testdata_dir, tmp_path) -> None:
-    good = testdata_dir / "single_face.mp4"
-    bad = damage(good, tmp_path / "damaged.mp4")
+DAMAGED_FRAME = 34  # of single_face.mp4 (shared and stand-in): damaged, its packet fails to decode, the others do
+
+
+def test_damaged_stretch_loses_only_the_frames_that_do_not_decode(videos_dir, tmp_path) -> None:
+    good = videos_dir / "single_face.mp4"
+    bad = damage_frame(good, tmp_path / "damaged.mp4", DAMAGED_FRAME)
     decodable = len(ffmpeg_times(bad))
     assert decodable == 71  # what ffmpeg itself decodes of the 72
     info = probe_video(bad)
@@ -72,7 +75,7 @@ def test_frames_are_ffmpegs_frames_at_those_indices(videos_dir, name, every) -> 
 
 
 @pytest.mark.slow
-def test_au_annotate_on_damaged_and_odd_inputs(testdata_dir, tmp_path) -> None:
+def test_au_annotate_on_damaged_and_odd_inputs(videos_dir, tmp_path) -> None:
     """End to end: a damaged MP4 keeps its decodable frames (the lost one is a row with a
     decode_error, counted in the summary), a still image and a frame folder are videos, a text file
     is 'not a video or image', and no raw decoder line reaches stderr."""
@@ -86,7 +89,7 @@ def test_au_annotate_on_damaged_and_odd_inputs(testdata_dir, tmp_path) -> None:
 
     inputs = tmp_path / "in"
     inputs.mkdir()
-    damage(testdata_dir / "single_face.mp4", inputs / "damaged.mp4")
+    damage_frame(videos_dir / "single_face.mp4", inputs / "damaged.mp4", DAMAGED_FRAME)  # an even frame: sampled
     frames = noise_frames(3, size=(96, 64))
     cv2.imwrite(str(inputs / "still.png"), frames[0])
     (inputs / "seq").mkdir()

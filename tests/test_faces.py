@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from media import compose_people, group_photo, noise_frames, write_video
+from conftest import shared_dir
+from media import LOSSLESS, compose_people, group_photo, noise_frames, single_face_cases, write_video
 from pipeline.annotate import AnnotateOptions, ItemPreparer, WorkItem
 from pipeline.config import LandmarkConfig, load_pipeline_config, with_overrides
 from pipeline.decode import iter_frame_batches, open_reader, probe_video
@@ -140,14 +141,24 @@ def test_faces_option() -> None:
 # -- single-face videos: exactly the observations of the tracker before issue #13 --------------
 
 
+MADE_CASES = ["pan", "leaves", "arrives"]  # media.single_face_cases, written lossless
+SHARED_CASES = ["single_face.mp4", "bmvc_example.mp4", "face_noface.mov"] if shared_dir() else []
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["single_face.mp4", "bmvc_example.mp4", "face_noface.mov"])
-def test_single_face_videos_track_exactly_as_before(testdata_dir, tracker, name) -> None:
+@pytest.mark.parametrize("name", MADE_CASES + SHARED_CASES)
+def test_single_face_videos_track_exactly_as_before(request, tmp_path, tracker, name) -> None:
     """tests/data/tracker_reference.npz holds DlibTracker.track's output at fff45eb (before multi-face
-    tracking): the same landmarks, boxes, quality and sources, bit for bit, now with track 0."""
+    tracking): the same landmarks, boxes, quality and sources, bit for bit, now with track 0. Keys
+    ``made_<case>_*``: the generated videos of media.single_face_cases (recorded with fff45eb's
+    tracker on these frames); ``<name>_*``: the shared test videos (run where $AU_HEATMAPS_SHARED is set)."""
     reference = np.load(Path(__file__).parent / "data" / "tracker_reference.npz")
-    key = name.split(".")[0]
-    path = testdata_dir / name
+    if name in MADE_CASES:
+        key = f"made_{name}"
+        path = write_video(tmp_path / f"{name}.mp4", single_face_cases()[name], fps=25, codec=LOSSLESS)
+    else:
+        key = name.split(".")[0]
+        path = request.getfixturevalue("testdata_dir") / name
     reader = open_reader(path, 0)
     info = probe_video(path, reader)
     tracker.reset()

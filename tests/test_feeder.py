@@ -19,6 +19,7 @@ from pipeline.config import load_pipeline_config, with_overrides
 from pipeline.feeder import FeedEngine, ItemFailed
 from pipeline.run import Layout, annotate, plan_items, plan_layout
 from pipeline.sources import VideoSource
+from media import astronaut_frames, write_video
 from pipeline_helpers import small_checkpoint
 
 VIDEOS = ["single_face.mp4", "face_noface.mov"]
@@ -57,6 +58,19 @@ def small_batches() -> AnnotateOptions:
     return _options()
 
 
+LONG_FRAMES = 160
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """A face in each of 160 frames: every frame needs a slot, so the producer cannot run more than
+    its slots and a decoded batch (64 frames with ``_options()``) ahead of the model, and the item is
+    still being produced when a test kills its producer after the model's first frames. (A video whose
+    later frames have no face, like face_noface.mov, can be produced to its end while the model is
+    still on its first batch: the kill then costs no retry.)"""
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", astronaut_frames(LONG_FRAMES), fps=30)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("producers, slots", [(1, 1), (2, 4)])
 def test_engine_rows_equal_the_in_process_rows(videos_dir, weights, small_batches, producers, slots):
@@ -72,8 +86,8 @@ def test_engine_rows_equal_the_in_process_rows(videos_dir, weights, small_batche
 
 
 @pytest.mark.slow
-def test_a_killed_producer_costs_only_a_retry(videos_dir, weights, small_batches, caplog):
-    items = _items(videos_dir, ["face_noface.mov"], small_batches)
+def test_a_killed_producer_costs_only_a_retry(long_video, weights, small_batches, caplog):
+    items = _items(long_video.parent, [long_video.name], small_batches)
     expected = _reference(weights, small_batches, items)
     with FeedEngine(weights, small_batches, 1) as engine:
         future = engine.submit(items[0])
@@ -92,16 +106,18 @@ def test_a_killed_producer_costs_only_a_retry(videos_dir, weights, small_batches
 
 
 @pytest.mark.slow
-def test_an_item_whose_producer_keeps_dying_fails_alone(testdata_dir, weights, small_batches):
-    # the shared videos only: the stand-ins decode so fast that the item can finish before the kill
-    items = _items(testdata_dir, ["face_noface.mov", "single_face.mp4"], small_batches)
+def test_an_item_whose_producer_keeps_dying_fails_alone(long_video, videos_dir, weights, small_batches, tmp_path):
+    shutil.copy(long_video, tmp_path / "long.mp4")
+    shutil.copy(videos_dir / "single_face.mp4", tmp_path / "single_face.mp4")
+    items = _items(tmp_path, ["long.mp4", "single_face.mp4"], small_batches)
     with FeedEngine(weights, _options(items_per_producer=1, max_attempts=1), 1) as engine:
         doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
         deadline = time.monotonic() + 300
         while engine.frames_done == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert 0 < engine.frames_done < items[0].frames, "the item finished before the producer could be killed"
         os.kill(engine.producer_pids()[0], signal.SIGKILL)
-        with pytest.raises(ItemFailed, match=r"face_noface\.mov: the producer process died \(exit code -9\) on frames 0-168, 1 attempt"):
+        with pytest.raises(ItemFailed, match=r"long\.mp4: the producer process died \(exit code -9\) on frames 0-159, 1 attempt"):
             doomed.result(timeout=600)
         rows, table = survivor.result(timeout=600)
     assert rows == items[1].frames

@@ -143,10 +143,11 @@ def test_video_layout_maps_frame_n_to_video_frame_n_minus_1(tmp_path):
         assert abs(record.image.mean() - (20 + 25 * (n - 1))) < 6
 
 
-def test_prepare_runs_the_tracker_and_caches_landmarks(tmp_path, testdata_dir):
-    import decord
+def test_prepare_runs_the_tracker_and_caches_landmarks(tmp_path):
+    from media import compose_people
 
-    frames = decord.VideoReader(str(testdata_dir / "bmvc_example.mp4")).get_batch([0, 10, 20]).asnumpy()
+    # the astronaut (public domain, NASA) at a BP4D-like face size: faces 200 px wide in 640x480 frames
+    frames = compose_people([[(x, 230.0, 200.0), None] for x in (300.0, 320.0, 340.0)], size=(640, 480))
     root = make_tree(tmp_path, subjects=("F001",), tasks=("T1",), images=list(frames))
     index = scan_bp4d(root, AUS)
     table = prepare_landmarks(index, root / "landmarks_dlib.parquet", progress=False)

@@ -157,11 +157,27 @@ def test_missing_video_source_names_the_file(model_config, tmp_path):
         load_source_faces(config, model_config, None)
 
 
-def test_video_sources_keep_the_most_neutral_frames(testdata_dir, model_config):
+def test_video_sources_keep_the_most_neutral_frames(videos_dir, model_config):
     config = SyntheticConfig(sources=(SourceSpec("bmvc", "bmvc_example.mp4", frames=3, stride=8),), mirror=False)
-    faces = load_source_faces(config, model_config, testdata_dir)
+    faces = load_source_faces(config, model_config, videos_dir)
     assert len(faces) == 3 and all(f.identity == "bmvc" for f in faces)
     assert all(f.name.startswith("bmvc_example.mp4#") for f in faces)
+
+
+def test_video_sources_keep_the_least_expressive_frames_at_the_stride(tmp_path, model_config):
+    """A made video of the astronaut smiling (AU12, warped by FaceDeformer) at known intensities: of
+    the frames at the stride, those kept are the three with the weakest smile (the frames between,
+    all neutral, are not candidates)."""
+    from media import write_video
+
+    (face,) = load_source_faces(SyntheticConfig(sources=(PACKAGE_SOURCES[0],), mirror=False), model_config)
+    deformer = FaceDeformer(face, [12])
+    smile = [0, 0, 4, 0, 1, 0, 3, 0, 0.5, 0, 2, 0]  # frames 0, 4 and 8 are the most neutral of the even ones
+    frames = np.stack([deformer.render(np.array([s], float))[0] for s in smile])
+    write_video(tmp_path / "smiles.mp4", frames, fps=25)
+    config = SyntheticConfig(sources=(SourceSpec("a", "smiles.mp4", frames=3, stride=2),), mirror=False)
+    faces = load_source_faces(config, model_config, tmp_path)
+    assert [f.name for f in faces] == ["smiles.mp4#0", "smiles.mp4#4", "smiles.mp4#8"]
 
 
 def _two_people_file(tmp_path) -> str:
