@@ -602,7 +602,10 @@ def test_fan_rows_per_frame_faces_n_and_a_frame_without_a_face(random_fan_weight
     one = tables["1"]
     assert one.groupby("frame").size().tolist() == [1, 1, 1, 1] and one["face"].eq(0).all()
     assert one["face_detected"].tolist() == [True, True, True, False]
-    assert [person[t] for t in set(one["track"].dropna())] == [{1}]  # him: in three frames, her in two
+    # him (in three frames, her in two), by where the face is: ids count the kept tracks only
+    kept = one[one["face_detected"]]
+    assert [who((r.face_x0, r.face_y0, r.face_x1, r.face_y1), placements[r.frame]) for r in kept.itertuples()] == [{1}] * 3
+    assert set(kept["track"]) == {0}
 
 
 @pytest.mark.slow
