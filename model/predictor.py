@@ -28,12 +28,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per face: intensities (N, K) in [0, 5], peaks (N, K, 2) in map pixels (x, y), optional maps."""
+    """Per face: intensities (N, K) in [0, max_intensity], peaks (N, K, 2) in map pixels (x, y), the
+    model's map stride (crop pixels per map pixel, ``ModelConfig.map_stride``), optional maps."""
 
     intensities: np.ndarray
     peaks: np.ndarray
+    map_stride: float
     maps: np.ndarray | None = None
-    map_stride: float = 4.0
 
     def peaks_in_crop(self) -> np.ndarray:
         """Peak locations (N, K, 2) in crop pixels."""
