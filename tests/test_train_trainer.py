@@ -157,7 +157,7 @@ def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, sm
     evaluation = EvaluationSet(validation, small_model_config)
     network, _, architecture, _ = load_trained(run / "best.pt")
     assert architecture == "heatmap"
-    expected = predict_intensities(network, evaluation.crops)
+    expected = predict_intensities(network, evaluation.crops, max_intensity=small_model_config.heatmap.max_intensity)
     np.testing.assert_allclose(predictor.predict(evaluation.crops).intensities, expected, atol=1e-5)
     with pytest.raises(FileExistsError):
         Trainer(make_config(data_config), small_model_config, train, validation, run, progress=False).fit()

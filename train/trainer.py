@@ -121,10 +121,11 @@ def _to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -
 
 @torch.inference_mode()
 def predict_intensities(
-    network: nn.Module, crops: np.ndarray, *, device: str | torch.device = "cpu", batch_size: int = 16,
-    channels_last: bool = False, max_intensity: float = 5.0,
+    network: nn.Module, crops: np.ndarray, *, max_intensity: float, device: str | torch.device = "cpu",
+    batch_size: int = 16, channels_last: bool = False,
 ) -> np.ndarray:
-    """Intensities (N, K) for registered crops (N, S, S, 3) uint8, with any architecture."""
+    """Intensities (N, K) for registered crops (N, S, S, 3) uint8, with any architecture, clamped to
+    [0, ``max_intensity``] (the model config's ``heatmap.max_intensity``)."""
     device = torch.device(device)
     was_training = network.training
     network.eval()
@@ -420,9 +421,12 @@ class Trainer:
         """Seconds for one evaluation batch (the first call also warms the kernels up)."""
         n = min(self.config.training.eval_batch_size, len(self.validation))
         crops = self.validation.crops[:n]
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last)
+        max_intensity = self.model_config.heatmap.max_intensity
+        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
+                            max_intensity=max_intensity)
         began = time.monotonic()
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last)
+        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
+                            max_intensity=max_intensity)
         return time.monotonic() - began
 
 
