@@ -12,6 +12,7 @@ from model.checkpoint import Checkpoint, read_checkpoint
 from model.config import ModelConfig
 from model.heatmaps import decode_maps, map_to_frame
 from model.network import AUHeatmapNet
+from model.precision import autocast_dtype
 
 __all__ = ["Prediction", "AUPredictor", "resolve_device"]
 
@@ -79,7 +80,7 @@ class AUPredictor:
         self.checkpoint = checkpoint
         on_cuda = self.device.type == "cuda"
         self.channels_last = channels_last
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast or "") if on_cuda else None
+        self.autocast_dtype = autocast_dtype(autocast or "fp32") if on_cuda else None
         network = network.eval().to(self.device)
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
