@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.precision import PRECISIONS
+
 GPU_TARGET_FPS = 1000.0
 GPU_SCALING = 0.9
 CPU_PRODUCER_RATIO = 1.7
@@ -194,7 +196,7 @@ def engine_rate(items, weights: str, options, producers: int) -> dict[str, objec
 def variant_options(options, variant: str):
     """``fp32`` / ``bf16`` / ``fp16``, optionally ``+compile``, applied to ``options``."""
     precision, _, extra = variant.partition("+")
-    if precision not in ("fp32", "bf16", "fp16") or extra not in ("", "compile"):
+    if precision not in PRECISIONS or extra not in ("", "compile"):
         raise SystemExit(f"--variants: expected fp32|bf16|fp16 optionally followed by +compile, got {variant!r}")
     return dataclasses.replace(options, precision=precision, compile=extra == "compile")
 
@@ -254,7 +256,7 @@ def main() -> None:
     parser.add_argument("--producer-counts", type=int, nargs="*", default=[1, 2],
                         help="producer-side rate measured with each of these counts (the ratio is 2 / 1 where both are given; none: skip)")
     parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--variants", nargs="+", default=None,

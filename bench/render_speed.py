@@ -42,10 +42,11 @@ def main() -> None:
         [results[[f"x_{i}" for i in range(68)]].to_numpy(float), results[[f"y_{i}" for i in range(68)]].to_numpy(float)],
         axis=2,
     )
-    maps = np.zeros((len(results), len(config.aus), 64, 64), np.float32)
+    m = config.heatmap.map_size
+    maps = np.zeros((len(results), len(config.aus), m, m), np.float32)
     for i, lm in enumerate(landmarks):
         if np.isfinite(lm).all():
-            crop = transform_points(lm, registration_matrix(lm))
+            crop = transform_points(lm, registration_matrix(lm, config.registration))
             maps[i] = encode_au_maps(crop, results[config.aus.columns].iloc[i].to_numpy(float), config.aus, config)
 
     reader = open_video(args.video)
@@ -62,7 +63,7 @@ def main() -> None:
         faces = faces_from_rows(results, config.aus, list(maps), landmarks=True)
         t = time.perf_counter()
         for i in range(n):
-            render_frame(frames[i], [faces[i]], aus=config.aus, header=frame_header(i, i / 25), landmarks=True)
+            render_frame(frames[i], [faces[i]], config=config, header=frame_header(i, i / 25), landmarks=True)
         best["draw (render_frame, landmarks on)"] = min(best.get("draw (render_frame, landmarks on)", 1e9), time.perf_counter() - t)
 
         with tempfile.TemporaryDirectory() as tmp:

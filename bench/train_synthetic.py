@@ -89,7 +89,8 @@ def main() -> None:
         print(f"{architecture}: training precision {trainer.precision} (config: {config.training.precision})")
         outcome = trainer.fit()
         network, _, _, _ = load_trained(outcome.best_path)
-        predictions = predict_intensities(network, validation.crops, batch_size=config.training.eval_batch_size)
+        predictions = predict_intensities(network, validation.crops, batch_size=config.training.eval_batch_size,
+                                          max_intensity=model_config.heatmap.max_intensity)
         metrics = evaluate_intensities(predictions, validation.labels, model_config.aus.labels)
         seconds = time.monotonic() - model_start + (data_seconds if architecture == "heatmap" or args.skip_heatmap else 0.0)
         rows[architecture] = metrics

@@ -1,7 +1,8 @@
 """AU heatmaps: target encoding (the paper's Eq. 1) and decoding to intensity and peak location.
 
 Pure numpy. Map coordinates are map pixels (x = column, y = row); crop coordinates are map
-coordinates times the map stride (crop_size / map_size, 4 for the paper's model).
+coordinates times the map stride (crop_size / map_size, ``ModelConfig.map_stride``; 4 for the paper's
+model). Every value of the model's geometry is an argument: these helpers hold no defaults of their own.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ __all__ = [
 ]
 
 
-def gaussian_sigma(intensity: float, config: HeatmapConfig | None = None) -> float:
+def gaussian_sigma(intensity: float, config: HeatmapConfig) -> float:
     """Standard deviation (map pixels) of the target Gaussian for an intensity."""
-    config = config or HeatmapConfig()
     return config.sigma_per_intensity * intensity + config.sigma_min
 
 
 def draw_gaussian(
-    heatmap: np.ndarray, centre: np.ndarray | tuple[float, float], intensity: float, config: HeatmapConfig | None = None
+    heatmap: np.ndarray, centre: np.ndarray | tuple[float, float], intensity: float, config: HeatmapConfig
 ) -> np.ndarray:
     """Draw one AU Gaussian into ``heatmap`` (H, W) in place, keeping the pixel-wise maximum.
 
@@ -41,7 +41,6 @@ def draw_gaussian(
     the Gaussian is truncated to ``|dx|, |dy| <= truncate_per_intensity * intensity``. A zero (or
     negative) intensity draws nothing. Centres off the map draw only the part that falls on it.
     """
-    config = config or HeatmapConfig()
     if intensity <= 0:
         return heatmap
     cx, cy = (int(np.floor(float(v) + 0.5)) for v in centre)
@@ -64,20 +63,14 @@ def encode_au_maps(
     crop_landmarks: np.ndarray,
     intensities: np.ndarray,
     aus: AUSet,
-    config: ModelConfig | HeatmapConfig | None = None,
-    map_stride: float | None = None,
+    config: ModelConfig,
 ) -> np.ndarray:
     """Target maps (K, M, M) float32 for one face: landmarks (L, 2) in crop pixels, intensities (K,).
 
     Map k is the pixel-wise maximum of one Gaussian per centre of AU k, each with amplitude and size
-    given by that AU's intensity.
+    given by that AU's intensity; map size, Gaussian shape and map stride are the ``config``'s.
     """
-    if isinstance(config, ModelConfig):
-        heat, stride = config.heatmap, config.map_stride
-    else:
-        heat = config or HeatmapConfig()
-        stride = 4.0
-    stride = map_stride if map_stride is not None else stride
+    heat, stride = config.heatmap, config.map_stride
     intensities = np.asarray(intensities, dtype=np.float64)
     if intensities.shape != (len(aus),):
         raise ValueError(f"expected {len(aus)} intensities ({', '.join(aus.labels)}), got shape {intensities.shape}")
@@ -104,9 +97,10 @@ def _parabola_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
     return np.clip(np.nan_to_num(offset), -0.5, 0.5)
 
 
-def decode_maps(maps: np.ndarray, max_intensity: float = 5.0) -> DecodedMaps:
+def decode_maps(maps: np.ndarray, max_intensity: float) -> DecodedMaps:
     """Decode maps (N, K, H, W) (or (K, H, W)): intensity = max clamped to [0, max_intensity];
     location = the arg-max refined to sub-pixel precision by a parabola through its neighbours.
+    ``max_intensity`` is the model config's (``ModelConfig.heatmap.max_intensity``).
     """
     maps = np.asarray(maps, dtype=np.float32)
     single = maps.ndim == 3
@@ -137,17 +131,17 @@ def decode_maps(maps: np.ndarray, max_intensity: float = 5.0) -> DecodedMaps:
     return DecodedMaps(intensities, peaks)
 
 
-def map_to_crop(points: np.ndarray, map_stride: float = 4.0) -> np.ndarray:
+def map_to_crop(points: np.ndarray, map_stride: float) -> np.ndarray:
     """Map pixels -> crop pixels."""
     return np.asarray(points, dtype=np.float64) * map_stride
 
 
-def crop_to_map(points: np.ndarray, map_stride: float = 4.0) -> np.ndarray:
+def crop_to_map(points: np.ndarray, map_stride: float) -> np.ndarray:
     """Crop pixels -> map pixels."""
     return np.asarray(points, dtype=np.float64) / map_stride
 
 
-def map_to_frame(points: np.ndarray, registration: np.ndarray, map_stride: float = 4.0) -> np.ndarray:
+def map_to_frame(points: np.ndarray, registration: np.ndarray, map_stride: float) -> np.ndarray:
     """Map pixels -> original frame pixels through the inverse of the registration affine(s).
 
     ``points`` (N, K, 2) with ``registration`` (N, 2, 3), or (K, 2) with (2, 3).

@@ -12,6 +12,7 @@ from model.checkpoint import Checkpoint, read_checkpoint
 from model.config import ModelConfig
 from model.heatmaps import decode_maps, map_to_frame
 from model.network import AUHeatmapNet
+from model.precision import autocast_dtype
 
 __all__ = ["Prediction", "AUPredictor", "resolve_device"]
 
@@ -28,12 +29,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per face: intensities (N, K) in [0, 5], peaks (N, K, 2) in map pixels (x, y), optional maps."""
+    """Per face: intensities (N, K) in [0, max_intensity], peaks (N, K, 2) in map pixels (x, y), the
+    model's map stride (crop pixels per map pixel, ``ModelConfig.map_stride``), optional maps."""
 
     intensities: np.ndarray
     peaks: np.ndarray
+    map_stride: float
     maps: np.ndarray | None = None
-    map_stride: float = 4.0
 
     def peaks_in_crop(self) -> np.ndarray:
         """Peak locations (N, K, 2) in crop pixels."""
@@ -78,7 +80,7 @@ class AUPredictor:
         self.checkpoint = checkpoint
         on_cuda = self.device.type == "cuda"
         self.channels_last = channels_last
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast or "") if on_cuda else None
+        self.autocast_dtype = autocast_dtype(autocast or "fp32") if on_cuda else None
         network = network.eval().to(self.device)
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)

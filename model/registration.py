@@ -24,12 +24,12 @@ __all__ = [
 ]
 
 
-def registration_matrices(landmarks: np.ndarray, config: RegistrationConfig | None = None) -> np.ndarray:
-    """Affines (N, 2, 3) mapping frame pixels to crop pixels, from landmarks (N, L, 2).
+def registration_matrices(landmarks: np.ndarray, config: RegistrationConfig) -> np.ndarray:
+    """Affines (N, 2, 3) mapping frame pixels to crop pixels, from landmarks (N, L, 2), with the model
+    config's anchors and reference points (``ModelConfig.registration``).
 
     Raises ``ValueError`` for landmarks whose anchors are (nearly) collinear, since no affine exists.
     """
-    config = config or RegistrationConfig()
     landmarks = np.asarray(landmarks)
     if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
         raise ValueError(f"expected landmarks of shape (N, L, 2), got {landmarks.shape}")
@@ -45,7 +45,7 @@ def registration_matrices(landmarks: np.ndarray, config: RegistrationConfig | No
     return np.linalg.solve(homogeneous, np.broadcast_to(dst, src.shape)).transpose(0, 2, 1)
 
 
-def registration_matrix(landmarks: np.ndarray, config: RegistrationConfig | None = None) -> np.ndarray:
+def registration_matrix(landmarks: np.ndarray, config: RegistrationConfig) -> np.ndarray:
     """Affine (2, 3) mapping frame pixels to crop pixels, from one face's landmarks (L, 2)."""
     return registration_matrices(np.asarray(landmarks)[None], config)[0]
 
@@ -70,8 +70,9 @@ def transform_points(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     return out.reshape(points.shape)
 
 
-def warp_face(frame: np.ndarray, matrix: np.ndarray, crop_size: int = 256) -> np.ndarray:
-    """Warp one frame (H, W, C) into the (crop_size, crop_size, C) registered crop."""
+def warp_face(frame: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
+    """Warp one frame (H, W, C) into the (crop_size, crop_size, C) registered crop (``crop_size``: the
+    model config's ``registration.crop_size``)."""
     return cv2.warpAffine(
         frame,
         np.asarray(matrix, dtype=np.float64),
@@ -83,7 +84,7 @@ def warp_face(frame: np.ndarray, matrix: np.ndarray, crop_size: int = 256) -> np
 
 
 def warp_faces(
-    frames: np.ndarray | Sequence[np.ndarray], matrices: np.ndarray, crop_size: int = 256
+    frames: np.ndarray | Sequence[np.ndarray], matrices: np.ndarray, crop_size: int
 ) -> np.ndarray:
     """Warp a batch: frames (N, H, W, C) (or a list of frames) with affines (N, 2, 3) -> (N, S, S, C)."""
     if len(frames) != len(matrices):

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from model.checkpoint import package_version
+from model.precision import PRECISIONS
 from model.predictor import AUPredictor, Prediction, resolve_device
 from model.config import RegistrationConfig
 from model.registration import registration_matrices, warp_faces
@@ -61,7 +62,7 @@ class AnnotateOptions:
     save_landmarks: bool = False
     device: str = "auto"
     batch_size: int | None = None
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (the last two on CUDA only)
+    precision: str = "fp32"  # model.precision.PRECISIONS: fp32 | bf16 | fp16 (the last two on CUDA only)
     compile: bool = False  # torch.compile the network (CUDA only; ignored on the CPU)
     faces: str = "all"  # all | largest | N: which tracked faces get rows (see parse_faces)
     pipeline: PipelineConfig = field(default_factory=load_pipeline_config)
@@ -73,8 +74,8 @@ class AnnotateOptions:
             raise ValueError(f"--every must be at least 1, got {self.every}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"--fps must be positive, got {self.fps}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         object.__setattr__(self, "faces", str(self.faces).strip().lower())
         parse_faces(self.faces)  # raises on a bad value
         if self.landmarks != self.pipeline.landmarks.backend:

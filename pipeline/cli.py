@@ -1,6 +1,6 @@
 """``au-annotate``: the command line over :func:`pipeline.run.annotate`.
 
-Only click is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
+Only click (and the precision names of :mod:`model.precision`) is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
 and the rest load when a run starts (tests/test_cli_startup.py).
 """
 
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from model.precision import PRECISIONS
 
 EXAMPLES = """
 \b
@@ -49,7 +51,7 @@ Then, in Python:
               help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Faces per model batch [default: 4 on the CPU, 64 on CUDA; configs/pipeline.yaml].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).")
 @click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",
               help="Annotate every N-th decoded frame only (frames 0, N, 2N, ...).")

@@ -107,11 +107,9 @@ def overlay_frame(
     return render_frame(
         image,
         faces,
-        aus=config.aus,
+        config=config,
         style=style,
         header=frame_header(frame, timestamp),
         landmarks=landmarks,
-        map_stride=config.map_stride,
-        max_intensity=config.heatmap.max_intensity,
         no_face_text="no face" if len(rows) else NO_RESULT_TEXT,
     )

@@ -154,7 +154,7 @@ def make_results(
                     for j in range(aus.num_landmarks):
                         cols[f"{axis}_{j}"].append(None)
             continue
-        M = registration_matrix(lm)
+        M = registration_matrix(lm, config.registration)
         maps = target_maps(intensities[i], config)
         decoded = decode_maps(maps, config.heatmap.max_intensity)
         peaks = map_to_frame(decoded.peaks, M, config.map_stride)

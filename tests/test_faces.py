@@ -383,6 +383,7 @@ def test_load_results_track_filter(people_videos, weights, tmp_path) -> None:
 def test_plot_by_track_and_overlay_colours() -> None:
     import pandas as pd
 
+    from model.config import load_model_config
     from pipeline.plots import plot_intensities
     from pipeline.render.overlay import FaceOverlay, render_frame, track_colour
 
@@ -401,12 +402,13 @@ def test_plot_by_track_and_overlay_colours() -> None:
 
     frame = np.zeros((480, 640, 3), np.uint8)
     face = FaceOverlay(intensities=np.ones(5), box=np.array([300.0, 200.0, 400.0, 300.0]), track=7)
-    drawn = render_frame(frame, [face])
+    config = load_model_config()
+    drawn = render_frame(frame, [face], config=config)
     def painted(image, colour) -> int:
         return int((image.reshape(-1, 3) == np.array(colour)).all(axis=1).sum())
 
     assert painted(drawn, track_colour(7)) > 100  # the box and its "id 7" label in the track's colour
-    assert painted(render_frame(frame, [FaceOverlay(intensities=np.ones(5), box=face.box)]), track_colour(7)) == 0
+    assert painted(render_frame(frame, [FaceOverlay(intensities=np.ones(5), box=face.box)], config=config), track_colour(7)) == 0
     assert track_colour(7) != track_colour(8) and track_colour(7) == track_colour(7 + 7)
 
 

@@ -19,6 +19,7 @@ from pipeline.render.table import faces_from_rows
 from render_data import CONFIG, background, draw_face, face_landmarks, make_results, target_maps
 
 AUS = CONFIG.aus
+STRIDE, MAX = CONFIG.map_stride, CONFIG.heatmap.max_intensity
 SIZE = (320, 240)
 
 
@@ -27,7 +28,7 @@ def scene():
     """A frame with a face, its registration, and target maps with AU6 and AU17 on (others empty)."""
     landmarks = face_landmarks((170, 130), scale=0.75, angle_deg=8.0)
     frame = draw_face(background(*SIZE), landmarks)
-    M = registration_matrix(landmarks)
+    M = registration_matrix(landmarks, CONFIG.registration)
     maps = target_maps([3.0, 0.0, 0.0, 0.0, 2.0])
     return frame, landmarks, M, maps
 
@@ -38,9 +39,9 @@ def test_warped_map_peak_lands_on_the_frame_location_of_the_map_peak(scene) -> N
     spots = [(20, 30), (40, 12), (32, 50), (5, 5), (58, 40)]
     for k, (x, y) in enumerate(spots):
         maps[k, y, x] = 4.0
-    heat, (x0, y0, x1, y1) = warp_maps_to_frame(maps, M, frame.shape)
+    heat, (x0, y0, x1, y1) = warp_maps_to_frame(maps, M, frame.shape, STRIDE)
     assert heat.shape == (y1 - y0, x1 - x0, 5)
-    expected = map_to_frame(np.array(spots, float), M)
+    expected = map_to_frame(np.array(spots, float), M, STRIDE)
     for k in range(5):
         iy, ix = np.unravel_index(np.argmax(heat[..., k]), heat.shape[:2])
         assert np.hypot(ix + x0 - expected[k, 0], iy + y0 - expected[k, 1]) <= 1.0, k
@@ -48,8 +49,8 @@ def test_warped_map_peak_lands_on_the_frame_location_of_the_map_peak(scene) -> N
 
 def test_heat_changes_pixels_where_strong_and_leaves_empty_places_exact(scene) -> None:
     frame, _, M, maps = scene
-    heat, box = warp_maps_to_frame(maps, M, frame.shape)
-    image = blend_heatmaps(frame.copy(), heat, box, AU_COLOURS, RenderStyle())
+    heat, box = warp_maps_to_frame(maps, M, frame.shape, STRIDE)
+    image = blend_heatmaps(frame.copy(), heat, box, AU_COLOURS, RenderStyle(), MAX)
     x0, y0, x1, y1 = box
     full = np.zeros(frame.shape[:2] + (5,), np.float32)
     full[y0:y1, x0:x1] = heat
@@ -72,12 +73,12 @@ def test_heat_changes_pixels_where_strong_and_leaves_empty_places_exact(scene) -
 def test_render_frame_heat_is_the_only_difference_maps_make(scene) -> None:
     """Same face drawn with and without maps: differs where a heatmap is strong, identical where empty."""
     frame, landmarks, M, maps = scene
-    decoded = decode_maps(maps)
-    common = dict(intensities=decoded.intensities, peaks=map_to_frame(decoded.peaks, M), registration=M,
+    decoded = decode_maps(maps, MAX)
+    common = dict(intensities=decoded.intensities, peaks=map_to_frame(decoded.peaks, M, STRIDE), registration=M,
                   box=np.r_[landmarks.min(0), landmarks.max(0)], landmarks=landmarks)
-    with_maps = render_frame(frame, FaceOverlay(maps=maps, **common), aus=AUS, header="frame 3")
-    without = render_frame(frame, FaceOverlay(**common), aus=AUS, header="frame 3")
-    heat, (x0, y0, x1, y1) = warp_maps_to_frame(maps, M, frame.shape)
+    with_maps = render_frame(frame, FaceOverlay(maps=maps, **common), config=CONFIG, header="frame 3")
+    without = render_frame(frame, FaceOverlay(**common), config=CONFIG, header="frame 3")
+    heat, (x0, y0, x1, y1) = warp_maps_to_frame(maps, M, frame.shape, STRIDE)
     full = np.zeros(frame.shape[:2], np.float32)
     full[y0:y1, x0:x1] = heat.max(axis=2)
     differs = np.any(with_maps != without, axis=2)
@@ -93,7 +94,7 @@ def test_legend_stays_off_the_face(scene) -> None:
         lm = face_landmarks(centre, scale=0.4)
         box = np.r_[lm.min(0), lm.max(0)]
         image = frame.copy()
-        legend_box = draw_legend(image, [("", np.ones(5))], AUS.labels, AU_COLOURS, RenderStyle(), avoid=[box])
+        legend_box = draw_legend(image, [("", np.ones(5))], AUS.labels, AU_COLOURS, RenderStyle(), max_intensity=MAX, avoid=[box])
         lx0, ly0, lx1, ly1 = legend_box
         overlap_w = min(lx1, box[2]) - max(lx0, box[0])
         overlap_h = min(ly1, box[3]) - max(ly0, box[1])
@@ -104,7 +105,7 @@ def test_no_face_frame_is_the_input_plus_the_mark_only() -> None:
     frame = background(*SIZE, seed=3)
     mark = draw_no_face(frame.copy(), RenderStyle(), header="frame 7  0.280 s")
     for faces in (None, [], FaceOverlay(), [FaceOverlay(face=0)]):
-        image = render_frame(frame, faces, aus=AUS, header="frame 7  0.280 s")
+        image = render_frame(frame, faces, config=CONFIG, header="frame 7  0.280 s")
         changed = np.any(image != frame, axis=2)
         x0, y0, x1, y1 = mark
         inside = np.zeros_like(changed)
@@ -119,15 +120,15 @@ def test_no_face_rows_render_as_no_face() -> None:
     rows = make_results("v.mp4", [None])
     faces = faces_from_rows(rows, AUS, [None])
     assert not faces[0].has_face
-    image = render_frame(frame, faces, aus=AUS)
-    assert np.array_equal(image, render_frame(frame, None, aus=AUS))
+    image = render_frame(frame, faces, config=CONFIG)
+    assert np.array_equal(image, render_frame(frame, None, config=CONFIG))
 
 
 def test_landmarks_are_drawn_only_when_asked(scene) -> None:
     frame, landmarks, M, _ = scene
     face = FaceOverlay(intensities=np.zeros(5), registration=M, landmarks=landmarks)
-    with_points = render_frame(frame, face, aus=AUS, landmarks=True)
-    without = render_frame(frame, face, aus=AUS, landmarks=False)
+    with_points = render_frame(frame, face, config=CONFIG, landmarks=True)
+    without = render_frame(frame, face, config=CONFIG, landmarks=False)
     at = np.round(landmarks).astype(int)
     changed = np.any(with_points[at[:, 1], at[:, 0]] != without[at[:, 1], at[:, 0]], axis=1)
     assert changed.mean() > 0.9
@@ -135,11 +136,11 @@ def test_landmarks_are_drawn_only_when_asked(scene) -> None:
 
 def test_peaks_marked_for_present_aus_only(scene) -> None:
     frame, _, M, maps = scene
-    decoded = decode_maps(maps)
-    peaks = map_to_frame(decoded.peaks, M)
+    decoded = decode_maps(maps, MAX)
+    peaks = map_to_frame(decoded.peaks, M, STRIDE)
     base = FaceOverlay(intensities=decoded.intensities, registration=M)
-    marked = render_frame(frame, FaceOverlay(intensities=decoded.intensities, registration=M, peaks=peaks), aus=AUS)
-    plain = render_frame(frame, base, aus=AUS)
+    marked = render_frame(frame, FaceOverlay(intensities=decoded.intensities, registration=M, peaks=peaks), config=CONFIG)
+    plain = render_frame(frame, base, config=CONFIG)
     for k in range(5):
         x, y = np.round(peaks[k]).astype(int)
         window = np.s_[y - 6 : y + 7, x - 6 : x + 7]
@@ -153,13 +154,13 @@ def test_table_rows_give_the_same_overlay_as_direct_values(scene) -> None:
     (face,) = faces_from_rows(rows, AUS, [maps], landmarks=True)
     np.testing.assert_allclose(face.registration, M, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(face.landmarks, landmarks, atol=1e-3)
-    decoded = decode_maps(maps)
+    decoded = decode_maps(maps, MAX)
     np.testing.assert_allclose(face.intensities, decoded.intensities, atol=1e-6)
     assert face.box is not None and face.peaks is not None
 
 
 def test_rejects_non_rgb_uint8_frames() -> None:
     with pytest.raises(ValueError, match="RGB uint8"):
-        render_frame(np.zeros((10, 10), np.uint8))
+        render_frame(np.zeros((10, 10), np.uint8), config=CONFIG)
     with pytest.raises(ValueError, match="RGB uint8"):
-        render_frame(np.zeros((10, 10, 3), np.float32))
+        render_frame(np.zeros((10, 10, 3), np.float32), config=CONFIG)

@@ -9,7 +9,7 @@ import pytest
 from model.registration import registration_matrix
 from pipeline.render.overlay import RenderStyle, draw_no_face, frame_header, warp_maps_to_frame
 from pipeline.render.video import VideoRenderer, render_video
-from render_data import MapsPredictor, face_track, make_results, make_video
+from render_data import CONFIG, MapsPredictor, face_track, make_results, make_video
 
 SIZE = (320, 240)
 N = 30
@@ -57,7 +57,8 @@ def test_heat_shows_where_maps_are_strong_and_nowhere_else(clip, rendered) -> No
     inputs, _ = read_all(folder / "clip.mp4")
     outputs, _ = read_all(summary.path)
     i = 10
-    heat, (x0, y0, x1, y1) = warp_maps_to_frame(predictor.maps, registration_matrix(faces[i]), inputs[i].shape)
+    heat, (x0, y0, x1, y1) = warp_maps_to_frame(predictor.maps, registration_matrix(faces[i], CONFIG.registration), inputs[i].shape,
+                                               CONFIG.map_stride)
     full = np.zeros(inputs.shape[1:3], np.float32)
     full[y0:y1, x0:x1] = heat.max(axis=2)
     diff = np.abs(outputs[i].astype(int) - inputs[i].astype(int)).mean(axis=2)  # per pixel, mean over RGB

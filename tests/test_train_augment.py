@@ -22,17 +22,17 @@ def test_landmark_noise_is_in_crop_pixels_whatever_the_image_size():
     for scale in (1.0, 4.0):
         landmarks = face_landmarks(scale)
         rng = np.random.default_rng(1)
-        matrix = registration_matrix(landmarks)
-        moves = [transform_points(perturb_landmarks(landmarks, 3.0, rng), matrix) - transform_points(landmarks, matrix)
+        matrix = registration_matrix(landmarks, CONFIG.registration)
+        moves = [transform_points(perturb_landmarks(landmarks, 3.0, rng, CONFIG.registration), matrix) - transform_points(landmarks, matrix)
                  for _ in range(200)]
         assert np.std(moves) == pytest.approx(3.0, rel=0.05)
-    assert np.array_equal(perturb_landmarks(landmarks, 0.0, rng), landmarks)
+    assert np.array_equal(perturb_landmarks(landmarks, 0.0, rng, CONFIG.registration), landmarks)
 
 
 def test_label_perturbation_is_proportional_clipped_and_keeps_not_coded():
     rng = np.random.default_rng(2)
     labels = np.array([0.0, 1.0, 5.0, np.nan])
-    draws = np.stack([perturb_labels(labels, 0.2, rng) for _ in range(4000)])
+    draws = np.stack([perturb_labels(labels, 0.2, rng, 5.0) for _ in range(4000)])
     assert (draws[:, 0] == 0).all()  # zero stays zero
     assert draws[:, 1].std() == pytest.approx(0.2, rel=0.1) and draws[:, 1].mean() == pytest.approx(1.0, abs=0.02)
     assert draws[:, 2].max() == 5.0 and draws[:, 2].min() < 5.0

@@ -79,13 +79,13 @@ def test_precision_option_overrides_the_config(small_config, tmp_path):
     assert yaml.safe_load(small_config.read_text())["training"]["precision"] == "auto"  # from synthetic.yaml
     run = tmp_path / "fp32"
     result = runner.invoke(main, ["--config", str(small_config), "--out", str(run), "--max-steps", "1",
-                                  "--precision", "float32", "--quiet"])
+                                  "--precision", "fp32", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert read_checkpoint(run / "best.pt").training["training"]["precision"] == "float32"
+    assert read_checkpoint(run / "best.pt").training["training"]["precision"] == "fp32"
     if not torch.cuda.is_available():
         failed = runner.invoke(main, ["--config", str(small_config), "--out", str(tmp_path / "fp16"), "--max-steps", "1",
-                                      "--precision", "float16", "--device", "cpu", "--quiet"])
-        assert failed.exit_code == 1 and "float16 needs a CUDA device" in failed.output
+                                      "--precision", "fp16", "--device", "cpu", "--quiet"])
+        assert failed.exit_code == 1 and "fp16 needs a CUDA device" in failed.output
 
 
 def test_errors_name_what_is_wrong(tmp_path):

@@ -48,7 +48,7 @@ def make_config(data_config, architecture="heatmap", **training) -> TrainConfig:
                        augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_loss_falls_over_a_few_steps(precision, data_config, small_model_config, splits, tmp_path):
     """The trainer optimises: six steps on one batch lower that batch's loss, in each precision.
 
@@ -80,20 +80,21 @@ def test_auto_precision_is_bfloat16_only_with_native_bfloat16(data_config, small
     from train.trainer import cpu_has_bfloat16, resolve_precision
 
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == ("bfloat16" if cpu_has_bfloat16() else "float32")
-    assert resolve_precision("float32", cpu) == "float32" and resolve_precision("bfloat16", cpu) == "bfloat16"
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bfloat16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("float32", cpu) == "fp32" and resolve_precision("bfloat16", cpu) == "bf16"  # old names
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
     if "avx512_bf16" not in flags and "amx_bf16" not in flags and " bf16" not in flags:
         assert not cpu_has_bfloat16()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN limited to AVX2 has no bfloat16 dot products
-    assert not cpu_has_bfloat16() and resolve_precision("auto", cpu) == "float32"
+    assert not cpu_has_bfloat16() and resolve_precision("auto", cpu) == "fp32"
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     run = tmp_path / "run"
     train, validation = splits
     trainer = Trainer(make_config(data_config, precision="auto", max_steps=1, validate_every=1), small_model_config,
                       train, validation, run, progress=False)
     assert trainer.precision == resolve_precision("auto", cpu)
-    assert trainer.autocast_dtype == (torch.bfloat16 if trainer.precision == "bfloat16" else None)
+    assert trainer.autocast_dtype == (torch.bfloat16 if trainer.precision == "bf16" else None)
     trainer.fit()
     assert read_checkpoint(run / "last.pt").extra["precision"] == trainer.precision  # what auto chose, recorded
 
@@ -102,7 +103,7 @@ def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_mo
     train, validation = splits
     batch = torch.utils.data.default_collate([TrainingDataset(train, small_model_config)[i] for i in range(2)])
     losses = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in ("fp32", "bf16"):
         trainer = Trainer(make_config(data_config, precision=precision), small_model_config, train, validation,
                           tmp_path / precision, progress=False)
         seen = []
@@ -110,10 +111,10 @@ def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_mo
         loss, _ = trainer._loss(batch)
         hook.remove()
         assert loss.dtype == torch.float32
-        assert seen == [torch.float32 if precision == "float32" else torch.bfloat16]
+        assert seen == [torch.float32 if precision == "fp32" else torch.bfloat16]
         losses[precision] = float(loss.detach())
     # Same initial weights (same seed): the two losses differ only by bfloat16 rounding.
-    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
 
 
 def test_float16_needs_cuda_and_unknown_precision_is_refused(data_config, small_model_config, splits, tmp_path):
@@ -121,16 +122,57 @@ def test_float16_needs_cuda_and_unknown_precision_is_refused(data_config, small_
     with pytest.raises(ValueError, match="training.precision"):
         OptimConfig(precision="int8")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="float16 needs a CUDA device"):
-            Trainer(make_config(data_config, precision="float16", device="cpu"), small_model_config, train, validation,
+        with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+            Trainer(make_config(data_config, precision="fp16", device="cpu"), small_model_config, train, validation,
                     tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("old, new", [("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16")])
+def test_old_precision_names_in_a_yaml_config_are_read_as_the_new_ones(old, new, tmp_path):
+    """Configs written before the names were shared (float32 / bfloat16 / float16) still load."""
+    import yaml
+
+    from configs import config_path
+    from train.config import load_train_config
+
+    raw = yaml.safe_load(config_path("bp4d.yaml").read_text())
+    raw["training"]["precision"] = old
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_train_config(path)
+    assert config.training.precision == new
+    assert config.to_dict()["training"]["precision"] == new  # written back in today's names
+    assert config.with_changes(training={"precision": old}).training.precision == new  # an override too
+    assert config == load_train_config(path).with_changes(training={"precision": new})
+
+
+def test_run_whose_checkpoint_has_old_precision_names_resumes(data_config, small_model_config, splits, tmp_path):
+    """A checkpoint written before (training config and ``extra`` with ``float32``): its training config
+    loads with today's name, and the run resumes from it."""
+    train, validation = splits
+    run = tmp_path / "run"
+    config = make_config(data_config, precision="fp32", max_steps=1, validate_every=1)
+    Trainer(config, small_model_config, train, validation, run, progress=False).fit()
+    raw = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert raw["training"]["training"]["precision"] == "fp32" and raw["extra"]["precision"] == "fp32"
+    raw["training"]["training"]["precision"] = raw["extra"]["precision"] = "float32"  # as older versions wrote it
+    torch.save(raw, run / "last.pt")
+    stored = read_checkpoint(run / "last.pt").training
+    assert stored["training"]["precision"] == "float32"
+    old = TrainConfig.from_dict(stored, where=str(run / "last.pt"))
+    assert old.training.precision == "fp32" and old.training == config.training
+    resumed = Trainer(replace(old, training=replace(old.training, max_steps=2)), small_model_config, train, validation,
+                      run, progress=False)
+    assert resumed.precision == "fp32"
+    assert resumed.fit(resume=True).steps == 2
+    assert read_checkpoint(run / "last.pt").training["training"]["precision"] == "fp32"
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_float16_training_on_cuda_scales_the_loss_and_resumes(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
-    config = make_config(data_config, precision="float16", device="cuda", max_steps=3, validate_every=3)
+    config = make_config(data_config, precision="fp16", device="cuda", max_steps=3, validate_every=3)
     result = Trainer(config, small_model_config, train, validation, tmp_path / "run", progress=False).fit()
     assert result.steps == 3 and np.isfinite(result.last_metrics.mean_mse)
     extra = read_checkpoint(tmp_path / "run" / "last.pt").extra
@@ -157,7 +199,7 @@ def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, sm
     evaluation = EvaluationSet(validation, small_model_config)
     network, _, architecture, _ = load_trained(run / "best.pt")
     assert architecture == "heatmap"
-    expected = predict_intensities(network, evaluation.crops)
+    expected = predict_intensities(network, evaluation.crops, max_intensity=small_model_config.heatmap.max_intensity)
     np.testing.assert_allclose(predictor.predict(evaluation.crops).intensities, expected, atol=1e-5)
     with pytest.raises(FileExistsError):
         Trainer(make_config(data_config), small_model_config, train, validation, run, progress=False).fit()

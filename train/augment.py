@@ -30,14 +30,14 @@ __all__ = [
 ]
 
 
-def registration_scale(landmarks: np.ndarray, config: RegistrationConfig | None = None) -> float:
+def registration_scale(landmarks: np.ndarray, config: RegistrationConfig) -> float:
     """Crop pixels per image pixel of this face's registration (the affine's mean axis scale)."""
     matrix = registration_matrix(landmarks, config)
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
 def perturb_landmarks(
-    landmarks: np.ndarray, std_crop_pixels: float, rng: np.random.Generator, config: RegistrationConfig | None = None
+    landmarks: np.ndarray, std_crop_pixels: float, rng: np.random.Generator, config: RegistrationConfig
 ) -> np.ndarray:
     """Landmarks plus Gaussian noise whose standard deviation is ``std_crop_pixels`` in the registered crop."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
@@ -59,8 +59,9 @@ def apply_colour_gains(crop: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return np.clip(crop.astype(np.float32) * np.asarray(gains, np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
-def perturb_labels(intensities: np.ndarray, amount: float, rng: np.random.Generator, max_intensity: float = 5.0) -> np.ndarray:
-    """``clip(I (1 + amount z), 0, max)`` with z ~ N(0, 1) per AU; NaN (not coded) stays NaN."""
+def perturb_labels(intensities: np.ndarray, amount: float, rng: np.random.Generator, max_intensity: float) -> np.ndarray:
+    """``clip(I (1 + amount z), 0, max_intensity)`` with z ~ N(0, 1) per AU (``max_intensity``: the model
+    config's ``heatmap.max_intensity``); NaN (not coded) stays NaN."""
     intensities = np.asarray(intensities, dtype=np.float64)
     if amount <= 0:
         return intensities.copy()

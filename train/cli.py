@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from model.precision import TRAINING_PRECISIONS
+
 __all__ = ["main"]
 
 EXAMPLES = """
@@ -26,10 +28,11 @@ Examples:
 """
 
 
-# The settings' values, as train.config defines them (ARCHITECTURES, PRECISIONS); spelled out here so
-# that `au-train --help` does not import torch. tests/test_train_cli.py checks that they agree.
+# The settings' values, as train.config defines them (ARCHITECTURES, PRECISIONS); the architectures are
+# spelled out here so that `au-train --help` does not import torch (tests/test_train_cli.py checks that
+# they agree); the precisions come from model.precision, which imports nothing.
 ARCHITECTURE_CHOICE = click.Choice(["heatmap", "single_heatmap", "resnet18"])
-PRECISION_CHOICE = click.Choice(["float32", "bfloat16", "float16", "auto"])
+PRECISION_CHOICE = click.Choice(TRAINING_PRECISIONS)
 
 
 def _fail(message: str) -> None:
@@ -75,9 +78,9 @@ def _print_results(results) -> None:
 @click.option("--max-steps", "max_steps", type=int, help="Override training.max_steps.")
 @click.option("--workers", type=int, help="DataLoader worker processes (override training.workers).")
 @click.option("--precision", type=PRECISION_CHOICE,
-              help="Training arithmetic (override training.precision): bfloat16 mixed precision is faster on CPUs "
-                   "with AVX512-BF16/AMX and on Ampere+ GPUs; float16 needs CUDA; auto: bfloat16 where the "
-                   "hardware has it, else float32.")
+              help="Training arithmetic (override training.precision): bf16 mixed precision is faster on CPUs "
+                   "with AVX512-BF16/AMX and on Ampere+ GPUs; fp16 needs CUDA; auto: bf16 where the "
+                   "hardware has it, else fp32.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget,

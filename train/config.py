@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from model.config import ModelConfig, load_model_config, read_yaml
+from model.precision import TRAINING_PRECISIONS, normalise_precision
 from train.synthetic import SyntheticConfig
 
 __all__ = [
@@ -28,11 +29,12 @@ __all__ = [
 
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
 LR_SCHEDULES = ("constant", "cosine")
-# Arithmetic of the training forward pass: float32, or mixed precision (autocast; weights, optimiser
-# state, loss and validation stay float32). float16 scales the loss (CUDA only). auto: bfloat16 where the
-# hardware computes it natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU of compute capability 8+),
-# else float32 (train.trainer.resolve_precision).
-PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+# Arithmetic of the training forward pass (model.precision, the vocabulary au-annotate uses too): fp32, or
+# mixed precision bf16 / fp16 (autocast; weights, optimiser state, loss and validation stay float32). fp16
+# scales the loss (CUDA only). auto: bf16 where the hardware computes it natively (a CPU with AVX512-BF16
+# or AMX, a CUDA GPU of compute capability 8+), else fp32 (train.trainer.resolve_precision). The old
+# spellings float32 / bfloat16 / float16 (configs and checkpoints written before) are read as fp32 / bf16 / fp16.
+PRECISIONS = TRAINING_PRECISIONS
 
 
 def _strict(cls: type, data: dict[str, Any] | None, where: str) -> dict[str, Any]:
@@ -89,7 +91,7 @@ class OptimConfig:
     lr_schedule: str = "constant"
     min_learning_rate: float = 0.0
     warmup_steps: int = 0
-    precision: str = "float32"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam", "sgd"):
@@ -102,6 +104,7 @@ class OptimConfig:
             raise ValueError("training.min_learning_rate must be between 0 and learning_rate")
         if self.warmup_steps < 0:
             raise ValueError("training.warmup_steps must be >= 0")
+        object.__setattr__(self, "precision", normalise_precision(self.precision))
         if self.precision not in PRECISIONS:
             raise ValueError(f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
 

@@ -7,10 +7,10 @@ A run directory holds:
 - ``best.pt``: the weights with the best mean validation ICC(3,1) so far (model selection);
 - ``log.csv``: one row per validation (at least one per epoch): loss, per-AU weights, ICC, MSE, PCC.
 
-``training.precision`` ``bfloat16`` or ``float16`` runs the training forward pass under autocast
-(float16 with loss scaling, CUDA only); weights, optimiser state, loss, validation and checkpoints stay
-float32, so a checkpoint does not depend on the precision it was trained in. ``auto`` is bfloat16 where
-the hardware computes it natively (:func:`resolve_precision`), else float32.
+``training.precision`` ``bf16`` or ``fp16`` runs the training forward pass under autocast in bfloat16
+or float16 (fp16 with loss scaling, CUDA only); weights, optimiser state, loss, validation and checkpoints
+stay float32, so a checkpoint does not depend on the precision it was trained in. ``auto`` is bf16 where
+the hardware computes it natively (:func:`resolve_precision`), else fp32.
 
 Heatmap checkpoints are :func:`model.checkpoint.save_checkpoint` files (``au-annotate --weights``
 loads them); ResNet-18 ones use :func:`train.baselines.save_baseline_checkpoint`.
@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.network import AUHeatmapNet
+from model.precision import AUTO, autocast_dtype, normalise_precision
 from model.predictor import resolve_device
 from train.baselines import ResNet18Regressor, read_baseline_checkpoint, save_baseline_checkpoint
 from train.config import TrainConfig
@@ -86,25 +87,25 @@ def cpu_has_bfloat16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``training.precision`` with ``auto`` made concrete for ``device``: bfloat16 on a CUDA GPU of compute
-    capability 8 or more (Ampere+) and on a CPU with native bfloat16 (:func:`cpu_has_bfloat16`), else float32."""
-    if precision != "auto":
+    """``training.precision`` with ``auto`` made concrete for ``device``: ``bf16`` on a CUDA GPU of compute
+    capability 8 or more (Ampere+) and on a CPU with native bfloat16 (:func:`cpu_has_bfloat16`), else ``fp32``.
+    An old spelling (``bfloat16``, ...) comes back as today's name (``bf16``)."""
+    precision = normalise_precision(precision)
+    if precision != AUTO:
         return precision
     if device.type == "cuda":
-        return "bfloat16" if torch.cuda.get_device_capability(device)[0] >= 8 else "float32"
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
     if device.type == "cpu":
-        return "bfloat16" if cpu_has_bfloat16() else "float32"
-    return "float32"
+        return "bf16" if cpu_has_bfloat16() else "fp32"
+    return "fp32"
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``training.precision`` on ``device`` (None: plain float32)."""
-    if precision == "float32":
-        return None
-    if precision == "float16" and device.type != "cuda":
-        raise ValueError(f"training.precision float16 needs a CUDA device (this run uses {device.type}); "
-                         "on a CPU use bfloat16 or float32")
-    return torch.bfloat16 if precision == "bfloat16" else torch.float16
+    """The autocast dtype of ``training.precision`` (resolved) on ``device`` (None: plain float32)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"training.precision fp16 needs a CUDA device (this run uses {device.type}); "
+                         "on a CPU use bf16 or fp32")
+    return autocast_dtype(precision)
 
 
 def _outputs_to_intensities(outputs: torch.Tensor, max_intensity: float) -> torch.Tensor:
@@ -121,10 +122,11 @@ def _to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -
 
 @torch.inference_mode()
 def predict_intensities(
-    network: nn.Module, crops: np.ndarray, *, device: str | torch.device = "cpu", batch_size: int = 16,
-    channels_last: bool = False, max_intensity: float = 5.0,
+    network: nn.Module, crops: np.ndarray, *, max_intensity: float, device: str | torch.device = "cpu",
+    batch_size: int = 16, channels_last: bool = False,
 ) -> np.ndarray:
-    """Intensities (N, K) for registered crops (N, S, S, 3) uint8, with any architecture."""
+    """Intensities (N, K) for registered crops (N, S, S, 3) uint8, with any architecture, clamped to
+    [0, ``max_intensity``] (the model config's ``heatmap.max_intensity``)."""
     device = torch.device(device)
     was_training = network.training
     network.eval()
@@ -420,9 +422,12 @@ class Trainer:
         """Seconds for one evaluation batch (the first call also warms the kernels up)."""
         n = min(self.config.training.eval_batch_size, len(self.validation))
         crops = self.validation.crops[:n]
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last)
+        max_intensity = self.model_config.heatmap.max_intensity
+        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
+                            max_intensity=max_intensity)
         began = time.monotonic()
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last)
+        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
+                            max_intensity=max_intensity)
         return time.monotonic() - began
 
 

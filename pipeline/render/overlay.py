@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from model.aus import AUSet
+from model.config import ModelConfig
 from model.heatmaps import decode_maps, map_to_frame
 
 __all__ = [
@@ -126,13 +126,14 @@ class FaceOverlay:
         return self.registration is not None or self.intensities is not None
 
 
-def frame_to_map_affine(registration: np.ndarray, map_stride: float = 4.0) -> np.ndarray:
-    """The (2, 3) affine from frame pixels to map pixels: the registration, then crop -> map (/ stride)."""
+def frame_to_map_affine(registration: np.ndarray, map_stride: float) -> np.ndarray:
+    """The (2, 3) affine from frame pixels to map pixels: the registration, then crop -> map (/ stride,
+    the model's ``ModelConfig.map_stride``)."""
     return np.asarray(registration, dtype=np.float64).reshape(2, 3) / float(map_stride)
 
 
 def warp_maps_to_frame(
-    maps: np.ndarray, registration: np.ndarray, frame_shape: tuple[int, ...], map_stride: float = 4.0
+    maps: np.ndarray, registration: np.ndarray, frame_shape: tuple[int, ...], map_stride: float
 ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """Carry a face's maps (K, M, M) into the frame: returns ``(heat, (x0, y0, x1, y1))`` with heat
     (y1 - y0, x1 - x0, K) float32, the maps resampled (bilinear) over the part of the frame they cover,
@@ -172,9 +173,10 @@ def blend_heatmaps(
     box: tuple[int, int, int, int],
     colours: Sequence[tuple[int, int, int]],
     style: RenderStyle,
-    max_intensity: float = 5.0,
+    max_intensity: float,
 ) -> np.ndarray:
-    """Blend heat (h, w, K) into ``image`` (in place) over ``box``, AU k in ``colours[k]``.
+    """Blend heat (h, w, K) into ``image`` (in place) over ``box``, AU k in ``colours[k]``; heat at
+    ``max_intensity`` (the model's ``heatmap.max_intensity``) is fully opaque.
 
     Where AUs overlap their colours mix in proportion to their opacities, whatever their order.
     Pixels where every AU is at or below the floor are left exactly as they were.
@@ -339,8 +341,8 @@ def draw_legend(
     colours: Sequence[tuple[int, int, int]],
     style: RenderStyle,
     *,
+    max_intensity: float,
     header: str | None = None,
-    max_intensity: float = 5.0,
     avoid: Sequence[Sequence[float]] = (),
 ) -> tuple[int, int, int, int]:
     """Draw the legend panel (in place): an optional header, then for each face a title (may be empty)
@@ -403,12 +405,10 @@ def render_frame(
     frame: np.ndarray,
     faces: FaceOverlay | Sequence[FaceOverlay] | None = None,
     *,
-    aus: AUSet | Sequence[str] | None = None,
+    config: ModelConfig,
     style: RenderStyle | None = None,
     header: str | None = None,
     landmarks: bool = True,
-    map_stride: float = 4.0,
-    max_intensity: float = 5.0,
     no_face_text: str = "no face",
 ) -> np.ndarray:
     """One overlay frame, as a new RGB ``uint8`` array of the frame's shape.
@@ -418,18 +418,15 @@ def render_frame(
     A frame with no face (``faces`` empty, None, or only faces without ``has_face``) is returned as the
     frame plus a "no face" mark (see :func:`draw_no_face`) and nothing else.
 
-    ``aus`` gives the AU labels for the legend, in map order: an :class:`~model.aus.AUSet` or a list of
-    labels (default: the shipped AU set, ``configs/aus_bp4d.yaml``).
+    ``config`` is the model that made the maps: its AU labels (the legend, in map order), its map stride
+    (map -> crop pixels) and its ``heatmap.max_intensity`` (the top of the heat and bar scales).
     """
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
     style = style or RenderStyle()
-    if aus is None:
-        from model.aus import load_au_set
-
-        aus = load_au_set()
-    labels = list(aus.labels) if isinstance(aus, AUSet) else [str(a) for a in aus]
+    labels = list(config.aus.labels)
+    map_stride, max_intensity = config.map_stride, config.heatmap.max_intensity
     colours = [style.colours[i % len(style.colours)] for i in range(len(labels))]
     if isinstance(faces, FaceOverlay):
         faces = [faces]

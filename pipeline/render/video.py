@@ -143,12 +143,10 @@ class VideoRenderer:
             out[j] = render_frame(
                 frame,
                 present,
-                aus=self.config.aus,
+                config=self.config,
                 style=self.style,
                 header=frame_header(frame_index, timestamps.get(frame_index)),
                 landmarks=self.landmarks,
-                map_stride=self.config.map_stride,
-                max_intensity=self.config.heatmap.max_intensity,
                 no_face_text="no face" if present is not None else NO_RESULT_TEXT,
             )
         self.writer.write(out)
