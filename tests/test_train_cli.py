@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -68,6 +69,11 @@ def test_cli_choices_are_the_configs_values():
 
     assert tuple(ARCHITECTURE_CHOICE.choices) == ARCHITECTURES
     assert tuple(PRECISION_CHOICE.choices) == PRECISIONS
+    # scripts written before the vocabulary was shared still work
+    assert [PRECISION_CHOICE.convert(v, None, None) for v in ("float32", "bfloat16", "float16", "auto")] == [
+        "fp32", "bf16", "fp16", "auto"]
+    with pytest.raises(click.BadParameter):
+        PRECISION_CHOICE.convert("int8", None, None)
 
 
 def test_precision_option_overrides_the_config(small_config, tmp_path):

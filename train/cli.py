@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from model.precision import TRAINING_PRECISIONS
+from model.precision import TRAINING_PRECISIONS, normalise_precision
 
 __all__ = ["main"]
 
@@ -32,7 +32,17 @@ Examples:
 # spelled out here so that `au-train --help` does not import torch (tests/test_train_cli.py checks that
 # they agree); the precisions come from model.precision, which imports nothing.
 ARCHITECTURE_CHOICE = click.Choice(["heatmap", "single_heatmap", "resnet18"])
-PRECISION_CHOICE = click.Choice(TRAINING_PRECISIONS)
+
+
+class _PrecisionChoice(click.Choice):
+    """The training precisions; the old spellings (float32, bfloat16, float16) of earlier scripts are
+    taken as today's names."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(normalise_precision(value) if isinstance(value, str) else value, param, ctx)
+
+
+PRECISION_CHOICE = _PrecisionChoice(TRAINING_PRECISIONS)
 
 
 def _fail(message: str) -> None:
