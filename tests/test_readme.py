@@ -27,6 +27,7 @@ SKIPPED = {
     "au-train prepare --config configs/bp4d.yaml --data /data/BP4D": "needs the BP4D data set",
     "BP4D/": "a folder layout, not a command",
     "AU_HEATMAPS_SHARED=../shared python bench/train_synthetic.py": "a 30-minute benchmark",
+    "AU_HEATMAPS_SHARED=../shared python bench/train_compare.py": "hours of training (tests/test_train_compare.py runs it on a tiny budget)",
     "@inproceedings{sanchez2018joint,": "a citation",
 }
 

@@ -9,7 +9,7 @@ in pixels of the original images, as the paper's Fig. 4 (0-55 px on BP4D's 1392x
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from train.datasets import RecordSet
 from train.metrics import evaluate_intensities
 from train.trainer import predict_intensities
 
-__all__ = ["noisy_crops", "noise_sweep", "plot_sweep"]
+__all__ = ["noisy_crops", "noise_sweep", "plot_sweep", "plot_sweeps"]
 
 
 def noisy_crops(records: RecordSet, model_config: ModelConfig, std: float, *, units: str = "crop", seed: int = 0
@@ -77,18 +77,30 @@ def noise_sweep(
 
 def plot_sweep(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Fig. 4 style: ICC (left) and MSE (right) against the noise std."""
+    return plot_sweeps({"": table}, path, title)
+
+
+def plot_sweeps(tables: Mapping[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
+    """Fig. 4 style with one line per model (``tables``: name -> :func:`noise_sweep` rows, several per
+    std when a model was trained with several seeds: the line is their mean, the bars their spread)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    units = table["units"].iloc[0] if len(table) else "crop"
+    units = next((t["units"].iloc[0] for t in tables.values() if len(t)), "crop")
     for axis, name in ((left, "icc"), (right, "mse")):
-        axis.plot(table["std"], table[name], marker="o")
+        for model, table in tables.items():
+            grouped = table.groupby("std")[name]
+            mean, spread = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
+            axis.errorbar(mean.index, mean.values, yerr=spread.values if spread.any() else None, marker="o",
+                          capsize=3, label=model or None)
         axis.set_xlabel(f"landmark noise std ({units} pixels)")
         axis.set_ylabel(name.upper())
         axis.grid(alpha=0.3)
+    if any(tables):
+        left.legend()
     if title:
         figure.suptitle(title)
     figure.tight_layout()

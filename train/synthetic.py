@@ -577,11 +577,17 @@ def vary_capture(image: np.ndarray, rng: np.random.Generator, amount: float = 1.
 # The data set
 
 
+# The random stream of each split: record i of a split is drawn from (seed, stream, i).
+_SPLIT_STREAMS = {"train": 0, "validation": 1, "test": 2}
+
+
 @dataclass
 class SyntheticAUSet:
     """A deterministic set of deformed faces: record ``i`` -> (canvas image, landmarks, intensities).
 
-    ``split`` is ``"train"`` (identity morphs and capture variation on) or ``"validation"``. Implements
+    ``split`` is ``"train"`` (identity morphs and capture variation on), ``"validation"`` or ``"test"``
+    (another draw of the same kind as validation: other intensities and faces, for reporting after a
+    choice made on validation). Implements
     the record interface of :mod:`train.datasets` (``len``, ``record(i)``, ``identities``).
     """
 
@@ -599,6 +605,8 @@ class SyntheticAUSet:
     def __post_init__(self) -> None:
         if not self.faces:
             raise ValueError(f"synthetic {self.split} split has no source faces")
+        if self.split not in _SPLIT_STREAMS:
+            raise ValueError(f"synthetic split must be one of {sorted(_SPLIT_STREAMS)}, got {self.split!r}")
         self._deformers = [FaceDeformer(f, self.au_codes, self.strength) for f in self.faces]
         self._by_identity: dict[str, list[int]] = {}
         for i, face in enumerate(self.faces):
@@ -613,7 +621,7 @@ class SyntheticAUSet:
         return list(self._identity_order)
 
     def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng((self.seed, 0 if self.split == "train" else 1, index))
+        return np.random.default_rng((self.seed, _SPLIT_STREAMS[self.split], index))
 
     def intensities(self, index: int) -> np.ndarray:
         """The intensities of record ``index`` (cheap: no image is made)."""

@@ -439,14 +439,16 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     splits: Any = None,
+    model_config: ModelConfig | None = None,
 ) -> list[TrainResult]:
     """Train what ``config`` asks for into ``out_dir``: one network, or one per AU for ``single_heatmap``
-    (in ``out_dir/<AU>``). ``splits`` (a :class:`train.data.Splits`) skips building the data again."""
+    (in ``out_dir/<AU>``). ``splits`` (a :class:`train.data.Splits`) skips building the data again;
+    ``model_config`` replaces the one ``config`` names (e.g. a smaller network in tests)."""
     from train.baselines import single_au_model_config
     from train.data import build_splits
     from train.datasets import SubsetAUs
 
-    model_config = config.model_config()
+    model_config = model_config or config.model_config()
     splits = splits or build_splits(config, model_config, data_path)
     out_dir = Path(out_dir)
     if config.architecture != "single_heatmap":

@@ -1,0 +1,109 @@
+"""bench/train_compare.py on a tiny budget: every architecture trains over the grid and the seeds, and the
+report files hold what they say (Table 1 with mean and spread, the rate choice, the noise sweep)."""
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.aus import AUSet
+from model.config import load_model_config
+from train.config import AugmentConfig, OptimConfig, TrainConfig
+from train.datasets import EvaluationSet
+from train.metrics import evaluate_intensities
+from train.synthetic import SourceSpec, SyntheticConfig, build_synthetic_splits
+from train.trainer import load_trained, predict_intensities
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = (SourceSpec("astronaut", "skimage:astronaut"), SourceSpec("grace_hopper", "matplotlib:grace_hopper.jpg"))
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("train_compare", ROOT / "bench" / "train_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_compare"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_draw_differs_from_validation_and_unknown_splits_are_refused():
+    model_config = load_model_config()
+    data = SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=4,
+                           validation_samples=6)
+    _, validation = build_synthetic_splits(data, model_config)
+    test = replace(validation, split="test")
+    assert test.identities == validation.identities == ["grace_hopper"]
+    drawn = np.stack([test.intensities(i) for i in range(6)])
+    assert not np.array_equal(drawn, np.stack([validation.intensities(i) for i in range(6)]))
+    np.testing.assert_array_equal(drawn, np.stack([replace(validation, split="test").intensities(i) for i in range(6)]))
+    with pytest.raises(ValueError, match="synthetic split must be one of"):
+        replace(validation, split="tests")
+
+
+@pytest.mark.slow
+def test_compare_writes_table_selection_and_sweep(tmp_path):
+    bench = _bench()
+    base = load_model_config()
+    # The small hourglass of tests/test_train_trainer.py, and two AUs (two single-heatmap networks, not five).
+    aus = AUSet(base.aus.dataset, base.aus.landmark_scheme, base.aus.num_landmarks, tuple(base.aus)[:2])
+    model_config = replace(base, aus=aus, network=replace(base.network, features=64, hourglass_depth=2, num_maps=2))
+    data = SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=8,
+                           validation_samples=6)
+    config = TrainConfig(name="tiny", data=data, training=OptimConfig(batch_size=4, epochs=1, max_steps=2, validate_every=2,
+                                                                      num_threads=2, eval_batch_size=6),
+                         augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
+    train, validation = build_synthetic_splits(data, model_config)
+
+    class Splits:  # what train.data.build_splits returns
+        pass
+
+    splits = Splits()
+    splits.train, splits.validation = train, validation
+    test = replace(validation, split="test")
+    out = tmp_path / "compare"
+    result = bench.compare(config, model_config, splits, test, out, architectures=bench.ARCHITECTURES,
+                           rates=(1e-3, 1e-4), seeds=(0, 1), stds=(0.0, 6.0), log=lambda _: None)
+    bench.write_markdown(out, result, ["header line"], model_config.aus.labels)
+    labels = list(model_config.aus.labels)
+
+    table = pd.read_csv(out / "report.csv")
+    assert list(table.columns) == ["model", "learning_rate", "seeds", "measure", "statistic", *labels, "avg"]
+    assert len(table) == 3 * 3 * 2  # models x (ICC, MSE, PCC) x (mean, std)
+    assert set(table["model"]) == set(bench.ARCHITECTURES) and set(table["statistic"]) == {"mean", "std"}
+    assert (table["seeds"] == 2).all()
+    assert np.isfinite(table[table["measure"] == "MSE"][labels + ["avg"]].to_numpy()).all()
+
+    selection = pd.read_csv(out / "selection.csv")
+    assert list(selection.columns) == ["model", "learning_rate", "seed", "val_icc", "steps", "minutes", "stopped_by", "chosen"]
+    for model, runs in result["selection"].groupby("model"):  # unrounded validation ICCs: no ties from rounding
+        assert len(runs) == 3 and runs["chosen"].sum() == 2  # the grid with seed 0, then seed 1 at the chosen rate
+        grid = runs[runs["seed"] == 0]
+        best_rate = grid.loc[grid["val_icc"].fillna(-np.inf).idxmax(), "learning_rate"]
+        assert set(runs[runs["chosen"] == 1]["learning_rate"]) == {best_rate}
+        assert table[table["model"] == model]["learning_rate"].iloc[0] == pytest.approx(best_rate)
+        assert (runs["steps"] == (4 if model == "single_heatmap" else 2)).all()  # 2 steps per network, 2 AU networks
+
+    # The table's mean and spread are those of the chosen runs' best checkpoints on the test draw.
+    rate = table[table["model"] == "resnet18"]["learning_rate"].iloc[0]
+    evaluation = EvaluationSet(test, model_config)
+    avg_mse = []
+    for seed in (0, 1):
+        network, _, _, _ = load_trained(out / "runs" / "resnet18" / f"lr{rate:g}" / f"seed{seed}" / "best.pt")
+        metrics = evaluate_intensities(predict_intensities(network, evaluation.crops), evaluation.labels, labels)
+        avg_mse.append(metrics.mean_mse)
+    row = table[(table["model"] == "resnet18") & (table["measure"] == "MSE")].set_index("statistic")["avg"]
+    assert row["mean"] == pytest.approx(np.mean(avg_mse), abs=1e-3)
+    assert row["std"] == pytest.approx(np.std(avg_mse), abs=1e-3)
+
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert set(sweep["model"]) == {"heatmap", "resnet18"} and len(sweep) == 2 * 2 * 2  # models x seeds x stds
+    assert {"std", "icc", "mse", "pcc", "seed"} <= set(sweep.columns)
+    assert (out / "noise_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "header line" in report and "noise_sweep.png" in report and "paper's ordering" in report
+    for model in bench.ARCHITECTURES:
+        assert f"| ICC | {model} |" in report
