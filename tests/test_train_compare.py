@@ -93,7 +93,8 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     avg_mse = []
     for seed in (0, 1):
         network, _, _, _ = load_trained(out / "runs" / "resnet18" / f"lr{rate:g}" / f"seed{seed}" / "best.pt")
-        metrics = evaluate_intensities(predict_intensities(network, evaluation.crops), evaluation.labels, labels)
+        predictions = predict_intensities(network, evaluation.crops, max_intensity=model_config.heatmap.max_intensity)
+        metrics = evaluate_intensities(predictions, evaluation.labels, labels)
         avg_mse.append(metrics.mean_mse)
     row = table[(table["model"] == "resnet18") & (table["measure"] == "MSE")].set_index("statistic")["avg"]
     assert row["mean"] == pytest.approx(np.mean(avg_mse), abs=1e-3)
