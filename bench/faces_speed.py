@@ -35,7 +35,7 @@ def _frames(video: str, repeat: int) -> list[np.ndarray]:
 
     reader = open_reader(video, 1)
     info = probe_video(video, reader)
-    return [f for b in iter_frame_batches(info, np.arange(info.num_frames), 128, reader, 256) for f in b.frames] * repeat
+    return [f for b in iter_frame_batches(info, np.arange(info.num_frames), reader=reader) for f in b.frames] * repeat
 
 
 def _before_tracker(tree: Path):

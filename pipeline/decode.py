@@ -530,7 +530,7 @@ def select_frames(info: VideoInfo, every: int | None = None, fps: float | None =
     return indices
 
 
-def batch_size_for(info: VideoInfo, batch_frames: int, max_batch_megabytes: int = 256) -> int:
+def batch_size_for(info: VideoInfo, batch_frames: int, max_batch_megabytes: int) -> int:
     """Frames per decoded batch: ``batch_frames``, fewer for large frames so a batch stays under
     ``max_batch_megabytes``."""
     frame_bytes = max(info.width * info.height * 3, 1)
@@ -569,14 +569,21 @@ def plan_batches(indices: np.ndarray, keyframes: np.ndarray, max_frames: int) ->
 def iter_frame_batches(
     info: VideoInfo,
     indices: np.ndarray,
-    batch_frames: int = 128,
+    batch_frames: int | None = None,
     reader: VideoFileReader | ImageReader | None = None,
-    max_batch_megabytes: int = 256,
+    max_batch_megabytes: int | None = None,
 ) -> Iterator[FrameBatch]:
     """Decode ``indices`` (sorted) in batches of bounded size; memory does not grow with video length.
 
-    The decoder runs only while a batch is filled (no read-ahead), and keeps its place between
+    ``batch_frames`` / ``max_batch_megabytes``: None takes ``decode:`` of configs/pipeline.yaml. The
+    decoder runs only while a batch is filled (no read-ahead), and keeps its place between
     batches: sampled frames (``--every``) cost decoding the frames between them, never a re-decode.
     Frames that cannot be decoded are zero-filled and named in ``FrameBatch.errors``."""
+    if batch_frames is None or max_batch_megabytes is None:
+        from pipeline.config import load_pipeline_config
+
+        decode = load_pipeline_config().decode
+        batch_frames = decode.batch_frames if batch_frames is None else batch_frames
+        max_batch_megabytes = decode.max_batch_megabytes if max_batch_megabytes is None else max_batch_megabytes
     reader = reader if reader is not None else open_reader(info.path)
     return reader.batches(info, np.asarray(indices), batch_size_for(info, batch_frames, max_batch_megabytes))

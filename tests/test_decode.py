@@ -97,10 +97,20 @@ def test_every_and_fps_sampling(tmp_path) -> None:
 
 def test_batches_are_bounded_by_bytes(tmp_path) -> None:
     info = probe_video(write_video(tmp_path / "v.mp4", noise_frames(3), fps=30))
-    assert batch_size_for(info, 64) == 64
+    assert batch_size_for(info, 64, 256) == 64
     big = type(info)(info.path, 10, 30.0, 3840, 2160, info.timestamps, "pts")
-    assert batch_size_for(big, 64) == (256 << 20) // (3840 * 2160 * 3)
+    assert batch_size_for(big, 64, 256) == (256 << 20) // (3840 * 2160 * 3)
     assert batch_size_for(big, 64, max_batch_megabytes=64) == (64 << 20) // (3840 * 2160 * 3)
+    # without sizes, the batches follow decode: in configs/pipeline.yaml
+    from pipeline.config import load_pipeline_config
+
+    decode = load_pipeline_config().decode
+    long = probe_video(write_video(tmp_path / "long.mp4", noise_frames(decode.batch_frames + 5), fps=30))
+    every = np.arange(long.num_frames)
+    sizes = [len(b) for b in iter_frame_batches(long, every)]
+    assert sizes == [len(b) for b in iter_frame_batches(long, every, decode.batch_frames, None, decode.max_batch_megabytes)]
+    assert sum(sizes) == long.num_frames and max(sizes) <= decode.batch_frames
+    assert sizes != [len(b) for b in iter_frame_batches(long, every, 8)]
 
 
 def test_batches_start_at_keyframes_and_respect_the_size() -> None:

@@ -163,7 +163,7 @@ def test_single_face_videos_track_exactly_as_before(request, tmp_path, tracker, 
     info = probe_video(path, reader)
     tracker.reset()
     observations = []
-    for batch in iter_frame_batches(info, np.arange(info.num_frames), 128, reader, 256):
+    for batch in iter_frame_batches(info, np.arange(info.num_frames), reader=reader):
         observations += tracker.track_faces(batch.frames)
     assert len(observations) == len(reference[f"{key}_found"])
     assert all(len(faces) <= 1 for faces in observations)
