@@ -35,7 +35,7 @@ from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
 from pipeline.fingerprint import content_fingerprint
-from pipeline.identity import FaceDescriber, TrackEnds, parse_faces, select_tracks, track_presence
+from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
@@ -263,7 +263,7 @@ class ItemPreparer:
         self.registration = registration
         self.decode_threads = decode_threads  # 0: the decoder's choice; producers decode on their one core
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
-        self._ends = TrackEnds(FaceDescriber())
+        self._ends = TrackEnds(self.tracker.describer)
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
 
     def _batches(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:

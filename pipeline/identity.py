@@ -147,7 +147,7 @@ class TrackBook:
     def __init__(self, config: "LandmarkConfig", new_track: Callable[[int], Track] = Track) -> None:
         self.config = config
         self._new_track = new_track
-        self._describer = FaceDescriber()
+        self.describer = FaceDescriber()  # lent to the item's TrackEnds too: its model is loaded once
         self.reset()
 
     def reset(self) -> None:
@@ -163,7 +163,7 @@ class TrackBook:
     def _descriptors(self, tracks: Sequence[Track]) -> np.ndarray:
         """The tracks' descriptors, computed from their chips on first need."""
         todo = [t for t in tracks if t.descriptor is None]
-        for track, descriptor in zip(todo, self._describer.describe([t.chip for t in todo])):
+        for track, descriptor in zip(todo, self.describer.describe([t.chip for t in todo])):
             track.descriptor = descriptor
         return np.array([t.descriptor for t in tracks])
 
@@ -183,12 +183,12 @@ class TrackBook:
         for track in live:
             if track not in owner.values():
                 self._end(track)
-        chips = {d: self._describer.chip(image, landmarks[d]) for d in range(len(boxes))}
+        chips = {d: self.describer.chip(image, landmarks[d]) for d in range(len(boxes))}
         descriptors: dict[int, np.ndarray] = {}
         unexplained = [d for d in range(len(boxes)) if d not in owner]
         candidates = [t for t in self._ended if t.chip is not None]
         if unexplained and candidates:
-            queries = self._describer.describe([chips[d] for d in unexplained])
+            queries = self.describer.describe([chips[d] for d in unexplained])
             for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
                 owner[unexplained[q]] = candidates[c]
                 self._ended.remove(candidates[c])

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import LandmarkConfig
-from pipeline.identity import Track, TrackBook, iou_matrix
+from pipeline.identity import FaceDescriber, Track, TrackBook, iou_matrix
 
 __all__ = [
     "FaceObservation",
@@ -121,6 +121,12 @@ class LandmarkTracker(ABC):
     def reset(self) -> None:
         """Forget the tracks: the next frame gets a fresh detection, ids start again at 0."""
         self._since_detection = 0
+
+    @property
+    def describer(self) -> FaceDescriber:
+        """dlib's face descriptor this tracker re-identifies faces with (its model is loaded on first
+        use): whoever else describes the same faces uses this one, so a process loads it once."""
+        return self._book.describer
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> FaceObservation:

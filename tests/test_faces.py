@@ -264,6 +264,7 @@ def test_an_item_records_each_track_ends_for_linking(people_videos) -> None:
     faces = [f for batch in preparer.face_batches(item) for f in batch.observations]
     assert {f.track for f in faces} == {0, 1}
     ends = preparer.track_ends()["descriptors"]
+    assert preparer.tracker.describer._model is not None  # the tracker's describer: one model loaded, not two
     assert set(ends) == {"0", "1"} and all(e["first"][0] == 30 and 30 <= e["last"][0] <= 39 for e in ends.values())
     from pipeline.identity import _decode
 
