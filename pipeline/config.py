@@ -11,6 +11,13 @@ from model.config import read_yaml
 __all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "FeedConfig", "PipelineConfig", "load_pipeline_config"]
 
 
+def _require_at_least(section: str, config: object, minimum: int, *names: str) -> None:
+    """A clear error for the first of ``names`` (settings of ``section``) below ``minimum``."""
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{section}.{name} must be >= {minimum}, got {getattr(config, name)}")
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     batch_frames: int = 128
@@ -53,17 +60,11 @@ class LandmarkConfig:
         object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))
         if self.backend not in ("dlib", "fan"):
             raise ValueError(f"landmarks.backend must be 'dlib' or 'fan', got {self.backend!r}")
-        if self.redetect_interval < 1:
-            raise ValueError(f"landmarks.redetect_interval must be >= 1, got {self.redetect_interval}")
-        if self.check_interval < 1:
-            raise ValueError(f"landmarks.check_interval must be >= 1, got {self.check_interval}")
+        _require_at_least("landmarks", self, 1, "redetect_interval", "check_interval", "fan_batch_crops")
+        _require_at_least("landmarks", self, 0, "reid_memory")
         for name in ("assoc_min_iou", "duplicate_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"landmarks.{name} must lie in (0, 1], got {getattr(self, name)}")
-        if self.fan_batch_crops < 1:
-            raise ValueError(f"landmarks.fan_batch_crops must be >= 1, got {self.fan_batch_crops}")
-        if self.reid_memory < 0:
-            raise ValueError(f"landmarks.reid_memory must be >= 0, got {self.reid_memory}")
         if not -1.0 <= self.appearance_min_correlation <= 1.0:
             raise ValueError(f"landmarks.appearance_min_correlation must lie in [-1, 1], got {self.appearance_min_correlation}")
 
@@ -79,11 +80,8 @@ class FeedConfig:
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("slots_per_producer", "crops_per_slot", "items_per_producer", "max_attempts"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"feed.{name} must be >= 1, got {getattr(self, name)}")
-        if self.reserved_cores < 0:
-            raise ValueError(f"feed.reserved_cores must be >= 0, got {self.reserved_cores}")
+        _require_at_least("feed", self, 1, "slots_per_producer", "crops_per_slot", "items_per_producer", "max_attempts")
+        _require_at_least("feed", self, 0, "reserved_cores")
 
 
 @dataclass(frozen=True)
