@@ -305,11 +305,7 @@ class ItemPreparer:
         for the model hold only what it needs."""
         observations = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
-        in_rows: list[list[FaceObservation]] = [[] for _ in range(len(batch))]
-        for position, face in zip(faces.row_frame, faces.observations):
-            if face.found:
-                in_rows[position].append(face)
-        self._ends.add(batch.frames, batch.indices, in_rows)
+        self._ends.add(batch.frames, batch.indices, faces.row_frame, faces.observations)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
         return faces

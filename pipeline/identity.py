@@ -255,20 +255,22 @@ class TrackEnds:
         self._last: dict[int, tuple[int, np.ndarray]] = {}
         self._detected: dict[int, bool] = {}  # the track has had a fresh detection: only those count as last
 
-    def add(self, images: np.ndarray, frames: Sequence[int], faces: Sequence[Sequence]) -> None:
-        """One decoded batch: ``images`` (N, H, W, 3), their frame indices, and per image its faces
-        (objects with ``track`` and ``landmarks``) that have rows."""
+    def add(self, images: np.ndarray, frames: Sequence[int], row_frame: Sequence[int], faces: Sequence) -> None:
+        """One decoded batch: ``images`` (N, H, W, 3), their frame indices, and its rows in frame order:
+        each row's position in the batch and its face (an object with ``found``, ``track``, ``source``
+        and ``landmarks``; rows without a face are skipped)."""
         if not self._record:
             return
         latest: dict[int, tuple[int, object]] = {}  # track -> (position in the batch, face) of its latest face here
-        for position, in_frame in enumerate(faces):
-            for face in in_frame:
-                if face.track not in self._first:
-                    self._first[face.track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
-                    self._detected[face.track] = face.source == "detected"
-                if face.source == "detected" or not self._detected[face.track]:
-                    latest[face.track] = (position, face)
-                    self._detected[face.track] |= face.source == "detected"
+        for position, face in zip(row_frame, faces):
+            if not face.found:
+                continue
+            if face.track not in self._first:
+                self._first[face.track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
+                self._detected[face.track] = face.source == "detected"
+            if face.source == "detected" or not self._detected[face.track]:
+                latest[face.track] = (position, face)
+                self._detected[face.track] |= face.source == "detected"
         for track, (position, face) in latest.items():  # one chip per track per batch
             self._last[track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
 
