@@ -249,15 +249,25 @@ def _with_metadata(schema: pa.Schema, metadata: dict) -> pa.Schema:
     return schema.with_metadata({METADATA_KEY: json.dumps(metadata, default=str).encode()})
 
 
+def _evidence_metadata(evidence: dict) -> dict[bytes, bytes]:
+    """Track evidence as key-value metadata (of a part file, or of a table on its way to one)."""
+    return {TRACKS_KEY: json.dumps(evidence).encode()}
+
+
+def _evidence_in(metadata: dict[bytes, bytes] | None) -> dict | None:
+    """The track evidence held in key-value ``metadata`` (None when there is none)."""
+    value = (metadata or {}).get(TRACKS_KEY)
+    return json.loads(value) if value else None
+
+
 def with_track_ends(table: pa.Table, evidence: dict) -> pa.Table:
     """An item's rows carrying its track evidence (for the trip from a Ray worker to the driver)."""
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), TRACKS_KEY: json.dumps(evidence).encode()})
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **_evidence_metadata(evidence)})
 
 
 def track_ends_of(table: pa.Table) -> dict | None:
     """The track evidence :func:`with_track_ends` put on ``table`` (None when there is none)."""
-    value = (table.schema.metadata or {}).get(TRACKS_KEY)
-    return json.loads(value) if value else None
+    return _evidence_in(table.schema.metadata)
 
 
 @dataclass
@@ -408,7 +418,7 @@ class ResultStore:
                     writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
                     rows += pending_rows
                 if evidence is not None:
-                    writer.add_key_value_metadata({TRACKS_KEY: json.dumps(evidence).encode()})
+                    writer.add_key_value_metadata(_evidence_metadata(evidence))
                 closing, writer = writer, None
                 closing.close()
                 target.replace_with(temporary)
@@ -470,10 +480,9 @@ class ResultStore:
     def item_tracks(self, item: WorkItem) -> ItemTracks:
         """An item's tracks, from its part's rows and track evidence."""
         part = self.part(item).parquet_file()
-        value = (part.metadata.metadata or {}).get(TRACKS_KEY)
         columns = ["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
         return read_item_tracks(part.iter_batches(columns=columns, batch_size=self.row_group_rows),
-                                json.loads(value) if value else None)
+                                _evidence_in(part.metadata.metadata))
 
     def link_tracks(self, items: Sequence[WorkItem], config: "LandmarkConfig") -> TrackLinks:
         """Link the tracks of each video's consecutive items (:func:`pipeline.identity.link_items`,
