@@ -114,13 +114,15 @@ class LandmarkTracker(ABC):
 
     name: str = ""
 
-    def __init__(self, config: LandmarkConfig | None = None) -> None:
+    def __init__(self, config: LandmarkConfig | None = None, track_class: type[Track] = Track) -> None:
         self.config = config or LandmarkConfig(backend=self.name)
         self._since_detection = 0  # frames since the latest fresh detection, that one included
+        self._book = TrackBook(self.config, track_class)  # the tracks, and who is who (pipeline.identity)
 
     def reset(self) -> None:
         """Forget the tracks: the next frame gets a fresh detection, ids start again at 0."""
         self._since_detection = 0
+        self._book.reset()
 
     @property
     def describer(self) -> FaceDescriber:
@@ -180,15 +182,10 @@ class DlibTracker(LandmarkTracker):
     def __init__(self, config: LandmarkConfig | None = None) -> None:
         import dlib
 
-        super().__init__(config)
+        super().__init__(config, _DlibTrack)
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path()))
-        self._book = TrackBook(self.config, _DlibTrack)
-
-    def reset(self) -> None:
-        super().reset()
-        self._book.reset()
 
     # -- pieces -------------------------------------------------------------------------------
     def _faces(self, image: np.ndarray) -> list[tuple[Box, float]]:
@@ -360,7 +357,7 @@ class FanTracker(LandmarkTracker):
         import face_alignment
         from face_alignment import api as fa_api
 
-        super().__init__(config)
+        super().__init__(config, _FanTrack)
         self.device = device
         kwargs = {}
         if self.config.fan_detector == "dlib":
@@ -386,7 +383,6 @@ class FanTracker(LandmarkTracker):
         self._decode = fa_api.get_preds_fromhm
         self._centre_y_offset = getattr(fa_api, "CENTER_Y_OFFSET", 0.12)
         self._reference_scale = float(self._fa.face_detector.reference_scale)
-        self._book = TrackBook(self.config, _FanTrack)
         self._detect_next = False  # a face was lost: the next frame is detected afresh
 
     def _centre_scale(self, box: Box) -> tuple[np.ndarray, float]:
@@ -457,7 +453,6 @@ class FanTracker(LandmarkTracker):
 
     def reset(self) -> None:
         super().reset()
-        self._book.reset()
         self._detect_next = False
 
     def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
