@@ -2,6 +2,7 @@
 report files hold what they say (Table 1 with mean and spread, the rate choice, the noise sweep)."""
 
 import importlib.util
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -65,34 +66,42 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     splits.train, splits.validation = train, validation
     test = replace(validation, split="test")
     out = tmp_path / "compare"
+    grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
+    # Two networks at once, each in a worker process.
     result = bench.compare(config, model_config, splits, test, out, architectures=bench.ARCHITECTURES,
-                           rates=(1e-3, 1e-4), seeds=(0, 1), stds=(0.0, 6.0), log=lambda _: None)
+                           grid=grid, seeds=(0, 1), stds=(0.0, 6.0), jobs=2, log=lambda _: None)
     bench.write_markdown(out, result, ["header line"], model_config.aus.labels)
     labels = list(model_config.aus.labels)
 
     table = pd.read_csv(out / "report.csv")
-    assert list(table.columns) == ["model", "learning_rate", "seeds", "measure", "statistic", *labels, "avg"]
+    assert list(table.columns) == ["model", "optimizer", "learning_rate", "seeds", "measure", "statistic", *labels, "avg"]
     assert len(table) == 3 * 3 * 2  # models x (ICC, MSE, PCC) x (mean, std)
     assert set(table["model"]) == set(bench.ARCHITECTURES) and set(table["statistic"]) == {"mean", "std"}
     assert (table["seeds"] == 2).all()
     assert np.isfinite(table[table["measure"] == "MSE"][labels + ["avg"]].to_numpy()).all()
 
     selection = pd.read_csv(out / "selection.csv")
-    assert list(selection.columns) == ["model", "learning_rate", "seed", "val_icc", "steps", "minutes", "stopped_by", "chosen"]
+    assert list(selection.columns) == ["model", "optimizer", "learning_rate", "seed", "val_icc", "steps", "minutes",
+                                       "stopped_by", "chosen"]
     for model, runs in result["selection"].groupby("model"):  # unrounded validation ICCs: no ties from rounding
-        assert len(runs) == 3 and runs["chosen"].sum() == 2  # the grid with seed 0, then seed 1 at the chosen rate
-        grid = runs[runs["seed"] == 0]
-        best_rate = grid.loc[grid["val_icc"].fillna(-np.inf).idxmax(), "learning_rate"]
-        assert set(runs[runs["chosen"] == 1]["learning_rate"]) == {best_rate}
-        assert table[table["model"] == model]["learning_rate"].iloc[0] == pytest.approx(best_rate)
+        assert len(runs) == 3 and runs["chosen"].sum() == 2  # the grid with seed 0, then seed 1 at the chosen point
+        first = runs[runs["seed"] == 0]
+        best = first.loc[first["val_icc"].fillna(-np.inf).idxmax(), ["optimizer", "learning_rate"]]
+        assert set(runs[runs["chosen"] == 1]["optimizer"]) == {best["optimizer"]}
+        assert set(runs[runs["chosen"] == 1]["learning_rate"]) == {best["learning_rate"]}
+        assert table[table["model"] == model]["optimizer"].iloc[0] == best["optimizer"]
+        assert table[table["model"] == model]["learning_rate"].iloc[0] == pytest.approx(best["learning_rate"])
         assert (runs["steps"] == (4 if model == "single_heatmap" else 2)).all()  # 2 steps per network, 2 AU networks
 
     # The table's mean and spread are those of the chosen runs' best checkpoints on the test draw.
-    rate = table[table["model"] == "resnet18"]["learning_rate"].iloc[0]
+    chosen = table[table["model"] == "resnet18"].iloc[0]
+    folder = out / "runs" / "resnet18" / f"{chosen['optimizer']}-lr{chosen['learning_rate']:g}"
     evaluation = EvaluationSet(test, model_config)
     avg_mse = []
     for seed in (0, 1):
-        network, _, _, _ = load_trained(out / "runs" / "resnet18" / f"lr{rate:g}" / f"seed{seed}" / "best.pt")
+        network, _, _, _ = load_trained(folder / f"seed{seed}" / "best.pt")
+        finished = json.loads((folder / f"seed{seed}" / "run.json").read_text())
+        assert (finished["optimizer"], finished["seed"], finished["steps"]) == (chosen["optimizer"], seed, 2)
         predictions = predict_intensities(network, evaluation.crops, max_intensity=model_config.heatmap.max_intensity)
         metrics = evaluate_intensities(predictions, evaluation.labels, labels)
         avg_mse.append(metrics.mean_mse)
@@ -108,3 +117,26 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     assert "header line" in report and "noise_sweep.png" in report and "paper's ordering" in report
     for model in bench.ARCHITECTURES:
         assert f"| ICC | {model} |" in report
+
+    # The same command again reuses every finished network (nothing is trained), with the same choice.
+    weights = {p: p.stat().st_mtime_ns for p in out.glob("runs/**/best.pt")}
+    said = []
+    again = bench.compare(config, model_config, splits, test, out, architectures=bench.ARCHITECTURES,
+                          grid=grid, seeds=(0, 1), stds=(0.0,), log=said.append)
+    assert len(said) == len(selection) and all("reused the finished run" in line for line in said)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/**/best.pt")} == weights
+    pd.testing.assert_frame_equal(again["selection"], result["selection"])
+    # ... but not under another budget, whose figures would not be comparable.
+    longer = config.with_changes(training={"max_steps": 3})
+    with pytest.raises(SystemExit, match="was trained with the budget"):
+        bench.compare(longer, model_config, splits, test, out, architectures=("resnet18",), grid=grid, seeds=(0,),
+                      stds=(0.0,), log=lambda _: None)
+
+
+def test_grid_points_are_parsed_or_refused_by_name():
+    bench = _bench()
+    point = bench.GridPoint.parse(" adam:1e-4 ")
+    assert (point.optimizer, point.learning_rate, point.name) == ("adam", 1e-4, "adam-lr0.0001")
+    for text in ("adam", "adamw:1e-4", "rmsprop:fast", "sgd:0", "1e-3"):
+        with pytest.raises(ValueError, match=f"grid point {text!r}: expected OPTIMIZER:RATE"):
+            bench.GridPoint.parse(text)
