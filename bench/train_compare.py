@@ -317,7 +317,8 @@ def summarise(per_seed: pd.DataFrame, chosen: dict[str, list[Run]]) -> pd.DataFr
 
 
 def ordering_note(table: pd.DataFrame) -> str:
-    """Does the paper's ICC ordering (heatmap > single heatmaps > ResNet-18) hold here, and by how much?"""
+    """Does the paper's ICC ordering (heatmap > single heatmaps > ResNet-18) hold here, by how much, and is
+    each difference larger than the spread over seeds (the sum of the two std's)?"""
     icc = table[(table["measure"] == "ICC") & (table["statistic"] == "mean")].set_index("model")["avg"]
     spread = table[(table["measure"] == "ICC") & (table["statistic"] == "std")].set_index("model")["avg"]
     present = [a for a in ARCHITECTURES if a in icc.index]
@@ -325,8 +326,13 @@ def ordering_note(table: pd.DataFrame) -> str:
         return "Only one architecture was trained: no ordering to compare."
     ours = sorted(present, key=lambda a: -icc[a])
     paper = sorted(present, key=lambda a: -PAPER_ICC[a])
-    gaps = ", ".join(f"{a} - {b}: {icc[a] - icc[b]:+.3f} (paper {PAPER_ICC[a] - PAPER_ICC[b]:+.2f})"
-                     for a, b in zip(paper, paper[1:]))
+
+    def gap(a: str, b: str) -> str:
+        difference = icc[a] - icc[b]
+        clear = "beyond" if abs(difference) > spread[a] + spread[b] else "within"
+        return f"{a} - {b}: {difference:+.3f} (paper {PAPER_ICC[a] - PAPER_ICC[b]:+.2f}; {clear} the seeds' spread)"
+
+    gaps = ", ".join(gap(a, b) for a, b in zip(paper, paper[1:]))
     spreads = ", ".join(f"{a} {spread[a]:.3f}" for a in present)
     verdict = "holds" if ours == paper else f"does not hold (here: {' > '.join(ours)})"
     return (f"The paper's ordering by mean ICC ({' > '.join(paper)}) {verdict}. Differences of the means: {gaps}; "

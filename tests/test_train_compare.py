@@ -140,3 +140,13 @@ def test_grid_points_are_parsed_or_refused_by_name():
     for text in ("adam", "adamw:1e-4", "rmsprop:fast", "sgd:0", "1e-3"):
         with pytest.raises(ValueError, match=f"grid point {text!r}: expected OPTIMIZER:RATE"):
             bench.GridPoint.parse(text)
+
+
+@pytest.mark.parametrize(("resnet_icc", "verdict", "clear"), [(0.5, "holds", "beyond"), (0.79, "holds", "within"),
+                                                            (0.9, "does not hold (here: resnet18 > heatmap)", "beyond")])
+def test_ordering_note_weighs_differences_against_the_seed_spread(resnet_icc, verdict, clear):
+    rows = [("heatmap", "mean", 0.8), ("heatmap", "std", 0.01), ("resnet18", "mean", resnet_icc), ("resnet18", "std", 0.02)]
+    table = pd.DataFrame([{"model": m, "measure": "ICC", "statistic": s, "avg": v} for m, s, v in rows])
+    note = _bench().ordering_note(table)
+    assert f"(heatmap > resnet18) {verdict}." in note
+    assert f"heatmap - resnet18: {0.8 - resnet_icc:+.3f} (paper +0.04; {clear} the seeds' spread)" in note
