@@ -176,10 +176,9 @@ class JobRunner:
         self.progress = progress and self.jobs == 1
         self.pool = None
         if self.jobs > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from train.workers import training_pool
 
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = training_pool(self.jobs)
 
     def submit(self, job: Job) -> Future:
         """A future of the job's :class:`Run`."""

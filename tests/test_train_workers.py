@@ -1,0 +1,46 @@
+"""Training workers end with their driver: a killed driver leaves no network training into its folders."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+DRIVER = """
+import time
+from train.workers import training_pool
+pool = training_pool(1)
+print(pool.submit(__import__("os").getpid).result(), flush=True)
+pool.submit(time.sleep, 120)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_driver_takes_its_workers_with_it():
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        worker = int(driver.stdout.readline())
+        assert _alive(worker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        driver.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
