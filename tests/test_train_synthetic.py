@@ -19,6 +19,7 @@ from train.synthetic import (
     vary_capture,
 )
 
+MAX_INTENSITY = load_model_config().heatmap.max_intensity
 PACKAGE_SOURCES = (
     SourceSpec("astronaut", "skimage:astronaut"),
     SourceSpec("grace_hopper", "matplotlib:grace_hopper.jpg"),
@@ -60,7 +61,7 @@ def test_mirror_index_is_an_involution_that_swaps_sides():
 
 def test_each_au_moves_its_own_region(faces):
     face = faces[0]
-    deformer = FaceDeformer(face, (6, 10, 12, 14, 17))
+    deformer = FaceDeformer(face, (6, 10, 12, 14, 17), MAX_INTENSITY)
     neutral_image, neutral = deformer.render(np.zeros(5))
     np.testing.assert_array_equal(neutral_image, face.image)
 
@@ -87,7 +88,7 @@ def test_each_au_moves_its_own_region(faces):
 
 def test_warps_do_not_fold_the_face(faces):
     for face in faces:
-        deformer = FaceDeformer(face, (6, 10, 12, 14, 17))
+        deformer = FaceDeformer(face, (6, 10, 12, 14, 17), MAX_INTENSITY)
         points, triangles = deformer.points, deformer.triangles
 
         def area(p):
@@ -171,7 +172,7 @@ def test_video_sources_keep_the_least_expressive_frames_at_the_stride(tmp_path, 
     from media import write_video
 
     (face,) = load_source_faces(SyntheticConfig(sources=(PACKAGE_SOURCES[0],), mirror=False), model_config)
-    deformer = FaceDeformer(face, [12])
+    deformer = FaceDeformer(face, [12], MAX_INTENSITY)
     smile = [0, 0, 4, 0, 1, 0, 3, 0, 0.5, 0, 2, 0]  # frames 0, 4 and 8 are the most neutral of the even ones
     frames = np.stack([deformer.render(np.array([s], float))[0] for s in smile])
     write_video(tmp_path / "smiles.mp4", frames, fps=25)

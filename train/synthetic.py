@@ -301,7 +301,7 @@ def split_identities(identities: Sequence[str], config: SyntheticConfig) -> tupl
 _EXTRA = ("cheek_l", "cheek_r", "nasolabial_l", "nasolabial_r", "chin_l", "chin_r", "dimple_l", "dimple_r")
 _E = {name: 68 + i for i, name in enumerate(_EXTRA)}
 
-# Displacements at intensity 5, in units of the outer eye-corner distance, as (outward, up) per point:
+# Displacements at the maximum intensity (5), in units of the outer eye-corner distance, as (outward, up) per point:
 # "outward" is away from the face's vertical midline, "up" towards the forehead. Intensity I moves a
 # point by I / 5 of this. Points not listed stay where they are.
 AU_MOTIONS: dict[int, dict[int, tuple[float, float]]] = {
@@ -378,12 +378,13 @@ def _outward_sign(index: int, points: np.ndarray, ex: np.ndarray) -> float:
 class FaceDeformer:
     """Applies AU deformations (and an optional identity morph) to one source face."""
 
-    def __init__(self, face: SourceFace, au_codes: Sequence[int], strength: float = 1.0) -> None:
+    def __init__(self, face: SourceFace, au_codes: Sequence[int], max_intensity: float, strength: float = 1.0) -> None:
         unknown = [c for c in au_codes if c not in AU_MOTIONS]
         if unknown:
             raise ValueError(f"no synthetic deformation for AU(s) {unknown}; available: {sorted(AU_MOTIONS)}")
         self.face = face
         self.au_codes = tuple(au_codes)
+        self.max_intensity = float(max_intensity)  # the top of the intensity scale: the full deformation
         self.strength = strength
         size = face.image.shape[0]
         self.points, self.num_movable = control_points(face.landmarks, size)
@@ -392,7 +393,7 @@ class FaceDeformer:
         opening_l = np.linalg.norm(face.landmarks[[41, 40]] - face.landmarks[[37, 38]], axis=1).mean()
         opening_r = np.linalg.norm(face.landmarks[[47, 46]] - face.landmarks[[43, 44]], axis=1).mean()
         self.eye_opening = {40: opening_l, 41: opening_l, 46: opening_r, 47: opening_r}
-        # Unit displacement field (P, 2) per AU at intensity 5, in pixels.
+        # Unit displacement field (P, 2) per AU at the maximum intensity, in pixels.
         self.unit_motion = {code: self._motion_field(AU_MOTIONS[code]) for code in self.au_codes}
 
     def _motion_field(self, motions: dict[int, tuple[float, float]]) -> np.ndarray:
@@ -435,7 +436,7 @@ class FaceDeformer:
         """Displacement (P, 2) of every mesh vertex for these intensities (one per AU code)."""
         field = np.zeros_like(self.points)
         for code, value in zip(self.au_codes, np.asarray(intensities, dtype=np.float64)):
-            field += self.unit_motion[code] * (float(value) / 5.0)
+            field += self.unit_motion[code] * (float(value) / self.max_intensity)
         return field
 
     def render(self, intensities: np.ndarray, extra_displacement: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -448,7 +449,7 @@ class FaceDeformer:
         segments = []
         for code, value in zip(self.au_codes, np.asarray(intensities, dtype=np.float64)):
             if value > 0:
-                segments += [(a, b, w, amount * float(value) / 5.0 * self.strength)
+                segments += [(a, b, w, amount * float(value) / self.max_intensity * self.strength)
                              for a, b, w, amount in _furrows(code, destination, self.u, self.ex, self.ey)]
         if segments:
             image = shade_segments(image, segments)
@@ -457,7 +458,7 @@ class FaceDeformer:
 
 def _furrows(code: int, points: np.ndarray, u: float, ex: np.ndarray, ey: np.ndarray
              ) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
-    """Shadow segments (start, end, width, darkening at intensity 5) of an AU on the deformed face:
+    """Shadow segments (start, end, width, darkening at the maximum intensity) of an AU on the deformed face:
     AU6 crow's feet and the lower-eyelid furrow, AU10 the upper nasolabial furrow, AU12 the lower
     nasolabial furrow around the lip corners, AU14 the dimples, AU17 the mentolabial furrow."""
     p = points
@@ -594,6 +595,7 @@ class SyntheticAUSet:
     faces: list[SourceFace]
     au_codes: tuple[int, ...]
     size: int
+    max_intensity: float  # labels are drawn in [0, max_intensity] (the model config's scale)
     seed: int = 0
     split: str = "train"
     zero_probability: float = 0.3
@@ -607,7 +609,7 @@ class SyntheticAUSet:
             raise ValueError(f"synthetic {self.split} split has no source faces")
         if self.split not in _SPLIT_STREAMS:
             raise ValueError(f"synthetic split must be one of {sorted(_SPLIT_STREAMS)}, got {self.split!r}")
-        self._deformers = [FaceDeformer(f, self.au_codes, self.strength) for f in self.faces]
+        self._deformers = [FaceDeformer(f, self.au_codes, self.max_intensity, self.strength) for f in self.faces]
         self._by_identity: dict[str, list[int]] = {}
         for i, face in enumerate(self.faces):
             self._by_identity.setdefault(face.identity, []).append(i)
@@ -632,7 +634,7 @@ class SyntheticAUSet:
         members = self._by_identity[identity]
         face_index = members[rng.integers(len(members))]
         present = rng.random(len(self.au_codes)) >= self.zero_probability
-        values = np.round(rng.uniform(0.0, 5.0, len(self.au_codes)), 2) * present
+        values = np.round(rng.uniform(0.0, self.max_intensity, len(self.au_codes)), 2) * present
         return face_index, values.astype(np.float32)
 
     def record(self, index: int) -> "FaceRecord":
@@ -662,7 +664,8 @@ def build_synthetic_splits(
     faces = faces if faces is not None else load_source_faces(config, model_config, testdata_dir, tracker)
     train_ids, validation_ids = split_identities([f.identity for f in faces], config)
     codes = tuple(au.code for au in model_config.aus)
-    common = dict(au_codes=codes, seed=config.seed, zero_probability=config.zero_probability, strength=config.strength)
+    common = dict(au_codes=codes, max_intensity=model_config.heatmap.max_intensity, seed=config.seed,
+                  zero_probability=config.zero_probability, strength=config.strength)
     train = SyntheticAUSet([f for f in faces if f.identity in train_ids], size=config.train_samples, split="train",
                            identity_morph=config.identity_morph, capture_variation=config.capture_variation, **common)
     validation = SyntheticAUSet([f for f in faces if f.identity in validation_ids], size=config.validation_samples,
