@@ -39,7 +39,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-from concurrent.futures import FIRST_COMPLETED, Future, wait  # noqa: E402
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Sequence  # noqa: E402
@@ -196,19 +196,27 @@ class JobRunner:
         if self.pool is None:
             try:
                 future.set_result(self._finish(job, run_training(*args, **kwargs)))
-            except BaseException as error:  # noqa: BLE001 - handed to the caller through the future
-                future.set_exception(error)
+            except Exception as error:  # handed to the caller through the future, naming the job
+                future.set_exception(self._failed(job, error))
             return future
         inner = self.pool.submit(run_training, *args, **kwargs)
 
         def finish(f: Future) -> None:
             try:
                 future.set_result(self._finish(job, f.result()))
-            except BaseException as error:  # noqa: BLE001
-                future.set_exception(error)
+            except CancelledError:
+                future.cancel()
+            except Exception as error:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(self._failed(job, error))
 
         inner.add_done_callback(finish)
         return future
+
+    @staticmethod
+    def _failed(job: Job, error: Exception) -> Exception:
+        failure = RuntimeError(f"{job.architecture} {job.point.name} seed {job.seed} ({job.run_dir}): {error}")
+        failure.__cause__ = error
+        return failure
 
     def _finish(self, job: Job, results: Sequence[Any]) -> Run:
         run = record(job, self.config, results)
@@ -216,8 +224,16 @@ class JobRunner:
                  f"{run.steps} steps, {run.minutes:.1f} min ({run.stopped_by})")
         return run
 
-    def close(self) -> None:
-        if self.pool is not None:
+    def close(self, abort: bool = False) -> None:
+        """Wait for the workers; ``abort`` (an error, Ctrl-C) ends them now: finished networks are kept,
+        interrupted ones resume from their last validation the next time."""
+        if self.pool is None:
+            return
+        if abort:
+            from train.workers import stop_pool
+
+            stop_pool(self.pool)
+        else:
             self.pool.shutdown()
 
 
@@ -248,8 +264,10 @@ def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, archite
             others = [f.result() for f in reruns[architecture]]
             runs += grid_runs + others
             chosen[architecture] = [choose(grid_runs), *others]
-    finally:
-        runner.close()
+    except BaseException:
+        runner.close(abort=True)
+        raise
+    runner.close()
     return runs, chosen
 
 

@@ -14,6 +14,7 @@ import pytest
 from model.aus import AUSet
 from model.config import load_model_config
 from train.config import AugmentConfig, OptimConfig, TrainConfig
+from train.data import Splits
 from train.datasets import EvaluationSet
 from train.metrics import evaluate_intensities
 from train.synthetic import SourceSpec, SyntheticConfig, build_synthetic_splits
@@ -45,25 +46,26 @@ def test_test_draw_differs_from_validation_and_unknown_splits_are_refused():
         replace(validation, split="tests")
 
 
-@pytest.mark.slow
-def test_compare_writes_table_selection_and_sweep(tmp_path):
-    bench = _bench()
+def _tiny(**training):
+    """The small hourglass of tests/test_train_trainer.py, two AUs (two single-heatmap networks, not five),
+    two identities: (config, model config, splits)."""
     base = load_model_config()
-    # The small hourglass of tests/test_train_trainer.py, and two AUs (two single-heatmap networks, not five).
     aus = AUSet(base.aus.dataset, base.aus.landmark_scheme, base.aus.num_landmarks, tuple(base.aus)[:2])
     model_config = replace(base, aus=aus, network=replace(base.network, features=64, hourglass_depth=2, num_maps=2))
     data = SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=8,
                            validation_samples=6)
-    config = TrainConfig(name="tiny", data=data, training=OptimConfig(batch_size=4, epochs=1, max_steps=2, validate_every=2,
-                                                                      num_threads=2, eval_batch_size=6),
+    optim = {"batch_size": 4, "epochs": 1, "max_steps": 2, "validate_every": 2, "num_threads": 2, "eval_batch_size": 6}
+    config = TrainConfig(name="tiny", data=data, training=OptimConfig(**{**optim, **training}),
                          augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
     train, validation = build_synthetic_splits(data, model_config)
+    return config, model_config, Splits(train, validation)
 
-    class Splits:  # what train.data.build_splits returns
-        pass
 
-    splits = Splits()
-    splits.train, splits.validation = train, validation
+@pytest.mark.slow
+def test_compare_writes_table_selection_and_sweep(tmp_path):
+    bench = _bench()
+    config, model_config, splits = _tiny()
+    validation = splits.validation
     test = replace(validation, split="test")
     out = tmp_path / "compare"
     grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
@@ -150,3 +152,16 @@ def test_ordering_note_weighs_differences_against_the_seed_spread(resnet_icc, ve
     note = _bench().ordering_note(table)
     assert f"(heatmap > resnet18) {verdict}." in note
     assert f"heatmap - resnet18: {0.8 - resnet_icc:+.3f} (paper +0.04; {clear} the seeds' spread)" in note
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_network_names_itself_and_stops_the_run(tmp_path, jobs):
+    bench = _bench()
+    config, model_config, splits = _tiny(batch_size=16)  # 8 training faces: not one batch
+    grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
+    folder = tmp_path / "runs" / "heatmap" / "rmsprop-lr0.001" / "seed0"
+    with pytest.raises(RuntimeError, match=f"^heatmap rmsprop-lr0.001 seed 0 \\({folder}\\): 8 training faces is "
+                                           "fewer than one batch of 16$"):
+        bench.train_all(config, model_config, splits, tmp_path, architectures=("heatmap",), grid=grid, seeds=(0, 1),
+                        jobs=jobs, log=lambda _: None)
+    assert not list(tmp_path.glob("runs/**/run.json"))

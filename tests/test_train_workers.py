@@ -1,15 +1,20 @@
-"""Training workers end with their driver: a killed driver leaves no network training into its folders."""
+"""Training workers end with their driver (a killed driver leaves no network training into its folders), and
+stopping a pool ends its running jobs and cancels the rest at once."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
+from train.workers import stop_pool, training_pool
+
 DRIVER = """
 import time
+from concurrent.futures.process import BrokenProcessPool
 from train.workers import training_pool
 pool = training_pool(1)
 print(pool.submit(__import__("os").getpid).result(), flush=True)
@@ -44,3 +49,19 @@ def test_a_killed_driver_takes_its_workers_with_it():
         driver.kill()
         if worker is not None and _alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_stopping_a_pool_ends_the_running_job_and_cancels_the_queued_one():
+    pool = training_pool(1)
+    worker = pool.submit(os.getpid).result()
+    running, queued = pool.submit(time.sleep, 120), pool.submit(time.sleep, 120)
+    began = time.monotonic()
+    while not running.running() and time.monotonic() - began < 10:
+        time.sleep(0.05)
+    stop_pool(pool)
+    deadline = time.monotonic() + 10
+    while (_alive(worker) or not queued.done()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker) and time.monotonic() - began < 15
+    # The queued job never runs: cancelled, or (already handed to the worker's queue) failed with the pool.
+    assert queued.cancelled() or isinstance(queued.exception(), BrokenProcessPool)

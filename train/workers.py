@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["die_with_parent", "training_pool"]
+__all__ = ["die_with_parent", "stop_pool", "training_pool"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -29,3 +30,15 @@ def die_with_parent() -> None:
 def training_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` spawned processes (no fork: torch's threads do not survive one) that end with their parent."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the jobs not started and end the running ones now (after an error or Ctrl-C: a worker
+    interrupted by Ctrl-C would otherwise take the next job, and ``shutdown`` would wait for them all)."""
+    workers = list(getattr(pool, "_processes", None) or {})  # CPython's pool keeps its workers by pid there
+    pool.shutdown(wait=False, cancel_futures=True)
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
