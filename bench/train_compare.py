@@ -114,12 +114,31 @@ class Job:
 
 
 def _budget(config: Any) -> dict[str, Any]:
-    return {"time_budget_minutes": config.training.time_budget_minutes, "max_steps": config.training.max_steps}
+    return {"time_budget_minutes": config.training.time_budget_minutes or None, "max_steps": config.training.max_steps}
 
 
-def finished_run(job: Job, config: Any) -> Run | None:
-    """The run recorded in ``job``'s folder when it finished under the same budget, else None. A run
-    recorded under another budget is refused (naming the folder): its figures would not be comparable."""
+def settings(config: Any, model_config: Any) -> dict[str, Any]:
+    """What two networks must share, besides the budget, for their figures to be compared: the training
+    config (not its thread count or file name; grid point and seed are the job's) and the model config,
+    as ``run.json`` holds them."""
+    train = config.to_dict()
+    train.pop("source", None)
+    train["training"].pop("num_threads", None)
+    train["training"]["time_budget_minutes"] = train["training"]["time_budget_minutes"] or None
+    model = model_config.to_dict()
+    model.pop("weights", None)
+    return json.loads(json.dumps({"train": train, "model": model}, default=str))
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{where}.{k}".strip("."))]
+    return [] if a == b else [f"{where}: {a!r} -> {b!r}"]
+
+
+def finished_run(job: Job, config: Any, model_config: Any) -> Run | None:
+    """The run recorded in ``job``'s folder when it finished with the same budget and settings, else None.
+    One recorded with others is refused (naming the folder): its figures would not be comparable."""
     path = job.run_dir / FINISHED
     if not path.is_file():
         return None
@@ -127,7 +146,12 @@ def finished_run(job: Job, config: Any) -> Run | None:
     if saved["budget"] != _budget(config):
         raise SystemExit(f"{job.run_dir} was trained with the budget {saved['budget']}, not {_budget(config)}: "
                          "use another --out, or remove that folder to train it again")
-    return Run(job.architecture, job.point, job.seed, job.run_dir, float(saved["val_icc"]), int(saved["steps"]),
+    changed = _differences(saved["settings"], settings(config, model_config))
+    if changed:
+        raise SystemExit(f"{job.run_dir} was trained with other settings ({'; '.join(changed[:5])}"
+                         f"{' ...' if len(changed) > 5 else ''}): use another --out, or remove that folder to train it again")
+    val_icc = math.nan if saved["val_icc"] is None else float(saved["val_icc"])
+    return Run(job.architecture, job.point, job.seed, job.run_dir, val_icc, int(saved["steps"]),
                float(saved["minutes"]), str(saved["stopped_by"]))
 
 
@@ -142,7 +166,7 @@ def job_config(config: Any, job: Job, threads: int | None) -> Any:
         "num_threads": threads})
 
 
-def record(job: Job, config: Any, results: Sequence[Any]) -> Run:
+def record(job: Job, config: Any, model_config: Any, results: Sequence[Any]) -> Run:
     """Summarise a finished job's results (single heatmaps: the mean ICC over the per-AU networks) and
     mark its folder finished."""
     iccs = [r.best_metrics.mean_icc if r.best_metrics is not None else math.nan for r in results]
@@ -152,7 +176,8 @@ def record(job: Job, config: Any, results: Sequence[Any]) -> Run:
     job.run_dir.joinpath(FINISHED).write_text(json.dumps(
         {"val_icc": None if math.isnan(val_icc) else val_icc, "steps": run.steps, "minutes": run.minutes,
          "stopped_by": run.stopped_by, "budget": _budget(config), "optimizer": job.point.optimizer,
-         "learning_rate": job.point.learning_rate, "seed": job.seed}, indent=1))
+         "learning_rate": job.point.learning_rate, "seed": job.seed, "settings": settings(config, model_config)},
+        indent=1))
     return run
 
 
@@ -184,7 +209,7 @@ class JobRunner:
         """A future of the job's :class:`Run`."""
         from train.trainer import run_training
 
-        done = finished_run(job, self.config)
+        done = finished_run(job, self.config, self.model_config)
         future: Future = Future()
         if done is not None:
             self.log(f"{job.architecture} {job.point.name} seed {job.seed}: reused the finished run in {job.run_dir}")
@@ -219,7 +244,7 @@ class JobRunner:
         return failure
 
     def _finish(self, job: Job, results: Sequence[Any]) -> Run:
-        run = record(job, self.config, results)
+        run = record(job, self.config, self.model_config, results)
         self.log(f"{job.architecture} {job.point.name} seed {job.seed}: validation ICC {run.val_icc:.3f}, "
                  f"{run.steps} steps, {run.minutes:.1f} min ({run.stopped_by})")
         return run

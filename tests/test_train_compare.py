@@ -133,6 +133,14 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     with pytest.raises(SystemExit, match="was trained with the budget"):
         bench.compare(longer, model_config, splits, test, out, architectures=("resnet18",), grid=grid, seeds=(0,),
                       stds=(0.0,), log=lambda _: None)
+    # ... nor with other settings (here the augmentation), which it names; the thread count does not matter.
+    other = config.with_changes(augment={"colour": 0.3}, training={"num_threads": 1})
+    with pytest.raises(SystemExit, match=r"was trained with other settings \(train.augment.colour: 0.1 -> 0.3\)"):
+        bench.compare(other, model_config, splits, test, out, architectures=("resnet18",), grid=grid, seeds=(0,),
+                      stds=(0.0,), log=lambda _: None)
+    assert len(bench.compare(config.with_changes(training={"num_threads": 1}), model_config, splits, test, out,
+                             architectures=("resnet18",), grid=grid, seeds=(0,), stds=(0.0,),
+                             log=lambda _: None)["selection"]) == 2
 
 
 def test_grid_points_are_parsed_or_refused_by_name():
