@@ -384,7 +384,7 @@ def ordering_note(table: pd.DataFrame) -> str:
 def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels: Sequence[str]) -> Path:
     table, selection, sweep = result["table"], result["selection"], result["sweep"]
     lines = ["# Synthetic comparison (issue 15): Table 1 and Fig. 4", "", *header, "",
-             "## Learning rate chosen on validation", "",
+             "## Grid point (optimiser, rate) chosen on validation", "",
              "| model | optimiser | learning rate | seed | validation ICC | steps | minutes | stopped by | chosen |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in selection.iterrows():
@@ -409,6 +409,17 @@ def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what Python knows of the machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -464,7 +475,7 @@ def main() -> None:
     opt = config.training
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else opt.num_threads or torch.get_num_threads()
     header = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, {threads} "
         f"threads per network{f' ({args.jobs} networks at once)' if args.jobs > 1 else ''}, device {device}, precision {resolve_precision(opt.precision, device)}; torch {torch.__version__}; "
         f"{datetime.date.today().isoformat()}.",
         f"Config {config.source}: optimiser {opt.optimizer}, batch {opt.batch_size}, {opt.lr_schedule} schedule with "
