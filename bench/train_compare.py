@@ -186,6 +186,12 @@ def choose(runs: Sequence[Run]) -> Run:
     return max(runs, key=lambda r: -math.inf if math.isnan(r.val_icc) else r.val_icc)
 
 
+def threads_per_job(jobs: int) -> int | None:
+    """Torch threads of each of ``jobs`` networks trained at once (the cores shared out); None for one
+    network, which keeps the config's ``num_threads``."""
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
 class JobRunner:
     """Trains jobs one at a time, or ``jobs`` at once in worker processes (each with ``cores / jobs``
     threads: several small-batch networks use a machine better than one); finished folders are reused and
@@ -197,7 +203,7 @@ class JobRunner:
         self.config, self.model_config, self.log = config, model_config, log
         self.splits = Splits(splits.train, splits.validation)
         self.jobs = max(1, jobs)
-        self.threads = None if self.jobs == 1 else max(1, (os.cpu_count() or 1) // self.jobs)
+        self.threads = threads_per_job(self.jobs)
         self.progress = progress and self.jobs == 1
         self.pool = None
         if self.jobs > 1:
@@ -473,7 +479,7 @@ def main() -> None:
 
     device = resolve_device(config.training.device)
     opt = config.training
-    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else opt.num_threads or torch.get_num_threads()
+    threads = threads_per_job(args.jobs) or opt.num_threads or torch.get_num_threads()
     header = [
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, {threads} "
         f"threads per network{f' ({args.jobs} networks at once)' if args.jobs > 1 else ''}, device {device}, precision {resolve_precision(opt.precision, device)}; torch {torch.__version__}; "
