@@ -224,6 +224,25 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_mod
         Trainer(make_config(data_config), small_model_config, train, validation, tmp_path / "c", progress=False).fit(resume=True)
 
 
+@pytest.mark.parametrize("architecture", ["heatmap", "resnet18"])
+def test_resuming_a_finished_run_returns_it_as_it_was(architecture, data_config, small_model_config, model_config,
+                                                       splits, tmp_path):
+    """A run resumed after it reached its end (e.g. the fourth of five single-heatmap networks interrupted:
+    the first three are resumed) neither takes another step nor forgets its best validation."""
+    train, validation = splits
+    network_config = small_model_config if architecture == "heatmap" else model_config
+    config = make_config(data_config, architecture, max_steps=3, validate_every=2, batch_size=2)
+    first = Trainer(config, network_config, train, validation, tmp_path, progress=False).fit()
+    log = (tmp_path / "log.csv").read_bytes()
+    last = (tmp_path / "last.pt").read_bytes()
+    again = Trainer(config, network_config, train, validation, tmp_path, progress=False).fit(resume=True)
+    assert (again.steps, again.stopped_by) == (first.steps, first.stopped_by) == (3, "max_steps")
+    assert again.best_metrics is not None and again.last_metrics is not None
+    np.testing.assert_equal(again.best_metrics.to_dict(), first.best_metrics.to_dict())
+    np.testing.assert_equal(again.last_metrics.to_dict(), first.last_metrics.to_dict())
+    assert (tmp_path / "log.csv").read_bytes() == log and (tmp_path / "last.pt").read_bytes() == last
+
+
 def test_resnet18_baseline_trains_and_is_refused_by_the_heatmap_predictor(data_config, model_config, splits, tmp_path):
     train, validation = splits
     run = tmp_path / "resnet"

@@ -12,7 +12,7 @@ Labels that are not coded (NaN, or BP4D's 9 mapped to NaN by the readers) are le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -91,6 +91,14 @@ class AUMetrics:
             "mean_mse": self.mean_mse,
             "mean_pcc": self.mean_pcc,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AUMetrics":
+        """The inverse of :meth:`to_dict` (e.g. the metrics a checkpoint was saved with)."""
+        labels = tuple(data["icc"])
+        return cls(labels=labels, icc=tuple(float(data["icc"][k]) for k in labels),
+                   mse=tuple(float(data["mse"][k]) for k in labels), pcc=tuple(float(data["pcc"][k]) for k in labels),
+                   count=tuple(int(data["count"][k]) for k in labels))
 
     def table(self) -> str:
         """A small fixed-width text table (one row per measure, one column per AU and the average)."""

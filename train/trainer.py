@@ -267,15 +267,22 @@ class Trainer:
         else:
             save_checkpoint(path, self.network, self.model_config, **fields)
 
+    def _read(self, path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], AUMetrics | None]:
+        """A checkpoint of this run: weights, optimiser state, extra state and the metrics it was saved with."""
+        if self.architecture == "resnet18":
+            raw = read_baseline_checkpoint(path)
+            state_dict, optimizer_state, extra, metrics = (raw["state_dict"], raw.get("optimizer"),
+                                                           raw.get("extra") or {}, raw.get("metrics"))
+        else:
+            checkpoint = read_checkpoint(path)
+            state_dict, optimizer_state, extra, metrics = (checkpoint.state_dict, checkpoint.optimizer_state,
+                                                           checkpoint.extra, checkpoint.metrics)
+        return state_dict, optimizer_state, extra, AUMetrics.from_dict(metrics) if metrics else None
+
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.last_path.is_file():
             return None
-        if self.architecture == "resnet18":
-            raw = read_baseline_checkpoint(self.last_path)
-            state_dict, optimizer_state, extra = raw["state_dict"], raw.get("optimizer"), raw.get("extra") or {}
-        else:
-            checkpoint = read_checkpoint(self.last_path)
-            state_dict, optimizer_state, extra = checkpoint.state_dict, checkpoint.optimizer_state, checkpoint.extra
+        state_dict, optimizer_state, extra, _ = self._read(self.last_path)
         self.network.load_state_dict(state_dict)
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
@@ -303,19 +310,23 @@ class Trainer:
         opt = self.config.training
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = {"epoch": 0, "batch": 0, "step": 0, "best_icc": -math.inf, "elapsed_s": 0.0}
+        best_metrics: AUMetrics | None = None
+        last_metrics: AUMetrics | None = None
         if resume:
             extra = self._resume_state()
             if extra is None:
                 raise FileNotFoundError(f"{self.last_path}: nothing to resume from")
             state.update({k: extra[k] for k in state if k in extra})
+            # The validations before the interruption count: without them a run whose later checks do not
+            # improve would report no best at all.
+            last_metrics = self._read(self.last_path)[3]
+            best_metrics = self._read(self.best_path)[3] if self.best_path.is_file() else None
         elif self.last_path.exists() or self.log_path.exists():
             raise FileExistsError(f"{self.run_dir} already holds a run: resume it, or choose another output folder")
         start = time.monotonic() - float(state["elapsed_s"])
         budget = opt.time_budget_minutes * 60.0 if opt.time_budget_minutes else math.inf
         labels = self.model_config.aus.labels
         batches_per_epoch = len(self.dataset) // opt.batch_size
-        best_metrics: AUMetrics | None = None
-        last_metrics: AUMetrics | None = None
         validation_seconds = self._time_one_eval_batch() * math.ceil(len(self.validation) / opt.eval_batch_size)
         running: list[float] = []
         stopped_by = "epochs"
@@ -368,7 +379,13 @@ class Trainer:
             self._log(row)
             running = []
 
-        done = False
+        # A resumed run that had already reached its end returns as it was (no extra step or validation).
+        if opt.max_steps is not None and state["step"] >= opt.max_steps:
+            stopped_by, done = "max_steps", True
+        elif state["step"] > 0 and time.monotonic() - start >= training_seconds():
+            stopped_by, done = "time budget", True
+        else:
+            done = False
         while state["epoch"] < opt.epochs and not done:
             epoch = int(state["epoch"])
             self.dataset.set_epoch(epoch)
