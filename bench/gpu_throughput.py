@@ -35,7 +35,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.cpu import cpu_name
 from model.precision import PRECISIONS
 
 GPU_TARGET_FPS = 1000.0
@@ -290,7 +290,7 @@ def main() -> None:
     items, infos, _ = plan_items([VideoSource(v, v.name) for v in videos], options)
     total = sum(i.frames for i in items)
     first_info = next(iter(infos.values()))
-    device = torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine())
+    device = torch.cuda.get_device_name(0) if cuda else cpu_name()
     print(f"{videos_count} videos x {items[0].frames} frames ({total} frames), {first_info.width}x{first_info.height} "
           f"{Path(args.source).name} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; landmarks {args.landmarks}; "
           f"precision {options.precision}, compile {args.compile}", flush=True)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from model.cpu import cpu_name
 from pipeline.annotate import AnnotateOptions, Annotator, register_faces
 from pipeline.decode import iter_frame_batches, probe_video, select_frames
 from pipeline.run import plan_items
@@ -85,7 +85,7 @@ def main() -> None:
     info = probe_video(args.video)
     indices = select_frames(info)
     print(f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; device {annotator.predictor.device}, "
-          f"batch {batch_size}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
+          f"batch {batch_size}, torch threads {torch.get_num_threads()}, {cpu_name()}, "
           f"{os.cpu_count()} CPUs")
 
     seconds, frames, crops = time_stages(annotator, info, indices, options)

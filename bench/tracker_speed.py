@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 import pipeline.landmarks as landmarks_module
+from model.cpu import cpu_name
 from pipeline.config import LandmarkConfig, load_pipeline_config
 from pipeline.landmarks import DlibTracker
 
@@ -135,7 +135,7 @@ def main() -> int:
     config = load_pipeline_config().landmarks
     if args.check_interval is not None:
         config = replace(config, check_interval=args.check_interval)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, one thread; "
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs, one thread; "
           f"landmarks: redetect_interval {config.redetect_interval}, check_interval {config.check_interval}")
 
     results = []

@@ -37,7 +37,6 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
@@ -46,6 +45,8 @@ from typing import Any, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from model.cpu import cpu_name  # noqa: E402
 
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
 # The optimiser-and-rate grid every architecture is tuned on: the paper's RMSprop at its 1e-3 and at a
@@ -415,17 +416,6 @@ def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else what Python knows of the machine."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _floats(text: str, what: str) -> list[float]:

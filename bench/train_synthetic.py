@@ -22,10 +22,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from model.cpu import cpu_name  # noqa: E402
 
 TARGET_ICC = 0.8
 TARGET_MINUTES = 30.0
@@ -66,7 +67,7 @@ def main() -> None:
     model_config = config.model_config()
     print(f"config {config.source}; budget {config.training.time_budget_minutes} min per model; "
           f"torch {torch.__version__}, {config.training.num_threads or torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+          f"{cpu_name()}, {os.cpu_count()} cores")
     print(f"load at start: {load_average()}")
 
     began = time.monotonic()

@@ -118,8 +118,6 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     report = (out / "report.md").read_text()
     assert "header line" in report and "noise_sweep.png" in report and "paper's ordering" in report
     assert "## Grid point (optimiser, rate) chosen on validation" in report
-    if "model name" in (Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""):
-        assert bench.cpu_name() not in ("", "x86_64", "aarch64")  # the CPU's name, not the architecture
     for model in bench.ARCHITECTURES:
         assert f"| ICC | {model} |" in report
 

@@ -77,7 +77,8 @@ def test_loss_falls_over_a_few_steps(precision, data_config, small_model_config,
 
 def test_auto_precision_is_bfloat16_only_with_native_bfloat16(data_config, small_model_config, splits, tmp_path,
                                                              monkeypatch):
-    from train.trainer import cpu_has_bfloat16, resolve_precision
+    from model.cpu import cpu_has_bfloat16
+    from train.trainer import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bfloat16() else "fp32")

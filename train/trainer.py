@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import ModelConfig
+from model.cpu import cpu_has_bfloat16
 from model.network import AUHeatmapNet
 from model.precision import AUTO, autocast_dtype, normalise_precision
 from model.predictor import resolve_device
@@ -43,8 +42,7 @@ from train.datasets import EvaluationSet, RecordSet, TrainingDataset
 from train.losses import AUErrorWeighting, per_au_smooth_l1
 from train.metrics import AUMetrics, evaluate_intensities
 
-__all__ = ["build_network", "predict_intensities", "load_trained", "TrainResult", "Trainer", "resolve_precision",
-           "cpu_has_bfloat16"]
+__all__ = ["build_network", "predict_intensities", "load_trained", "TrainResult", "Trainer", "resolve_precision"]
 
 
 def build_network(architecture: str, model_config: ModelConfig) -> nn.Module:
@@ -54,36 +52,6 @@ def build_network(architecture: str, model_config: ModelConfig) -> nn.Module:
     if architecture == "resnet18":
         return ResNet18Regressor(len(model_config.aus))
     raise ValueError(f"unknown architecture {architecture!r}")
-
-
-# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) below the first with bfloat16 dot products (AVX512_CORE_BF16).
-_ONEDNN_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_has_bfloat16() -> bool:
-    """Does this CPU compute bfloat16 natively, as torch runs here? x86: AVX512-BF16 or AMX-BF16 (in
-    /proc/cpuinfo), with torch's kernels at AVX512 and oneDNN not limited below its bfloat16 ISA
-    (``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA``); Arm: the ``bf16`` feature. Elsewhere bfloat16
-    is emulated, slower than float32."""
-    flags = _cpu_flags()
-    if platform.machine().lower() in ("aarch64", "arm64"):
-        return "bf16" in flags
-    if not flags & {"avx512_bf16", "amx_bf16"}:
-        return False
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX512",):
-        return False
-    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() not in _ONEDNN_WITHOUT_BF16
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
