@@ -412,7 +412,9 @@ def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels:
         lines += ["## Landmark-noise sweep (Fig. 4): mean over seeds", "", "![noise sweep](noise_sweep.png)", "",
                   "| model | noise std (crop px) | ICC | MSE | PCC |", "|---|---|---|---|---|"]
         lines += [f"| {r['model']} | {r['std']:g} | {r['icc']:.3f} | {r['mse']:.3f} | {r['pcc']:.3f} |" for _, r in mean.iterrows()]
-    lines += ["", f"Whole comparison (training, evaluation, sweep): {result['minutes']:.1f} min.", ""]
+    lines += ["", f"Training: {selection['minutes'].sum():.0f} min over {len(selection)} networks (the sum of their own "
+              f"wall times, which count whatever shared the cores). This invocation (training what was not already "
+              f"finished, evaluation, sweep): {result['minutes']:.1f} min.", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
