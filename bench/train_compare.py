@@ -91,20 +91,6 @@ class GridPoint:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One trained network (or single-heatmap family): where, with what, and what validation chose."""
-
-    architecture: str
-    point: GridPoint
-    seed: int
-    run_dir: Path
-    val_icc: float
-    steps: int
-    minutes: float
-    stopped_by: str
-
-
-@dataclass(frozen=True)
 class Job:
     """One network (or single-heatmap family) to train: the grid point, the seed and its folder."""
 
@@ -112,6 +98,33 @@ class Job:
     point: GridPoint
     seed: int
     run_dir: Path
+
+
+@dataclass(frozen=True)
+class Run:
+    """A trained job and what its validation chose (single heatmaps: the mean over the AU networks)."""
+
+    job: Job
+    val_icc: float
+    steps: int
+    minutes: float
+    stopped_by: str
+
+    @property
+    def architecture(self) -> str:
+        return self.job.architecture
+
+    @property
+    def point(self) -> GridPoint:
+        return self.job.point
+
+    @property
+    def seed(self) -> int:
+        return self.job.seed
+
+    @property
+    def run_dir(self) -> Path:
+        return self.job.run_dir
 
 
 def _budget(config: Any) -> dict[str, Any]:
@@ -152,8 +165,7 @@ def finished_run(job: Job, config: Any, model_config: Any) -> Run | None:
         raise SystemExit(f"{job.run_dir} was trained with other settings ({'; '.join(changed[:5])}"
                          f"{' ...' if len(changed) > 5 else ''}): use another --out, or remove that folder to train it again")
     val_icc = math.nan if saved["val_icc"] is None else float(saved["val_icc"])
-    return Run(job.architecture, job.point, job.seed, job.run_dir, val_icc, int(saved["steps"]),
-               float(saved["minutes"]), str(saved["stopped_by"]))
+    return Run(job, val_icc, int(saved["steps"]), float(saved["minutes"]), str(saved["stopped_by"]))
 
 
 def _started(run_dir: Path) -> bool:
@@ -172,8 +184,8 @@ def record(job: Job, config: Any, model_config: Any, results: Sequence[Any]) -> 
     mark its folder finished."""
     iccs = [r.best_metrics.mean_icc if r.best_metrics is not None else math.nan for r in results]
     val_icc = float(np.nanmean(iccs)) if not np.all(np.isnan(iccs)) else math.nan
-    run = Run(job.architecture, job.point, job.seed, job.run_dir, val_icc, sum(r.steps for r in results),
-              sum(r.elapsed_s for r in results) / 60.0, ",".join(sorted({r.stopped_by for r in results})))
+    run = Run(job, val_icc, sum(r.steps for r in results), sum(r.elapsed_s for r in results) / 60.0,
+              ",".join(sorted({r.stopped_by for r in results})))
     job.run_dir.joinpath(FINISHED).write_text(json.dumps(
         {"val_icc": None if math.isnan(val_icc) else val_icc, "steps": run.steps, "minutes": run.minutes,
          "stopped_by": run.stopped_by, "budget": _budget(config), "optimizer": job.point.optimizer,
