@@ -284,8 +284,8 @@ class JobRunner:
 def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, architectures: Sequence[str],
               grid: Sequence[GridPoint], seeds: Sequence[int], jobs: int = 1, progress: bool = False,
               log: Any = print) -> tuple[list[Run], dict[str, list[Run]]]:
-    """Every architecture over the grid with the first seed, then its best point with the other seeds;
-    returns every run and, per architecture, the chosen ones (best first)."""
+    """Every architecture over the grid with the first seed, then its best point with the other seeds (at
+    once when the grid has one point); returns every run and, per architecture, the chosen ones (best first)."""
     runner = JobRunner(config, model_config, splits, jobs, progress, log)
 
     def job(architecture: str, point: GridPoint, seed: int) -> Job:
@@ -294,6 +294,8 @@ def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, archite
     try:
         grids = {a: [runner.submit(job(a, p, seeds[0])) for p in grid] for a in architectures}
         reruns: dict[str, list[Future]] = {}
+        if len(grid) == 1:  # nothing to choose: the other seeds need not wait for the first
+            reruns = {a: [runner.submit(job(a, grid[0], s)) for s in seeds[1:]] for a in architectures}
         while len(reruns) < len(architectures):  # an architecture's seeds start as soon as its grid is done
             for architecture in architectures:
                 if architecture not in reruns and all(f.done() for f in grids[architecture]):

@@ -174,3 +174,23 @@ def test_a_failing_network_names_itself_and_stops_the_run(tmp_path, jobs):
         bench.train_all(config, model_config, splits, tmp_path, architectures=("heatmap",), grid=grid, seeds=(0, 1),
                         jobs=jobs, log=lambda _: None)
     assert not list(tmp_path.glob("runs/**/run.json"))
+
+
+def test_a_one_point_grid_trains_all_seeds_at_once(tmp_path, monkeypatch):
+    """With nothing to choose, the second seed does not wait for the first (two jobs: both run together)."""
+    bench = _bench()
+    config, model_config, splits = _tiny()
+    events = []
+    submit = bench.JobRunner.submit
+
+    def recorded(self, job):
+        events.append(f"submit {job.seed}")
+        future = submit(self, job)
+        future.add_done_callback(lambda _: events.append(f"done {job.seed}"))
+        return future
+
+    monkeypatch.setattr(bench.JobRunner, "submit", recorded)
+    runs, chosen = bench.train_all(config, model_config, splits, tmp_path, architectures=("heatmap",),
+                                   grid=[bench.GridPoint.parse("rmsprop:1e-3")], seeds=(0, 1), jobs=2, log=lambda _: None)
+    assert events[:2] == ["submit 0", "submit 1"] and sorted(events[2:]) == ["done 0", "done 1"]
+    assert [r.seed for r in chosen["heatmap"]] == [0, 1] and all(r.steps == 2 for r in runs)
