@@ -24,12 +24,13 @@ time.sleep(120)
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie is dead; so is one reaped between the two checks)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
