@@ -247,10 +247,11 @@ class Trainer:
                                                            checkpoint.extra, checkpoint.metrics)
         return state_dict, optimizer_state, extra, AUMetrics.from_dict(metrics) if metrics else None
 
-    def _resume_state(self) -> dict[str, Any] | None:
+    def _resume_state(self) -> tuple[dict[str, Any], AUMetrics | None] | None:
+        """Load ``last.pt`` into the network, optimiser, weighting and scaler; its extra state and metrics."""
         if not self.last_path.is_file():
             return None
-        state_dict, optimizer_state, extra, _ = self._read(self.last_path)
+        state_dict, optimizer_state, extra, metrics = self._read(self.last_path)
         self.network.load_state_dict(state_dict)
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
@@ -258,7 +259,7 @@ class Trainer:
             self.weighting.load_state_dict(extra["weighting"])
         if self.grad_scaler.is_enabled() and "grad_scaler" in extra:
             self.grad_scaler.load_state_dict(extra["grad_scaler"])
-        return extra
+        return extra, metrics
 
     def _log(self, row: dict[str, Any]) -> None:
         new = not self.log_path.is_file()
@@ -281,13 +282,13 @@ class Trainer:
         best_metrics: AUMetrics | None = None
         last_metrics: AUMetrics | None = None
         if resume:
-            extra = self._resume_state()
-            if extra is None:
+            resumed = self._resume_state()
+            if resumed is None:
                 raise FileNotFoundError(f"{self.last_path}: nothing to resume from")
+            extra, last_metrics = resumed
             state.update({k: extra[k] for k in state if k in extra})
             # The validations before the interruption count: without them a run whose later checks do not
             # improve would report no best at all.
-            last_metrics = self._read(self.last_path)[3]
             best_metrics = self._read(self.best_path)[3] if self.best_path.is_file() else None
         elif self.last_path.exists() or self.log_path.exists():
             raise FileExistsError(f"{self.run_dir} already holds a run: resume it, or choose another output folder")
@@ -347,13 +348,18 @@ class Trainer:
             self._log(row)
             running = []
 
+        def ending() -> str | None:
+            """Why the run ends now (its time budget or ``max_steps`` reached), or None."""
+            if state["step"] > 0 and time.monotonic() - start >= training_seconds():
+                return "time budget"
+            if opt.max_steps is not None and state["step"] >= opt.max_steps:
+                return "max_steps"
+            return None
+
         # A resumed run that had already reached its end returns as it was (no extra step or validation).
-        if opt.max_steps is not None and state["step"] >= opt.max_steps:
-            stopped_by, done = "max_steps", True
-        elif state["step"] > 0 and time.monotonic() - start >= training_seconds():
-            stopped_by, done = "time budget", True
-        else:
-            done = False
+        ended = ending()
+        stopped_by = ended or stopped_by
+        done = ended is not None
         while state["epoch"] < opt.epochs and not done:
             epoch = int(state["epoch"])
             self.dataset.set_epoch(epoch)
@@ -383,11 +389,10 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}", best_icc=f"{state['best_icc']:.3f}")
-                out_of_time = time.monotonic() - start >= training_seconds()
-                out_of_steps = opt.max_steps is not None and state["step"] >= opt.max_steps
+                ended = ending()
                 at_end = state["batch"] >= batches_per_epoch
-                if out_of_time or out_of_steps:
-                    stopped_by = "time budget" if out_of_time else "max_steps"
+                if ended is not None:
+                    stopped_by = ended
                     checkpoint(epoch_done=at_end)
                     done = True
                     break
