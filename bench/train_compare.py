@@ -220,9 +220,9 @@ class JobRunner:
         self.progress = progress and self.jobs == 1
         self.pool = None
         if self.jobs > 1:
-            from train.workers import training_pool
+            from train.workers import TrainingPool
 
-            self.pool = training_pool(self.jobs)
+            self.pool = TrainingPool(self.jobs)
 
     def submit(self, job: Job) -> Future:
         """A future of the job's :class:`Run`."""
@@ -274,9 +274,7 @@ class JobRunner:
         if self.pool is None:
             return
         if abort:
-            from train.workers import stop_pool
-
-            stop_pool(self.pool)
+            self.pool.stop()
         else:
             self.pool.shutdown()
 

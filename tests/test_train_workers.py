@@ -10,13 +10,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from train.workers import stop_pool, training_pool
+from train.workers import TrainingPool
 
 DRIVER = """
 import time
 from concurrent.futures.process import BrokenProcessPool
-from train.workers import training_pool
-pool = training_pool(1)
+from train.workers import TrainingPool
+pool = TrainingPool(1)
 print(pool.submit(__import__("os").getpid).result(), flush=True)
 pool.submit(time.sleep, 120)
 time.sleep(120)
@@ -53,13 +53,13 @@ def test_a_killed_driver_takes_its_workers_with_it():
 
 
 def test_stopping_a_pool_ends_the_running_job_and_cancels_the_queued_one():
-    pool = training_pool(1)
+    pool = TrainingPool(1)
     worker = pool.submit(os.getpid).result()
     running, queued = pool.submit(time.sleep, 120), pool.submit(time.sleep, 120)
     began = time.monotonic()
     while not running.running() and time.monotonic() - began < 10:
         time.sleep(0.05)
-    stop_pool(pool)
+    pool.stop()
     deadline = time.monotonic() + 10
     while (_alive(worker) or not queued.done()) and time.monotonic() < deadline:
         time.sleep(0.1)

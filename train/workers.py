@@ -2,7 +2,7 @@
 
 A worker trains for tens of minutes into a folder its driver chose: when the driver is killed (not
 interrupted: Ctrl-C reaches the whole process group), a worker left running would go on writing
-checkpoints into folders a new driver may be using. :func:`die_with_parent` is the pool's initializer.
+checkpoints into folders a new driver may be using, so every worker asks Linux to end it with its parent.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.queues import SimpleQueue
 
-__all__ = ["die_with_parent", "stop_pool", "training_pool"]
+__all__ = ["TrainingPool", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -27,18 +28,30 @@ def die_with_parent() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
-def training_pool(workers: int) -> ProcessPoolExecutor:
-    """``workers`` spawned processes (no fork: torch's threads do not survive one) that end with their parent."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent)
+def _start_worker(pids: SimpleQueue) -> None:
+    """A worker's initializer: end with the driver, and tell it this worker's pid (for :meth:`TrainingPool.stop`)."""
+    die_with_parent()
+    pids.put(os.getpid())  # a SimpleQueue writes at once: the driver can read it as soon as a job runs
 
 
-def stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel the jobs not started and end the running ones now (after an error or Ctrl-C: a worker
-    interrupted by Ctrl-C would otherwise take the next job, and ``shutdown`` would wait for them all)."""
-    workers = list(getattr(pool, "_processes", None) or {})  # CPython's pool keeps its workers by pid there
-    pool.shutdown(wait=False, cancel_futures=True)
-    for pid in workers:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+class TrainingPool(ProcessPoolExecutor):
+    """``workers`` spawned processes (no fork: torch's threads do not survive one) that end with their
+    parent, and that :meth:`stop` ends at once."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pids = context.SimpleQueue()
+        self._workers: set[int] = set()
+        super().__init__(workers, mp_context=context, initializer=_start_worker, initargs=(self._pids,))
+
+    def stop(self) -> None:
+        """Cancel the jobs not started and end the running ones now (after an error or Ctrl-C: a worker
+        interrupted by Ctrl-C would otherwise take the next job, and ``shutdown`` would wait for them all)."""
+        while not self._pids.empty():
+            self._workers.add(self._pids.get())
+        self.shutdown(wait=False, cancel_futures=True)
+        for pid in self._workers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
