@@ -279,6 +279,15 @@ class JobRunner:
             self.pool.shutdown()
 
 
+def wait_for_a_grid_run(grids: dict[str, list[Future]], reruns: dict[str, list[Future]]) -> None:
+    """Block until one more grid run of an architecture whose seeds have not started finishes (only the
+    unfinished count: ``wait`` returns at once when any future it is given is done, and the driver then
+    spun a core while the last grid point trained)."""
+    pending = [f for architecture, futures in grids.items() if architecture not in reruns for f in futures if not f.done()]
+    if pending:
+        wait(pending, return_when=FIRST_COMPLETED)
+
+
 def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, architectures: Sequence[str],
               grid: Sequence[GridPoint], seeds: Sequence[int], jobs: int = 1, progress: bool = False,
               log: Any = print) -> tuple[list[Run], dict[str, list[Run]]]:
@@ -299,9 +308,7 @@ def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, archite
                 if architecture not in reruns and all(f.done() for f in grids[architecture]):
                     best = choose([f.result() for f in grids[architecture]])
                     reruns[architecture] = [runner.submit(job(architecture, best.point, s)) for s in seeds[1:]]
-            waiting = [f for a in architectures if a not in reruns for f in grids[a]]
-            if waiting:
-                wait(waiting, return_when=FIRST_COMPLETED)
+            wait_for_a_grid_run(grids, reruns)
         runs, chosen = [], {}
         for architecture in architectures:
             grid_runs = [f.result() for f in grids[architecture]]

@@ -4,6 +4,7 @@ report files hold what they say (Table 1 with mean and spread, the rate choice, 
 import importlib.util
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -194,3 +195,20 @@ def test_a_one_point_grid_trains_all_seeds_at_once(tmp_path, monkeypatch):
                                    grid=[bench.GridPoint.parse("rmsprop:1e-3")], seeds=(0, 1), jobs=2, log=lambda _: None)
     assert events[:2] == ["submit 0", "submit 1"] and sorted(events[2:]) == ["done 0", "done 1"]
     assert [r.seed for r in chosen["heatmap"]] == [0, 1] and all(r.steps == 2 for r in runs)
+
+
+def test_waiting_for_a_grid_run_blocks_until_an_unfinished_one_ends():
+    """A finished grid run does not end the wait (``wait`` returns at once on a done future: the driver spun a core)."""
+    import threading
+    from concurrent.futures import Future
+
+    bench = _bench()
+    done, pending = Future(), Future()
+    done.set_result(None)
+    threading.Timer(0.5, pending.set_result, args=(None,)).start()
+    began = time.monotonic()
+    bench.wait_for_a_grid_run({"heatmap": [done, pending]}, {})
+    assert time.monotonic() - began >= 0.4 and pending.done()
+    began = time.monotonic()
+    bench.wait_for_a_grid_run({"heatmap": [done, pending], "resnet18": [Future()]}, {"resnet18": []})
+    assert time.monotonic() - began < 0.1  # nothing left to wait for: an architecture whose seeds started is not waited on
