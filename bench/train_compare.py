@@ -15,7 +15,8 @@ is run on that draw for the heatmap network and ResNet-18.
 
 A finished network's folder holds ``run.json``: running the same command again reuses it (and resumes
 an interrupted one from its ``last.pt``), so a long comparison can be done in several sittings, or
-extended with another architecture, into the same ``--out``. ``--jobs N`` trains N networks at once.
+extended with another architecture, into the same ``--out``. ``--jobs N`` trains N networks at once (a
+single-heatmap family's AU networks among them).
 
 Writes into ``--out``: ``report.md`` (budget, machine, date, the rate choice, Table 1 with mean and
 spread over seeds, the ordering against the paper's, the sweep), ``report.csv`` (one row per model,
@@ -37,6 +38,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
@@ -206,9 +208,9 @@ def threads_per_job(jobs: int) -> int | None:
 
 
 class JobRunner:
-    """Trains jobs one at a time, or ``jobs`` at once in worker processes (each with ``cores / jobs``
-    threads: several small-batch networks use a machine better than one); finished folders are reused and
-    interrupted ones resumed."""
+    """Trains jobs one at a time, or ``jobs`` networks at once in worker processes (each with ``cores / jobs``
+    threads: several small-batch networks use a machine better than one; a single-heatmap family counts
+    as its AU networks); finished folders are reused and interrupted ones resumed."""
 
     def __init__(self, config: Any, model_config: Any, splits: Any, jobs: int, progress: bool, log: Any) -> None:
         from train.data import Splits
@@ -243,18 +245,34 @@ class JobRunner:
             except Exception as error:  # handed to the caller through the future, naming the job
                 future.set_exception(self._failed(job, error))
             return future
-        inner = self.pool.submit(run_training, *args, **kwargs)
+        pieces = [self.pool.submit(run_training, *args, **kwargs, **piece) for piece in self._pieces(job)]
+        lock = threading.Lock()
 
-        def finish(f: Future) -> None:
-            try:
-                future.set_result(self._finish(job, f.result()))
-            except CancelledError:
-                future.cancel()
-            except Exception as error:  # noqa: BLE001 - handed to the caller through the future
-                future.set_exception(self._failed(job, error))
+        def finish(piece: Future) -> None:
+            """The job ends with its first failed piece, or when all have trained."""
+            with lock:
+                failed = not piece.cancelled() and piece.exception() is not None
+                if future.done() or not (failed or all(p.done() for p in pieces)):
+                    return
+                try:
+                    if failed:
+                        raise piece.exception()
+                    future.set_result(self._finish(job, [r for p in pieces for r in p.result()]))
+                except CancelledError:
+                    future.cancel()
+                except Exception as error:  # noqa: BLE001 - handed to the caller through the future
+                    future.set_exception(self._failed(job, error))
 
-        inner.add_done_callback(finish)
+        for piece in pieces:
+            piece.add_done_callback(finish)
         return future
+
+    def _pieces(self, job: Job) -> list[dict[str, Any]]:
+        """What each worker is given of a job: a single-heatmap family's AU networks are separate pieces (they
+        train at once, as separate networks would), any other architecture is one network."""
+        if job.architecture != "single_heatmap":
+            return [{}]
+        return [{"aus": [label]} for label in self.model_config.aus.labels]
 
     @staticmethod
     def _failed(job: Job, error: Exception) -> Exception:

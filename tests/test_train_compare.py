@@ -164,16 +164,16 @@ def test_ordering_note_weighs_differences_against_the_seed_spread(resnet_icc, ve
     assert f"heatmap - resnet18: {0.8 - resnet_icc:+.3f} (paper +0.04; {clear} the seeds' spread)" in note
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_failing_network_names_itself_and_stops_the_run(tmp_path, jobs):
+@pytest.mark.parametrize(("architecture", "jobs"), [("heatmap", 1), ("heatmap", 2), ("single_heatmap", 2)])
+def test_a_failing_network_names_itself_and_stops_the_run(tmp_path, architecture, jobs):
     bench = _bench()
     config, model_config, splits = _tiny(batch_size=16)  # 8 training faces: not one batch
     grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
-    folder = tmp_path / "runs" / "heatmap" / "rmsprop-lr0.001" / "seed0"
-    with pytest.raises(RuntimeError, match=f"^heatmap rmsprop-lr0.001 seed 0 \\({folder}\\): 8 training faces is "
-                                           "fewer than one batch of 16$"):
-        bench.train_all(config, model_config, splits, tmp_path, architectures=("heatmap",), grid=grid, seeds=(0, 1),
-                        jobs=jobs, log=lambda _: None)
+    folder = tmp_path / "runs" / architecture / "rmsprop-lr0.001" / "seed0"
+    with pytest.raises(RuntimeError, match=f"^{architecture} rmsprop-lr0.001 seed 0 \\({folder}\\): 8 training faces "
+                                           "is fewer than one batch of 16$"):
+        bench.train_all(config, model_config, splits, tmp_path, architectures=(architecture,), grid=grid,
+                        seeds=(0, 1), jobs=jobs, log=lambda _: None)
     assert not list(tmp_path.glob("runs/**/run.json"))
 
 
@@ -212,3 +212,43 @@ def test_waiting_for_a_grid_run_blocks_until_an_unfinished_one_ends():
     began = time.monotonic()
     bench.wait_for_a_grid_run({"heatmap": [done, pending], "resnet18": [Future()]}, {"resnet18": []})
     assert time.monotonic() - began < 0.1  # nothing left to wait for: an architecture whose seeds started is not waited on
+
+
+def test_a_single_heatmap_family_trains_its_au_networks_as_separate_jobs(tmp_path, monkeypatch):
+    """With two jobs, a family's AU networks go to the workers one by one (not one worker for the whole
+    family, the other idle), and the family is recorded once all have trained."""
+    from train.workers import TrainingPool
+
+    bench = _bench()
+    config, model_config, splits = _tiny()
+    given = []
+    submit = TrainingPool.submit
+
+    def recorded(self, fn, *args, **kwargs):
+        given.append(kwargs.get("aus"))
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingPool, "submit", recorded)
+    runs, chosen = bench.train_all(config, model_config, splits, tmp_path, architectures=("single_heatmap",),
+                                   grid=[bench.GridPoint.parse("rmsprop:1e-3")], seeds=(0,), jobs=2, log=lambda _: None)
+    labels = list(model_config.aus.labels)
+    assert given == [[label] for label in labels]
+    family = tmp_path / "runs" / "single_heatmap" / "rmsprop-lr0.001" / "seed0"
+    per_network = [pd.read_csv(family / label / "log.csv") for label in labels]
+    assert [len(log) for log in per_network] == [1, 1]  # each trained its 2 steps, validated once
+    assert runs[0].steps == 4 and json.loads((family / "run.json").read_text())["steps"] == 4
+    np.testing.assert_allclose(runs[0].val_icc, np.nanmean([log["val_icc"].iloc[-1] for log in per_network]), atol=1e-4)
+
+
+def test_run_training_trains_only_the_named_au_networks(tmp_path):
+    from train.trainer import run_training
+
+    config, model_config, splits = _tiny()
+    labels = list(model_config.aus.labels)
+    single = config.with_changes(architecture="single_heatmap")
+    results = run_training(single, tmp_path, progress=False, splits=splits, model_config=model_config, aus=labels[1:])
+    assert len(results) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [labels[1]]
+    with pytest.raises(ValueError, match="no single-heatmap network for AU99: the model's AUs are"):
+        run_training(single, tmp_path, progress=False, splits=splits, model_config=model_config, aus=["AU99"])
+    with pytest.raises(ValueError, match="heatmap is one network for all AUs"):
+        run_training(config, tmp_path / "joint", progress=False, splits=splits, model_config=model_config, aus=labels)

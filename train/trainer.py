@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -430,10 +430,12 @@ def run_training(
     progress: bool = True,
     splits: Any = None,
     model_config: ModelConfig | None = None,
+    aus: Sequence[str] | None = None,
 ) -> list[TrainResult]:
     """Train what ``config`` asks for into ``out_dir``: one network, or one per AU for ``single_heatmap``
-    (in ``out_dir/<AU>``). ``splits`` (a :class:`train.data.Splits`) skips building the data again;
-    ``model_config`` replaces the one ``config`` names (e.g. a smaller network in tests)."""
+    (in ``out_dir/<AU>``; ``aus`` names the ones to train, default all, so that a family's networks can
+    train in separate processes). ``splits`` (a :class:`train.data.Splits`) skips building the data
+    again; ``model_config`` replaces the one ``config`` names (e.g. a smaller network in tests)."""
     from train.baselines import single_au_model_config
     from train.data import build_splits
     from train.datasets import SubsetAUs
@@ -441,11 +443,19 @@ def run_training(
     model_config = model_config or config.model_config()
     splits = splits or build_splits(config, model_config, data_path)
     out_dir = Path(out_dir)
+    labels = list(model_config.aus.labels)
     if config.architecture != "single_heatmap":
+        if aus is not None:
+            raise ValueError(f"aus= names single-heatmap networks; {config.architecture} is one network for all AUs")
         trainer = Trainer(config, model_config, splits.train, splits.validation, out_dir, progress=progress)
         return [trainer.fit(resume=resume)]
+    unknown = sorted(set(aus or ()) - set(labels))
+    if unknown:
+        raise ValueError(f"no single-heatmap network for {', '.join(unknown)}: the model's AUs are {', '.join(labels)}")
     results = []
-    for k, label in enumerate(model_config.aus.labels):
+    for k, label in enumerate(labels):
+        if aus is not None and label not in aus:
+            continue
         single = single_au_model_config(model_config, k)
         run_dir = out_dir / label
         trainer = Trainer(config, single, SubsetAUs(splits.train, [k]), SubsetAUs(splits.validation, [k]), run_dir,
