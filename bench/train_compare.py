@@ -251,12 +251,12 @@ class JobRunner:
         def finish(piece: Future) -> None:
             """The job ends with its first failed piece, or when all have trained."""
             with lock:
-                failed = not piece.cancelled() and piece.exception() is not None
-                if future.done() or not (failed or all(p.done() for p in pieces)):
+                error = None if piece.cancelled() else piece.exception()
+                if future.done() or (error is None and not all(p.done() for p in pieces)):
                     return
                 try:
-                    if failed:
-                        raise piece.exception()
+                    if error is not None:
+                        raise error
                     future.set_result(self._finish(job, [r for p in pieces for r in p.result()]))
                 except CancelledError:
                     future.cancel()
