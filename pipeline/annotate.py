@@ -62,6 +62,7 @@ class AnnotateOptions:
     save_landmarks: bool = False
     device: str = "auto"
     batch_size: int | None = None
+    runtime: str | None = None  # model.runtime.RUNTIMES: auto | torch | onnxruntime (None: inference.runtime of the config)
     precision: str = "fp32"  # model.precision.PRECISIONS: fp32 | bf16 | fp16 (the last two on CUDA only)
     compile: bool = False  # torch.compile the network (CUDA only; ignored on the CPU)
     faces: str = "all"  # all | largest | N: which tracked faces get rows (see parse_faces)
@@ -80,21 +81,23 @@ class AnnotateOptions:
         parse_faces(self.faces)  # raises on a bad value
         if self.landmarks != self.pipeline.landmarks.backend:
             object.__setattr__(self, "pipeline", with_overrides(self.pipeline, landmarks={"backend": self.landmarks}))
+        if self.runtime is not None and self.runtime != self.pipeline.inference.runtime:
+            object.__setattr__(self, "pipeline", with_overrides(self.pipeline, inference={"runtime": self.runtime}))
 
     @property
     def keep_faces(self) -> int | None:
         """How many tracks an item keeps (None: all)."""
         return parse_faces(self.faces)
 
-    def batch_size_for(self, device_type: str) -> int:
-        """--batch-size, else the configured default for the device type."""
+    def batch_size_for(self, device_type: str) -> int | str:
+        """--batch-size, else the configured default for the device type (on the CPU ``auto``: measured)."""
         if self.batch_size:
             return self.batch_size
         inference = self.pipeline.inference
         return inference.batch_size_cuda if device_type == "cuda" else inference.batch_size_cpu
 
     def output_settings(self) -> dict[str, object]:
-        """The settings that change the rows (not device, batch size or precision on CPU)."""
+        """The settings that change the rows (not device, runtime, batch size or precision on CPU)."""
         return {
             "landmarks": self.landmarks,
             "every": self.every,
@@ -346,6 +349,8 @@ class Annotator:
             weights,
             device=device,
             batch_size=self.options.batch_size_for(device.type),
+            batch_candidates=self.options.pipeline.inference.cpu_batch_candidates,
+            runtime=self.options.pipeline.inference.runtime,
             channels_last=True,
             autocast=autocast,
             compile=self.options.compile,

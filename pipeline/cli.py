@@ -1,6 +1,6 @@
 """``au-annotate``: the command line over :func:`pipeline.run.annotate`.
 
-Only click (and the precision names of :mod:`model.precision`) is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
+Only click (and the names of :mod:`model.precision` and :mod:`model.runtime`) is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
 and the rest load when a run starts (tests/test_cli_startup.py).
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from model.precision import PRECISIONS
+from model.runtime import RUNTIMES
 
 EXAMPLES = """
 \b
@@ -49,8 +50,12 @@ Then, in Python:
               help="Landmark tracker: dlib (offline, CPU; as the authors' code) or face-alignment's FAN (GPU when available).")
 @click.option("--device", default="auto", show_default=True,
               help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="What runs the model: auto (ONNX Runtime on the CPU, torch on CUDA), torch, or onnxruntime "
+                   "(CPU only) [default: auto; configs/pipeline.yaml].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Faces per model batch [default: 4 on the CPU, 64 on CUDA; configs/pipeline.yaml].")
+              help="Faces per model batch [default: on the CPU the fastest for this machine, measured once; "
+                   "64 on CUDA; configs/pipeline.yaml].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).")
 @click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",
@@ -98,6 +103,7 @@ def main(
     weights: str | None,
     landmarks: str,
     device: str,
+    runtime: str | None,
     batch_size: int | None,
     precision: str,
     every: int | None,
@@ -147,7 +153,7 @@ def main(
             pipeline = with_overrides(pipeline, decode={"image_fps": image_fps})
         options = AnnotateOptions(
             landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
-            device=device, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
+            device=device, runtime=runtime, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
             faces=faces,
         )
         from pipeline.run import OutputNotWritten, annotate

@@ -28,9 +28,23 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    batch_size_cpu: int = 4
+    runtime: str = "auto"
+    batch_size_cpu: int | str = "auto"
+    cpu_batch_candidates: tuple[int, ...] = (1, 2, 4, 8)
     batch_size_cuda: int = 64
     row_group_rows: int = 8192
+
+    def __post_init__(self) -> None:
+        from model.runtime import RUNTIMES
+
+        object.__setattr__(self, "cpu_batch_candidates", tuple(int(v) for v in self.cpu_batch_candidates))
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"inference.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.batch_size_cpu != "auto" and not (isinstance(self.batch_size_cpu, int) and self.batch_size_cpu >= 1):
+            raise ValueError(f"inference.batch_size_cpu must be 'auto' or a whole number >= 1, got {self.batch_size_cpu!r}")
+        if not self.cpu_batch_candidates or min(self.cpu_batch_candidates) < 1:
+            raise ValueError(f"inference.cpu_batch_candidates must be whole numbers >= 1, got {self.cpu_batch_candidates}")
+        _require_at_least("inference", self, 1, "batch_size_cuda", "row_group_rows")
 
 
 @dataclass(frozen=True)
