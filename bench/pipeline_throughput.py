@@ -1,11 +1,17 @@
 """Frames/s of each pipeline stage alone and end to end, on one video.
 
     python bench/pipeline_throughput.py [VIDEO] [--weights W] [--device cpu] [--batch-size 4] [--threads 2]
+        [--runtime auto] [--runtimes torch,torch-contiguous,onnxruntime --batch-sizes 1,2,4,8]
 
 Stages: decode (decord, batches), landmarks (dlib tracking), registration (affine + warp), model
 (the network on registered crops, at the batch size), end to end (Annotator over the whole video:
 decode, landmarks and registration in a background thread, overlapping the model).
 Target (issue #3, CPU-only machine, dlib backend): end-to-end >= 0.8 x model-only frames/s.
+
+On the CPU it then times the model stage alone for each runtime of --runtimes (torch: eager, channels_last as the
+pipeline runs it; torch-contiguous: eager, NCHW; onnxruntime) at each batch size of --batch-sizes, alternating
+(--model-passes passes, the best of each kept), on the video's registered crops. Target (issue 25): ONNX Runtime's
+best >= 1.6 x torch's best setting.
 Without VIDEO it uses $AU_HEATMAPS_SHARED/testdata/single_face.mp4; without --weights, the
 authors-format fixture next to it (random weights: speed is the same as the trained model's).
 """
@@ -28,6 +34,7 @@ from pipeline.run import plan_items
 from pipeline.sources import VideoSource
 
 TARGET_RATIO = 0.8
+TARGET_RUNTIME_RATIO = 1.6
 
 
 def rate(frames: int, seconds: float) -> float:
@@ -65,6 +72,28 @@ def time_stages(annotator: Annotator, info, indices: np.ndarray, options: Annota
     return seconds, frames, crops
 
 
+def model_stage_table(weights: str, crops: np.ndarray, runtimes: list[str], sizes: list[int], passes: int,
+                      threads: int) -> dict[str, dict[int, float]]:
+    """Frames/s of the network alone on ``crops`` by runtime and batch size (best of ``passes`` alternating)."""
+    from model.predictor import AUPredictor
+
+    predictors = {}
+    for name in runtimes:
+        runtime = "onnxruntime" if name == "onnxruntime" else "torch"
+        predictors[name] = AUPredictor.from_checkpoint(weights, device="cpu", runtime=runtime, threads=threads,
+                                                       channels_last=name == "torch", batch_size=max(sizes))
+    table: dict[str, dict[int, float]] = {name: {} for name in runtimes}
+    for _ in range(passes):
+        for size in sizes:
+            for name, predictor in predictors.items():
+                predictor.batch_size = size
+                predictor.predict_maps(crops[:size])  # warm-up at this shape
+                start = time.perf_counter()
+                predictor.predict_maps(crops)
+                table[name][size] = max(table[name].get(size, 0.0), rate(len(crops), time.perf_counter() - start))
+    return table
+
+
 def main() -> None:
     shared = Path(os.environ.get("AU_HEATMAPS_SHARED", "../shared"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,17 +104,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
     parser.add_argument("--repeat", type=int, default=2, help="end-to-end passes (the best is kept)")
+    parser.add_argument("--runtime", default=None, choices=["auto", "torch", "onnxruntime"],
+                        help="the runtime of the stage and end-to-end figures [default: configs/pipeline.yaml]")
+    parser.add_argument("--runtimes", default="torch,torch-contiguous,onnxruntime",
+                        help="runtimes of the model-stage table (CPU only; empty: no table)")
+    parser.add_argument("--batch-sizes", default="1,2,4,8", help="batch sizes of the model-stage table")
+    parser.add_argument("--model-passes", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    options = AnnotateOptions(device=args.device, batch_size=args.batch_size, landmarks=args.landmarks)
+    options = AnnotateOptions(device=args.device, batch_size=args.batch_size, landmarks=args.landmarks,
+                              runtime=args.runtime)
     annotator = Annotator(args.weights, options)
     batch_size = annotator.predictor.batch_size
     info = probe_video(args.video)
     indices = select_frames(info)
     print(f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; device {annotator.predictor.device}, "
-          f"batch {batch_size}, torch threads {torch.get_num_threads()}, {cpu_name()}, "
+          f"{annotator.predictor.runtime_name}, batch {batch_size}, threads {annotator.predictor.threads}, {cpu_name()}, "
           f"{os.cpu_count()} CPUs")
 
     seconds, frames, crops = time_stages(annotator, info, indices, options)
@@ -105,6 +141,7 @@ def main() -> None:
         "frames": frames,
         "faces": int(len(crops)),
         "device": str(annotator.predictor.device),
+        "runtime": annotator.predictor.runtime_name,
         "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
         "decode_fps": rate(frames, decode_s),
@@ -121,9 +158,31 @@ def main() -> None:
     for stage in ("decode", "landmarks", "registration", "model", "end_to_end"):
         print(f"{stage:<14}{figures[stage + '_fps']:>10.1f}")
     print(f"end-to-end / model-only = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
+    passed = ratio >= TARGET_RATIO
+
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    if runtimes and annotator.predictor.device.type == "cpu":
+        sizes = [int(v) for v in args.batch_sizes.split(",")]
+        repeated = crops
+        while len(repeated) < 4 * max(sizes):
+            repeated = np.concatenate([repeated, crops])
+        table = model_stage_table(args.weights, repeated, runtimes, sizes, args.model_passes, args.threads)
+        figures["model_fps_by_runtime"] = {name: {str(k): v for k, v in row.items()} for name, row in table.items()}
+        print(f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, best of {args.model_passes})")
+        print(f"{'runtime':<18}" + "".join(f"{'batch ' + str(s):>10}" for s in sizes))
+        for name, row in table.items():
+            print(f"{name:<18}" + "".join(f"{row[s]:>10.1f}" for s in sizes))
+        torch_rows = [row for name, row in table.items() if name.startswith("torch")]
+        if "onnxruntime" in table and torch_rows:
+            best_torch = max(max(row.values()) for row in torch_rows)
+            speedup = max(table["onnxruntime"].values()) / best_torch
+            figures["onnxruntime_over_best_torch"] = speedup
+            print(f"ONNX Runtime's best / torch's best = {speedup:.2f} (target >= {TARGET_RUNTIME_RATIO}): "
+                  f"{'PASS' if speedup >= TARGET_RUNTIME_RATIO else 'FAIL'}")
+            passed = passed and speedup >= TARGET_RUNTIME_RATIO
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
-    raise SystemExit(0 if ratio >= TARGET_RATIO else 1)
+    raise SystemExit(0 if passed else 1)
 
 
 if __name__ == "__main__":

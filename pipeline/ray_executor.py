@@ -116,6 +116,12 @@ def _worker_class():
                 return table.num_rows, with_track_ends(table, self.annotator.track_ends())
 
         @ray.method(concurrency_group="status")
+        def describe(self) -> dict:
+            """How this worker runs the model (:meth:`AUPredictor.describe`)."""
+            annotator = self.engine.annotator if self.engine is not None else self.annotator
+            return annotator.predictor.describe()
+
+        @ray.method(concurrency_group="status")
         def progress(self) -> int:
             return self.frames_done
 
@@ -241,6 +247,11 @@ def run_on_ray(
 
         for slot in range(workers):
             feed(slot)
+        try:  # waits for the workers to load the model; one that cannot is dealt with below, with its items
+            for description in ray.get([actor.describe.remote() for actor in actors]):
+                plan.record_inference(description)
+        except Exception:
+            log.debug("a worker could not say how it runs the model", exc_info=True)
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
             for future in ready:

@@ -91,6 +91,13 @@ class RunPlan:
         if self.lock is not None:
             self.lock.release()
 
+    def record_inference(self, description: dict) -> None:
+        """Note how a worker runs the model (:meth:`AUPredictor.describe`: runtime, batch size, threads) in the
+        results file's metadata (``inference``: one entry per distinct way)."""
+        entries = self.metadata.setdefault("inference", [])
+        if description not in entries:
+            entries.append(description)
+
     @property
     def todo(self) -> list[WorkItem]:
         return [i for i in self.items if not self.store.is_done(i)]
@@ -353,11 +360,13 @@ def run_in_process(
         from pipeline.feeder import FeedEngine
 
         with FeedEngine(plan.weights, plan.options, producers, store=plan.store, on_frames=on_frames) as engine:
+            plan.record_inference(engine.annotator.predictor.describe())
             futures = {engine.submit(item): item for item in sorted(todo, key=lambda i: -i.frames)}
             for future in concurrent.futures.as_completed(futures):
                 settle(futures[future], future.result)
         return
     annotator = Annotator(plan.weights, plan.options, plan.render_dir)
+    plan.record_inference(annotator.predictor.describe())
 
     def counted(batches):
         for batch in batches:

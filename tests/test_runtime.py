@@ -170,6 +170,9 @@ def test_annotations_of_both_runtimes_agree_on_the_test_videos(videos_dir, tmp_p
                            weights=weights, progress=False)
         assert summary.ok
         results[name] = load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
+        (inference,) = results[name].attrs["au_heatmaps"]["inference"]  # how the model ran, in the metadata
+        assert inference["runtime"] == name and inference["batch_size"] == 4 and inference["device"] == "cpu"
+        assert inference["threads"] >= 1 and inference["cpu"]
     eager, onnx = results["torch"], results["onnxruntime"]
     aus = read_checkpoint(weights).model_config.aus.columns
     located = [f"{au}_{axis}" for au in aus for axis in "xy"]
