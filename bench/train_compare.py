@@ -53,7 +53,7 @@ from model.cpu import cpu_name  # noqa: E402
 ARCHITECTURES = ("heatmap", "single_heatmap", "resnet18")
 # The optimiser-and-rate grid every architecture is tuned on: the paper's RMSprop at its 1e-3 and at a
 # lower rate, and Adam at 1e-4 (on 40 fixed training faces ResNet-18 reached a validation ICC of 0.68
-# in 100 steps with Adam 1e-4 against 0.37 in 200 with RMSprop 1e-3; README).
+# in 100 steps with Adam 1e-4 against 0.37 in 200 with RMSprop 1e-3; the grid's results: docs/synthetic.md).
 GRID = ("rmsprop:1e-3", "rmsprop:3e-4", "adam:1e-4")
 SEEDS = (0, 1)
 # Landmark-noise stds of the sweep, in pixels of the 256x256 crop (the synthetic canvas has no

@@ -1,4 +1,4 @@
-"""Make the README's example figures: docs/render_example.png and docs/plot_example.png.
+"""Make the example figures (README, docs/visualise.md): docs/render_example.png and docs/plot_example.png.
 
     python docs/make_examples.py            # writes the two PNGs; the video, results and overlay go to out/examples/
 

@@ -285,7 +285,7 @@ def plan_layout(
     cpus: int | None = None,
     gpus: int | None = None,
 ) -> Layout:
-    """The layout ``--workers auto`` / ``--producers auto`` choose (measured best; README, Benchmarks).
+    """The layout ``--workers auto`` / ``--producers auto`` choose (measured best; docs/performance.md).
 
     With GPUs: one worker per GPU, and producers on all cores but ``reserved_cores`` (``feed.reserved_cores``,
     2: the model worker and the run's own bookkeeping), shared between the workers. Without a GPU: one worker

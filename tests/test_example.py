@@ -1,7 +1,7 @@
 """`./run` with no arguments annotates the shipped example video (examples/, README "Quick start"):
 a row per frame in results.parquet and an overlay MP4 with every frame. Run here on the current Python
 (AU_HEATMAPS_SETUP=skip: no virtual environment is made) with test weights through AU_HEATMAPS_WEIGHTS,
-as the README says both commands honour it."""
+as docs/platforms.md says both commands honour it."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def scan_bp4d(root: str | Path, aus: AUSet, subjects: Sequence[str] | None = Non
     labels_dir, images_dir = root / "AU_INT", root / "images"
     for needed in (labels_dir, images_dir):
         if not needed.is_dir():
-            raise BP4DLayoutError(f"{root}: no {needed.name}/ folder (see the layout in train/bp4d.py or the README)")
+            raise BP4DLayoutError(f"{root}: no {needed.name}/ folder (see the layout in train/bp4d.py or docs/training.md)")
     pattern = re.compile(r"^([A-Za-z]\d{3})_(T\d+)_(AU\d+)$")
     tables: dict[tuple[str, str], pd.DataFrame] = {}
     wanted = set(subjects) if subjects is not None else None
