@@ -4,9 +4,10 @@ Which batch size is fastest on a CPU depends on the CPU (its caches and instruct
 threads: on a 2-core AVX2 EPYC eager torch was fastest at batch 1 and slowest at 4, on an AVX-512 Xeon fastest at
 4 (issue 25). So it is measured: a few batches of blank crops at each candidate size, the best frames/s wins. The
 choice is kept in the cache folder (:func:`model.weights.cache_dir`, ``batch-sizes.json``) under a key of the CPU
-(model name and flags), the runtime, the threads and the network's shape, so a machine measures once (about a
-second per candidate) and every later run starts at once. The rows never depend on the choice: a face's numbers
-do not depend on the batch it shares (:class:`model.predictor.AUPredictor`).
+(model name and flags), the runtime, the threads and the network's shape, so a machine measures once (four batches
+per candidate: ~3 s for candidates 1-8 with the full network on a 2-core CPU) and every later run starts at once.
+The rows never depend on the choice: a face's numbers do not depend on the batch it shares
+(:class:`model.predictor.AUPredictor`).
 """
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ CACHE_FILE = "batch-sizes.json"
 
 
 def measure_batch_sizes(forward: Callable[[np.ndarray], object], crop_size: int, candidates: Sequence[int],
-                        seconds: float = 0.5) -> dict[int, float]:
+                        repeats: int = 3) -> dict[int, float]:
     """Frames/s of ``forward`` (uint8 crops (N, S, S, 3) -> anything) at each batch size of ``candidates``: one
-    warm-up batch, then batches for about ``seconds`` (at least two)."""
+    warm-up batch, then the fastest of ``repeats`` timed batches (the fastest, since other work on the machine
+    only ever slows a batch down)."""
     rates: dict[int, float] = {}
     for size in sorted(set(candidates)):
         crops = np.zeros((size, crop_size, crop_size, 3), np.uint8)
         forward(crops)  # warm-up: first-call allocations, lazy initialisation
-        done, started = 0, time.perf_counter()
-        while done < 2 * size or time.perf_counter() - started < seconds:
+        fastest = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
             forward(crops)
-            done += size
-        rates[size] = done / (time.perf_counter() - started)
+            fastest = min(fastest, time.perf_counter() - started)
+        rates[size] = size / max(fastest, 1e-9)
     return rates
 
 

@@ -12,7 +12,8 @@ def test_help_documents_every_option_with_examples() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     for option in ("--out", "--weights", "--landmarks", "--device", "--batch-size", "--every", "--fps",
-                   "--resume", "--save-landmarks", "--workers", "--producers", "--compile", "--address", "Examples:"):
+                   "--resume", "--save-landmarks", "--workers", "--producers", "--compile", "--address", "--runtime",
+                   "Examples:"):
         assert option in result.output
 
 
@@ -47,6 +48,21 @@ def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
     assert result.exit_code == 1
     assert "broken.mp4" in result.output and "empty file" in result.output and "r.errors.csv" in result.output
     assert len(load_results(out)) == sum(counts.values())
+
+
+def test_runtime_option_and_the_measured_batch_size_reach_the_metadata(setup, tmp_path) -> None:
+    folder, counts, weights = setup
+    ran = {}
+    for runtime in ("torch", None):
+        out = tmp_path / f"{runtime}.parquet"
+        args = [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"]
+        result = CliRunner().invoke(main, args + (["--runtime", runtime] if runtime else []))
+        assert result.exit_code == 0, result.output
+        (ran[runtime],) = load_results(out).attrs["au_heatmaps"]["inference"]
+    assert ran["torch"]["runtime"] == "torch" and ran[None]["runtime"] == "onnxruntime"  # auto on the CPU
+    assert ran[None]["batch_size"] in (1, 2, 4, 8)  # measured: configs/pipeline.yaml, inference.cpu_batch_candidates
+    result = CliRunner().invoke(main, [str(folder), "--out", str(tmp_path / "x.parquet"), "--runtime", "tensorrt"])
+    assert result.exit_code != 0 and "'tensorrt' is not one of" in result.output
 
 
 @pytest.mark.parametrize(
