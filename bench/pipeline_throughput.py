@@ -9,7 +9,8 @@ decode, landmarks and registration in a background thread, overlapping the model
 Target (issue #3, CPU-only machine, dlib backend): end-to-end >= 0.8 x model-only frames/s.
 
 On the CPU it then times the model stage alone for each runtime of --runtimes (torch: eager, channels_last as the
-pipeline runs it; torch-contiguous: eager, NCHW; onnxruntime) at each batch size of --batch-sizes, alternating
+pipeline runs it; torch-contiguous: eager, NCHW; onnxruntime; openvino, where installed, for comparison) at each
+batch size of --batch-sizes, alternating
 (--model-passes passes, the best of each kept), on the video's registered crops. Target (issue 25): ONNX Runtime's
 best >= 1.6 x torch's best setting.
 Without VIDEO it uses $AU_HEATMAPS_SHARED/testdata/single_face.mp4; without --weights, the
@@ -72,6 +73,25 @@ def time_stages(annotator: Annotator, info, indices: np.ndarray, options: Annota
     return seconds, frames, crops
 
 
+def _has_openvino() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+class _OpenVino:
+    """OpenVINO on the CPU behind the interface of :class:`model.runtime.OnnxNetwork` (benchmark only)."""
+
+    def __init__(self, onnx_path: str, threads: int) -> None:
+        import openvino
+
+        self.threads = threads
+        self.compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_NUM_THREADS": threads})
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return self.compiled(crops)[0]
+
+
 def model_stage_table(weights: str, crops: np.ndarray, runtimes: list[str], sizes: list[int], passes: int,
                       threads: int) -> dict[str, dict[int, float]]:
     """Frames/s of the network alone on ``crops`` by runtime and batch size (best of ``passes`` alternating)."""
@@ -79,9 +99,11 @@ def model_stage_table(weights: str, crops: np.ndarray, runtimes: list[str], size
 
     predictors = {}
     for name in runtimes:
-        runtime = "onnxruntime" if name == "onnxruntime" else "torch"
+        runtime = "onnxruntime" if name in ("onnxruntime", "openvino") else "torch"
         predictors[name] = AUPredictor.from_checkpoint(weights, device="cpu", runtime=runtime, threads=threads,
                                                        channels_last=name == "torch", batch_size=max(sizes))
+        if name == "openvino":  # for comparison only: OpenVINO compiles the same cached ONNX graph
+            predictors[name].onnx = _OpenVino(predictors[name].onnx.source, threads)
     table: dict[str, dict[int, float]] = {name: {} for name in runtimes}
     for _ in range(passes):
         for size in sizes:
@@ -106,7 +128,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="end-to-end passes (the best is kept)")
     parser.add_argument("--runtime", default=None, choices=["auto", "torch", "onnxruntime"],
                         help="the runtime of the stage and end-to-end figures [default: configs/pipeline.yaml]")
-    parser.add_argument("--runtimes", default="torch,torch-contiguous,onnxruntime",
+    parser.add_argument("--runtimes", default="torch,torch-contiguous,onnxruntime" + (",openvino" if _has_openvino() else ""),
                         help="runtimes of the model-stage table (CPU only; empty: no table)")
     parser.add_argument("--batch-sizes", default="1,2,4,8", help="batch sizes of the model-stage table")
     parser.add_argument("--model-passes", type=int, default=2)
@@ -173,6 +195,8 @@ def main() -> None:
         for name, row in table.items():
             print(f"{name:<18}" + "".join(f"{row[s]:>10.1f}" for s in sizes))
         torch_rows = [row for name, row in table.items() if name.startswith("torch")]
+        if "openvino" in table and "onnxruntime" in table:
+            figures["openvino_over_onnxruntime"] = max(table["openvino"].values()) / max(table["onnxruntime"].values())
         if "onnxruntime" in table and torch_rows:
             best_torch = max(max(row.values()) for row in torch_rows)
             speedup = max(table["onnxruntime"].values()) / best_torch
