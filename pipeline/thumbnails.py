@@ -1,0 +1,129 @@
+"""Face thumbnails of each track, cut from the video at a few of its clearest frames.
+
+:func:`choose_frames` picks, in each of ``k`` equal parts of a track (by frame order), the frame with
+the best landmark quality (times frontalness where the landmarks were saved), so the thumbnails are
+clear and spread over the track's time. :func:`cut_thumbnails` decodes only those frames, with the
+pipeline's decoder (:mod:`pipeline.decode`: frame ``i`` is row ``frame == i`` of the results), which
+seeks to the keyframe before each group of wanted frames: a few seeks per track, never the whole video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Thumbnail", "choose_frames", "frontalness", "cut_thumbnails", "ThumbnailError"]
+
+# 68-point landmarks: nose tip, outer corners of the right and left eye (as seen in the picture)
+_NOSE, _EYE_A, _EYE_B = 30, 36, 45
+
+
+class ThumbnailError(RuntimeError):
+    """The video of a report page cannot give thumbnails (missing, unreadable, not the annotated one)."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    track: int
+    frame: int
+    timestamp: float
+    box: tuple[float, float, float, float]
+    file: str = ""  # the JPEG's name, once cut
+
+
+def frontalness(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, 1 for a face seen from the front, falling to 0 as the nose moves to one eye's corner
+    (from the saved landmarks); all ones where the landmarks were not saved."""
+    needed = [f"x_{i}" for i in (_NOSE, _EYE_A, _EYE_B)]
+    if not all(c in rows.columns for c in needed):
+        return np.ones(len(rows))
+    nose, a, b = (rows[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in needed)
+    width = np.abs(b - a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        asymmetry = np.abs((nose - a) - (b - nose)) / width
+    return np.nan_to_num(np.clip(1.0 - asymmetry, 0.0, 1.0), nan=0.0)
+
+
+def choose_frames(track_rows: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Up to ``count`` rows of one track: the clearest (landmark quality x frontalness, then the larger
+    box) in each of ``count`` equal consecutive parts of the track, in frame order."""
+    rows = track_rows.sort_values("frame", kind="stable")
+    if rows.empty:
+        return rows
+    score = rows["landmark_quality"].to_numpy(dtype=np.float64, na_value=0.0) * frontalness(rows)
+    size = (rows["face_x1"] - rows["face_x0"]).to_numpy(dtype=np.float64, na_value=0.0)
+    picks = []
+    for part in np.array_split(np.arange(len(rows)), min(count, len(rows))):
+        best = part[np.lexsort((-size[part], -score[part]))[0]]
+        picks.append(best)
+    return rows.iloc[picks]
+
+
+def _crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: float, size: int) -> np.ndarray:
+    """A square around the face box, widened by ``margin`` of its size on each side (grey outside the
+    picture), resized to ``size`` x ``size``."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    side = max(int(round(side)), 2)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    out = np.full((side, side, 3), 110, np.uint8)
+    h, w = frame.shape[:2]
+    sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + side, w), min(top + side, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = frame[sy0:sy1, sx0:sx1]
+    return np.asarray(Image.fromarray(out).resize((size, size), Image.BILINEAR))
+
+
+def cut_thumbnails(
+    video: Path,
+    wanted: list[Thumbnail],
+    folder: Path,
+    *,
+    size: int,
+    margin: float,
+    expected_frames: int | None = None,
+) -> list[Thumbnail]:
+    """Decode the frames of ``wanted`` from ``video`` and write each face as ``folder/t<track>-f<frame>.jpg``;
+    returns them with ``file`` set. :class:`ThumbnailError` names the video when it is missing, cannot
+    be read, or has another frame count than the annotated one (``expected_frames``, from the metadata)."""
+    from PIL import Image
+
+    from pipeline.decode import VideoError, iter_frame_batches, open_reader
+
+    if not wanted:
+        return []
+    if not video.exists():
+        raise ThumbnailError(f"{video}: video not found")
+    try:
+        reader = open_reader(video)
+        info = reader.probe()
+    except (VideoError, OSError) as exc:
+        raise ThumbnailError(f"{video}: cannot be read ({exc})") from exc
+    if expected_frames and info.num_frames != expected_frames:
+        raise ThumbnailError(f"{video}: has {info.num_frames} frames, the annotated video had {expected_frames} "
+                             "(not the video that was annotated?)")
+    beyond = [t.frame for t in wanted if t.frame >= info.num_frames]
+    if beyond:
+        raise ThumbnailError(f"{video}: has {info.num_frames} frames; the results name frame {max(beyond)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    by_frame: dict[int, list[int]] = {}
+    for k, thumb in enumerate(wanted):
+        by_frame.setdefault(thumb.frame, []).append(k)
+    out: list[Thumbnail | None] = [None] * len(wanted)
+    try:
+        for batch in iter_frame_batches(info, np.array(sorted(by_frame)), reader=reader):
+            for index, frame in zip(batch.indices, batch.frames):
+                for k in by_frame[int(index)]:
+                    thumb = wanted[k]
+                    name = f"t{thumb.track}-f{thumb.frame}.jpg"
+                    Image.fromarray(_crop(frame, thumb.box, margin, size)).save(folder / name, quality=85)
+                    out[k] = Thumbnail(thumb.track, thumb.frame, thumb.timestamp, thumb.box, name)
+    except VideoError as exc:
+        raise ThumbnailError(f"{video}: cannot be read ({exc})") from exc
+    return [t for t in out if t is not None]
