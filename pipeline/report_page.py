@@ -459,9 +459,9 @@ def build_report(
     for group in groups + ([[]] if set(wanted) - set(with_rows) else []):
         if group:
             df = load_results(str(location), videos=group, columns=read)
+            df.attrs = {}  # the metadata goes by argument: pandas would copy it into every piece
         else:  # failed videos without rows
             df = pd.DataFrame({c: pd.Series(dtype=object if c == "video" else np.float64) for c in read})
-        df.attrs["au_heatmaps"] = metadata
         tracks = summarise(df, config=config, aus=aus)
         in_group = group or [v for v in wanted if v not in set(with_rows)]
         per_video = summarise_videos(df, metadata, tracks=tracks, config=config, videos=in_group)

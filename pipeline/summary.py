@@ -101,6 +101,16 @@ def au_columns_of(df: pd.DataFrame, metadata: dict | None = None) -> list[str]:
     return [c for c in df.columns if _AU_COLUMN.match(str(c))]
 
 
+def _without_attrs(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without ``attrs``: pandas deep-copies them into every intermediate result, and the run's
+    metadata (every video's tracks and work items) makes that the most costly part of a summary."""
+    if not df.attrs:
+        return df
+    bare = df.copy(deep=False)
+    bare.attrs = {}
+    return bare
+
+
 def _check_columns(df: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -147,6 +157,7 @@ def summarise(df: pd.DataFrame, *, config: ReportConfig | None = None, aus: Sequ
     _check_columns(df)
     config = config or load_report_config()
     aus = list(aus) if aus is not None else au_columns_of(df)
+    df = _without_attrs(df)
     durations = frame_durations(df)
     mask = _face_rows(df)
     faces = df.loc[mask, ["video", "frame", "timestamp", "landmark_quality", *aus]].copy()
@@ -210,6 +221,7 @@ def summarise_videos(
     config = config or load_report_config()
     metadata = metadata if metadata is not None else (df.attrs.get("au_heatmaps") or {})
     aus = au_columns_of(df, metadata)
+    df = _without_attrs(df)
     tracks = tracks if tracks is not None else summarise(df, config=config, aus=aus)
     errors = _errors_by_video(metadata)
     video = df["video"].astype(str)
@@ -233,6 +245,7 @@ def summarise_videos(
     long = tracks["seconds"] >= config.summary.long_track_seconds
     n_tracks = tracks.groupby("video").size()
     n_long = long.groupby(tracks["video"]).sum()
+    means = au_means.to_dict("index") if aus else {}
     rows = []
     for name in names:
         meta = info.get(name) or {}
@@ -264,7 +277,7 @@ def summarise_videos(
             "error_reasons": "; ".join(reasons),
         }
         for au in aus:
-            row[au] = float(au_means.at[name, au]) if name in au_means.index else np.nan
+            row[au] = float(means.get(name, {}).get(au, np.nan))
         problems = []
         if reasons:
             problems.append(f"{len(reasons)} failed work item{'s' * (len(reasons) != 1)}" if n_frames else "failed")
