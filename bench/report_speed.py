@@ -39,11 +39,11 @@ def real_report(results: Path | None, video_root: Path | None, work: Path) -> No
 
     if results is None:
         import numpy as np  # noqa: F401
-
         from media import compose_people, write_video
+        from pipeline_helpers import small_checkpoint
+
         from pipeline.annotate import AnnotateOptions
         from pipeline.run import annotate
-        from pipeline_helpers import small_checkpoint
 
         shared = Path(os.environ.get("AU_HEATMAPS_SHARED", ROOT.parent / "shared")) / "testdata"
         video_root = work / "videos"
@@ -77,14 +77,14 @@ def real_report(results: Path | None, video_root: Path | None, work: Path) -> No
 
 
 def synthetic_index(videos: int, work: Path) -> Path:
-    import pandas as pd
+
+    from report_data import write_synthetic
 
     from model.aus import load_au_set
     from pipeline.render.overlay import au_colours
     from pipeline.report_page import _hex, page_folder, strip_svg, write_index
     from pipeline.results import load_results
     from pipeline.summary import load_report_config, summarise, summarise_videos
-    from report_data import write_synthetic
 
     started = time.perf_counter()
     results = write_synthetic(work / "synthetic.parquet", videos, frames=50, seed=1, failed=max(videos // 500, 1))
@@ -111,9 +111,8 @@ def synthetic_index(videos: int, work: Path) -> Path:
 
 
 def load_in_chromium(index: Path, videos: int) -> None:
-    from selenium.webdriver.common.by import By
-
     from browser import chromium, console_errors
+    from selenium.webdriver.common.by import By
 
     loads, ready, sorts = [], [], {}
     with chromium(1280, 900) as driver:

@@ -22,14 +22,22 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from pipeline.summary import BOX_COLUMNS, REQUIRED, ReportConfig, au_columns_of, load_report_config, summarise, summarise_videos
+from pipeline.summary import (
+    BOX_COLUMNS,
+    REQUIRED,
+    ReportConfig,
+    au_columns_of,
+    load_report_config,
+    summarise,
+    summarise_videos,
+)
 from pipeline.thumbnails import Thumbnail, ThumbnailError, choose_frames, cut_thumbnails
 
 __all__ = ["ReportError", "ReportResult", "build_report", "page_folder"]
@@ -130,8 +138,8 @@ def strip_svg(rows: pd.DataFrame, aus: Sequence[str], colours: Sequence[str], po
     span = hi - lo if hi > lo else 1.0
     bins = np.minimum(((t - lo) / span * points).astype(np.int64), points - 1)
     face = rows["face_detected"].fillna(False).to_numpy(dtype=bool)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
-             f'height="{height:g}"><rect width="{width:g}" height="{height:g}" fill="#fff"/>']
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
+              f'height="{height:g}"><rect width="{width:g}" height="{height:g}" fill="#fff"/>')]
     has_face = np.zeros(points, dtype=bool)
     has_face[np.unique(bins[face])] = True
     step = width / points
@@ -197,12 +205,17 @@ def curves_png(rows: pd.DataFrame, video: str, tracks: Sequence[int], path: Path
     figure.savefig(path, format="png", dpi=80)
 
 
-def _video_source(name: str, metadata: dict, video_root: Path | None) -> Path | None:
+def _video_source(name: str, metadata: dict, video_root: Path | None, results_dir: Path | None) -> Path | None:
+    """Where the video ``name`` is: under ``video_root`` when given, else the path its work items record
+    (a relative one from here, or else from the results file's folder)."""
     if video_root is not None:
         return video_root if video_root.is_file() else video_root / name
     for entry in metadata.get("items") or []:
         if entry.get("video") == name and entry.get("path"):
-            return Path(entry["path"])
+            path = Path(entry["path"])
+            if not path.is_absolute() and not path.exists() and results_dir is not None and (results_dir / path).exists():
+                return results_dir / path
+            return path
     return None
 
 
@@ -239,6 +252,7 @@ class _Context:
     video_root: Path | None
     overlays: Path | None
     environment: object
+    results_dir: Path | None = None
     thumbnails: int = 0
 
 
@@ -273,7 +287,7 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
     cut: list[Thumbnail] = []
     thumb_note = ""
     if wanted:
-        source = _video_source(name, ctx.metadata, ctx.video_root)
+        source = _video_source(name, ctx.metadata, ctx.video_root, ctx.results_dir)
         if source is None:
             thumb_note = "the results do not record where the video is; give --video-root"
         else:
@@ -448,7 +462,8 @@ def build_report(
         names = [by_column[c].name if c in by_column else "" for c in aus]
     colours = [_hex(c) for c in au_colours(len(aus))]
     environment = _environment()
-    ctx = _Context(config, metadata, aus, labels, names, colours, out, root, overlay_dir, environment)
+    ctx = _Context(config, metadata, aus, labels, names, colours, out, root, overlay_dir, environment,
+                   Path(location.path).parent if location.is_local else None)
     with_rows = [v for v in wanted if v in set(present)]
     summaries: list[pd.DataFrame] = []
     track_tables: list[pd.DataFrame] = []

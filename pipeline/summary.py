@@ -12,21 +12,22 @@ Settings (the thresholds) come from ``configs/report.yaml``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "PageConfig",
+    "ProblemConfig",
     "ReportConfig",
     "SummaryConfig",
-    "ProblemConfig",
-    "PageConfig",
-    "load_report_config",
     "au_columns_of",
     "frame_durations",
+    "load_report_config",
     "summarise",
     "summarise_videos",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Thumbnail", "choose_frames", "frontalness", "cut_thumbnails", "ThumbnailError"]
+__all__ = ["Thumbnail", "ThumbnailError", "choose_frames", "cut_thumbnails", "frontalness"]
 
 # 68-point landmarks: nose tip, outer corners of the right and left eye (as seen in the picture)
 _NOSE, _EYE_A, _EYE_B = 30, 36, 45
@@ -69,9 +69,9 @@ def _crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: flo
 
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    side = max(int(round(side)), 2)
+    side = max(round(side), 2)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    left, top = round(cx - side / 2), round(cy - side / 2)
     out = np.full((side, side, 3), 110, np.uint8)
     h, w = frame.shape[:2]
     sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + side, w), min(top + side, h)

@@ -58,7 +58,7 @@ def write_synthetic(path: Path, videos: int, frames: int = 50, seed: int = 0, fa
         n = len(df)
         detected = df["face_detected"].to_numpy(dtype=bool)
 
-        def values(columns: list[str]) -> np.ndarray:
+        def values(columns: list[str], df: pd.DataFrame = df) -> np.ndarray:
             return df.reindex(columns=columns).to_numpy(dtype=np.float32, na_value=0.0)
 
         batch = schema.record_batch(

@@ -14,19 +14,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from media import compose_people, write_video
+from report_data import write_synthetic
+
 from pipeline.report_cli import main as report_command
-from pipeline.report_page import build_report, page_folder
+from pipeline.report_page import page_folder
 from pipeline.results import load_results
 from pipeline.summary import load_report_config, summarise, summarise_videos
-from report_data import write_synthetic
 
 AUS = ["AU06", "AU10", "AU12", "AU14", "AU17"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(args) -> "object":
+def run(args) -> object:
     return CliRunner().invoke(report_command, [str(a) for a in args], catch_exceptions=False)
 
 
@@ -161,9 +161,10 @@ def two_people_frames(n: int = 40) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def real_run(videos_dir, tmp_path_factory):
+    from pipeline_helpers import small_checkpoint
+
     from pipeline.annotate import AnnotateOptions
     from pipeline.run import annotate
-    from pipeline_helpers import small_checkpoint
 
     root = tmp_path_factory.mktemp("report_run")
     videos = root / "videos"
@@ -182,7 +183,7 @@ def real_run(videos_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_report(real_run):
-    root, videos, results = real_run
+    root, _, results = real_run
     started = time.perf_counter()
     result = CliRunner().invoke(report_command, [str(results), "--out", str(root / "report"), "--overlays",
                                                  str(root / "overlays"), "--csv", str(root / "summary.csv")])
@@ -192,7 +193,7 @@ def real_report(real_run):
 
 @pytest.mark.slow
 def test_real_report_a_contact_sheet_per_track(real_run, real_report) -> None:
-    root, videos, results = real_run
+    root, _, results = real_run
     report, _ = real_report
     df = load_results(results)
     metadata = df.attrs["au_heatmaps"]
@@ -219,7 +220,7 @@ def test_real_report_a_contact_sheet_per_track(real_run, real_report) -> None:
 
 @pytest.mark.slow
 def test_a_missing_video_costs_only_its_thumbnails(real_run, tmp_path) -> None:
-    root, videos, results = real_run
+    _, videos, results = real_run
     partial = tmp_path / "videos"
     shutil.copytree(videos, partial)
     (partial / "two_people.mp4").unlink()
@@ -249,7 +250,7 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
     from browser import chromium, console_errors, requested_urls
     from selenium.webdriver.common.by import By
 
-    root, videos, results = real_run
+    root, _, _ = real_run
     report, _ = real_report
     shots = Path(os.environ.get("AU_HEATMAPS_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
