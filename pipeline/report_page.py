@@ -77,10 +77,6 @@ def _number(value: float, digits: int = 2) -> str:
     return "" if value is None or not math.isfinite(float(value)) else f"{float(value):.{digits}f}"
 
 
-def _sortable(value: float) -> str:
-    return "" if value is None or not math.isfinite(float(value)) else repr(float(value))
-
-
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -346,43 +342,61 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
     return notes
 
 
-def _index_row(row: pd.Series, aus: Sequence[str], out: Path) -> dict:
-    folder = page_folder(str(row["video"]))
-    strip = f"videos/{folder}/strip.svg"
-    return {
-        "video": row["video"],
-        "href": f"videos/{folder}/index.html",
-        "flagged": bool(row["flagged"]),
-        "flag_v": 1 if row["flagged"] else 0,
-        "problems": row["problems"],
-        "duration": _number(row["duration"], 1),
-        "duration_v": _sortable(row["duration"]),
-        "frames": int(row["frames"]),
-        "face": _number(100 * row["face_fraction"], 0),
-        "face_v": _sortable(row["face_fraction"]),
-        "tracks": int(row["tracks"]),
-        "long_tracks": int(row["long_tracks"]),
-        "quality": _number(row["quality"]),
-        "quality_v": _sortable(row["quality"]),
-        "errors": int(row["errors"]),
-        "decode_errors": int(row["decode_errors"]),
-        "means": [{"v": _sortable(row[au]), "text": _number(row[au])} for au in aus],
-        "strip": strip if (out / strip).is_file() else "",
-    }
+def _float(value: float) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def write_index(out: Path, videos: pd.DataFrame, tracks: int, ctx_aus: Sequence[str], labels: Sequence[str],
+def _index_data(videos: pd.DataFrame, aus: Sequence[str], labels: Sequence[str], out: Path) -> dict:
+    """The index table as data for ``videos.js``: its columns (label, kind, how it sorts) and per video
+    the sort values ``v``, the texts shown ``t``, its page and its strip."""
+    columns = [
+        {"label": "flag", "kind": "problems", "sort": "number", "title": "problems first (click to sort by it)"},
+        {"label": "video", "kind": "link", "sort": "text"},
+        {"label": "duration (s)", "sort": "number"},
+        {"label": "frames", "sort": "number"},
+        {"label": "% with face", "sort": "number"},
+        {"label": "tracks", "sort": "number"},
+        {"label": "long tracks", "sort": "number"},
+        {"label": "quality", "sort": "number", "title": "mean landmark quality"},
+        {"label": "errors", "sort": "number", "title": "failed work items"},
+        {"label": "undecodable", "sort": "number", "title": "frames that could not be decoded"},
+        *({"label": label, "sort": "number", "title": f"mean {au}"} for au, label in zip(aus, labels)),
+        {"label": "AU strip", "kind": "strip", "sort": ""},
+    ]
+    rows = []
+    for row in videos.itertuples(index=False):
+        r = row._asdict()
+        folder = page_folder(str(r["video"]))
+        strip = f"videos/{folder}/strip.svg"
+        values = [1 if r["flagged"] else 0, str(r["video"]), _float(r["duration"]), int(r["frames"]),
+                  _float(r["face_fraction"]), int(r["tracks"]), int(r["long_tracks"]), _float(r["quality"]),
+                  int(r["errors"]), int(r["decode_errors"]), *(_float(r[au]) for au in aus), None]
+        texts = [r["problems"], str(r["video"]), _number(r["duration"], 1), str(int(r["frames"])),
+                 _number(100 * r["face_fraction"], 0), str(int(r["tracks"])), str(int(r["long_tracks"])),
+                 _number(r["quality"]), str(int(r["errors"])), str(int(r["decode_errors"])),
+                 *(_number(r[au]) for au in aus), ""]
+        rows.append({"v": values, "t": texts, "href": f"videos/{folder}/index.html", "flagged": bool(r["flagged"]),
+                     "strip": strip if (out / strip).is_file() else ""})
+    return {"columns": columns, "rows": rows, "name": 1}
+
+
+def write_index(out: Path, videos: pd.DataFrame, tracks: int, aus: Sequence[str], labels: Sequence[str],
                 colours: Sequence[str], results: str, metadata: dict, active: float, environment=None) -> Path:
-    """``out/index.html`` (and ``out/static/``) for the per-video summary ``videos``."""
+    """``out/index.html``, its data ``out/videos.js`` and ``out/static/`` for the per-video summary ``videos``."""
+    import json
+
     environment = environment or _environment()
     static = out / "static"
     static.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(_TEMPLATES / name, static / name)
+    data = _index_data(videos, aus, labels, out)
+    (out / "videos.js").write_text("window.AU_REPORT = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8")
     model = metadata.get("model") or {}
     html = environment.get_template("index.html.j2").render(
         title=f"au-report: {Path(str(results)).name}",
-        videos=[_index_row(r, ctx_aus, out) for _, r in videos.iterrows()],
+        columns=data["columns"],
+        count=len(videos),
         flagged=int(videos["flagged"].sum()) if len(videos) else 0,
         tracks=tracks,
         results=str(results),

@@ -284,6 +284,11 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
         assert [int(v) for v in column("frames")] == sorted(frames, reverse=True)
         click("video")
         assert column("video") == sorted(names, key=str.lower)
+        driver.find_element(By.ID, "filter").send_keys("two")
+        assert column("video") == ["two_people.mp4"]
+        driver.find_element(By.ID, "filter").clear()
+        driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+        assert len(column("video")) == 4
         driver.save_screenshot(str(shots / "index.png"))
         assert console_errors(driver) == []
         urls = requested_urls(driver)
