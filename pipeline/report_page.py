@@ -38,7 +38,14 @@ from pipeline.summary import (
     summarise,
     summarise_videos,
 )
-from pipeline.thumbnails import Thumbnail, ThumbnailError, choose_frames, cut_thumbnails
+from pipeline.thumbnails import (
+    Thumbnail,
+    ThumbnailError,
+    choose_frames,
+    cut_thumbnails,
+    decode_cost,
+    open_video,
+)
 
 __all__ = ["ReportError", "ReportResult", "build_report", "page_folder"]
 
@@ -272,27 +279,24 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
     if plotted and "track" in rows.columns:
         curves_png(rows, name, plotted, folder / "curves.png", ctx.config.summary.low_quality)
         curves = "curves.png"
-    # thumbnails: the clearest frames of each track, a few seeks per track
+    # thumbnails: the clearest frames of each track, cheap to decode: a few seeks per track
     info = (ctx.metadata.get("videos") or {}).get(name) or {}
-    wanted: list[Thumbnail] = []
     faces = rows[rows["face_detected"].fillna(False).astype(bool) & rows["track"].notna()] if "track" in rows else rows.iloc[:0]
-    for track, mine in faces.groupby("track", sort=True):
-        for _, pick in choose_frames(mine, page.thumbnails_per_track).iterrows():
-            wanted.append(Thumbnail(int(track), int(pick["frame"]), float(pick["timestamp"]),
-                                    tuple(float(pick[c]) for c in BOX_COLUMNS)))
     cut: list[Thumbnail] = []
     thumb_note = ""
-    if wanted:
+    if len(faces):
         source = _video_source(name, ctx.metadata, ctx.video_root, ctx.results_dir)
-        if source is None:
-            thumb_note = "the results do not record where the video is; give --video-root"
-        else:
-            try:
-                cut = cut_thumbnails(source, wanted, folder / "thumbs", size=page.thumbnail_size,
-                                     margin=page.thumbnail_margin, expected_frames=info.get("frames"))
-            except ThumbnailError as exc:
-                thumb_note = f"{exc}; give --video-root to point at the videos"
-        if thumb_note:
+        try:
+            if source is None:
+                raise ThumbnailError("the results do not record where the video is")
+            reader, probe = open_video(source, info.get("frames"))
+            cost = decode_cost(probe)
+            wanted = [Thumbnail(int(track), int(pick["frame"]), float(pick["timestamp"]), tuple(float(pick[c]) for c in BOX_COLUMNS))
+                      for track, mine in faces.groupby("track", sort=True)
+                      for _, pick in choose_frames(mine, page.thumbnails_per_track, cost, page.thumbnail_near_best).iterrows()]
+            cut = cut_thumbnails(reader, probe, wanted, folder / "thumbs", size=page.thumbnail_size, margin=page.thumbnail_margin)
+        except ThumbnailError as exc:
+            thumb_note = f"{exc}; give --video-root to point at the videos"
             notes.append(f"No face thumbnails: {thumb_note}.")
     ctx.thumbnails += len(cut)
     thumbs_of: dict[int, list[dict]] = {}

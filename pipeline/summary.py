@@ -53,6 +53,7 @@ class ProblemConfig:
 @dataclass(frozen=True)
 class PageConfig:
     thumbnails_per_track: int = 4
+    thumbnail_near_best: float = 0.9
     thumbnail_size: int = 112
     thumbnail_margin: float = 0.25
     max_plotted_tracks: int = 8

@@ -311,3 +311,19 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
             assert console_errors(driver) == [], video
             urls = requested_urls(driver)
             assert all(_inside(u, report) for u in urls), urls
+
+
+def test_choose_frames_spreads_over_the_track_and_prefers_frames_cheap_to_decode() -> None:
+    from pipeline.thumbnails import choose_frames
+
+    n = 100
+    quality = np.full(n, 0.6)
+    quality[[10, 35, 60, 85]] = 0.95  # the clearest frame of each quarter
+    quality[[12, 37]] = 0.9  # nearly as clear, right after a keyframe
+    rows = pd.DataFrame({"frame": np.arange(n), "landmark_quality": quality, "face_x0": 0.0, "face_x1": 50.0})
+    assert choose_frames(rows, 4)["frame"].tolist() == [10, 35, 60, 85]
+    cost = np.arange(n) % 25 + 1  # keyframes every 25 frames: frame 12 costs 13 decodes, frame 10 costs 11
+    cost[[12, 37]] = 1
+    assert choose_frames(rows, 4, cost, near_best=0.9)["frame"].tolist() == [12, 37, 60, 85]
+    assert choose_frames(rows, 4, cost, near_best=1.0)["frame"].tolist() == [10, 35, 60, 85]
+    assert choose_frames(rows.iloc[:3], 4)["frame"].tolist() == [0, 1, 2]  # a short track: each of its frames
