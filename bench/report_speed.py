@@ -8,7 +8,7 @@ Chromium for a large synthetic run.
 Part 1 (real): annotates the test videos ($AU_HEATMAPS_SHARED/testdata, plus a two-person video) with a
 small random network (the model's time is not what is measured), unless --results is given, then times
 ``build_report`` over them: seconds per video (summaries, thumbnails with a few seeks per track, curves,
-pages). Part 2 (index): a synthetic results file of --videos videos (0-3 people each,
+pages), and the thumbnails of two tracks spanning a long video (--long-seconds). Part 2 (index): a synthetic results file of --videos videos (0-3 people each,
 tests/report_data.py), its summaries, strips and index page; then Chromium loads the page (median of
 three loads, to the load event, when the first page of rows is drawn), sorts it by a click on a column header
 (to the re-laid-out page), and shows all rows on one page.
@@ -77,6 +77,49 @@ def real_report(results: Path | None, video_root: Path | None, work: Path) -> No
           f"1,000 such videos: about {per_video * 1000 / 60:.0f} min")
 
 
+def long_video_thumbnails(seconds: int, work: Path) -> None:
+    """Thumbnails of two tracks spanning a long video (ffmpeg's test pattern, 640x360, 25 fps, x264's
+    default keyframe interval): what reading only where needed costs where it matters."""
+    import subprocess
+
+    import numpy as np
+    import pandas as pd
+    from media import ffmpeg_exe
+
+    from pipeline.summary import load_report_config
+    from pipeline.thumbnails import (
+        Thumbnail,
+        choose_frames,
+        cut_thumbnails,
+        decode_cost,
+        open_video,
+    )
+
+    work.mkdir(parents=True, exist_ok=True)
+    video = work / "long.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(video)], check=True)
+    page = load_report_config().page
+    frames = seconds * 25
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    reader, info = open_video(video, frames)
+    probed = time.perf_counter()
+    cost = decode_cost(info)
+    wanted = []
+    for track in (0, 1):
+        rows = pd.DataFrame({"frame": np.arange(frames), "timestamp": np.arange(frames) / 25.0,
+                             "landmark_quality": rng.uniform(0.5, 0.95, frames),
+                             "face_x0": 200.0, "face_y0": 100.0, "face_x1": 300.0, "face_y1": 220.0})
+        for pick in choose_frames(rows, page.thumbnails_per_track, cost, page.thumbnail_near_best).itertuples():
+            wanted.append(Thumbnail(track, int(pick.frame), float(pick.timestamp), (200.0, 100.0, 300.0, 220.0)))
+    cut = cut_thumbnails(reader, info, wanted, work / "thumbs", size=page.thumbnail_size, margin=page.thumbnail_margin)
+    done = time.perf_counter()
+    print(f"long video ({seconds} s, {frames} frames, {len(info.keyframes)} keyframes): {len(cut)} thumbnails of 2 tracks in "
+          f"{done - started:.2f} s (probe, a demux pass: {probed - started:.2f} s; decoding {int(cost[[w.frame for w in wanted]].sum())} "
+          f"frames for them: {done - probed:.2f} s)")
+
+
 def synthetic_index(videos: int, work: Path) -> Path:
 
     from report_data import write_synthetic
@@ -143,6 +186,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=5000, help="synthetic videos on the index (part 2)")
     parser.add_argument("--results", type=Path, default=None, help="a results file for part 1 (default: annotate the test videos)")
     parser.add_argument("--video-root", type=Path, default=None, help="where its videos are")
+    parser.add_argument("--long-seconds", type=int, default=300, help="length of the long video for thumbnails (0: skip)")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
     args = parser.parse_args()
@@ -150,6 +194,8 @@ def main() -> None:
         work = Path(tmp)
         if not args.skip_real:
             real_report(args.results, args.video_root, work / "real")
+        if args.long_seconds:
+            long_video_thumbnails(args.long_seconds, work / "long")
         if not args.skip_index:
             (work / "index").mkdir()
             index = synthetic_index(args.videos, work / "index")
