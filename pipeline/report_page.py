@@ -139,14 +139,17 @@ def strip_svg(rows: pd.DataFrame, aus: Sequence[str], colours: Sequence[str], po
     t = rows["timestamp"].to_numpy(dtype=np.float64)
     lo, hi = (float(np.nanmin(t)), float(np.nanmax(t))) if len(t) else (0.0, 1.0)
     span = hi - lo if hi > lo else 1.0
+    points = max(1, min(points, int(rows["frame"].nunique())))  # no bin without a frame: lines stay unbroken
     bins = np.minimum(((t - lo) / span * points).astype(np.int64), points - 1)
     face = rows["face_detected"].fillna(False).to_numpy(dtype=bool)
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
               f'height="{height:g}"><rect width="{width:g}" height="{height:g}" fill="#fff"/>')]
     has_face = np.zeros(points, dtype=bool)
     has_face[np.unique(bins[face])] = True
+    has_frames = np.zeros(points, dtype=bool)
+    has_frames[np.unique(bins)] = True
     step = width / points
-    for b in np.flatnonzero(~has_face & np.isin(np.arange(points), np.unique(bins))):
+    for b in np.flatnonzero(~has_face & has_frames):
         parts.append(f'<rect x="{b * step:.2f}" width="{step:.2f}" height="{height:g}" fill="#ddd"/>')
     for au, colour in zip(aus, colours):
         values = rows[au].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -156,7 +159,7 @@ def strip_svg(rows: pd.DataFrame, aus: Sequence[str], colours: Sequence[str], po
         path, pen_down = [], False
         for b in range(points):
             if counts[b] == 0:
-                pen_down = False
+                pen_down = pen_down and not has_frames[b]  # a bin that has frames, none with this AU, breaks the line
                 continue
             x = (b + 0.5) * step
             y = height - 1 - min(max(sums[b] / counts[b], 0.0), 5.0) / 5.0 * (height - 2)
@@ -356,6 +359,7 @@ def _index_data(videos: pd.DataFrame, aus: Sequence[str], labels: Sequence[str],
     columns = [
         {"label": "flag", "kind": "problems", "sort": "number", "title": "problems first (click to sort by it)"},
         {"label": "video", "kind": "link", "sort": "text"},
+        {"label": "AU strip", "kind": "strip", "sort": ""},
         {"label": "duration (s)", "sort": "number"},
         {"label": "frames", "sort": "number"},
         {"label": "% with face", "sort": "number"},
@@ -365,20 +369,19 @@ def _index_data(videos: pd.DataFrame, aus: Sequence[str], labels: Sequence[str],
         {"label": "errors", "sort": "number", "title": "failed work items"},
         {"label": "undecodable", "sort": "number", "title": "frames that could not be decoded"},
         *({"label": label, "sort": "number", "title": f"mean {au}"} for au, label in zip(aus, labels)),
-        {"label": "AU strip", "kind": "strip", "sort": ""},
     ]
     rows = []
     for row in videos.itertuples(index=False):
         r = row._asdict()
         folder = page_folder(str(r["video"]))
         strip = f"videos/{folder}/strip.svg"
-        values = [1 if r["flagged"] else 0, str(r["video"]), _float(r["duration"]), int(r["frames"]),
+        values = [1 if r["flagged"] else 0, str(r["video"]), None, _float(r["duration"]), int(r["frames"]),
                   _float(r["face_fraction"]), int(r["tracks"]), int(r["long_tracks"]), _float(r["quality"]),
-                  int(r["errors"]), int(r["decode_errors"]), *(_float(r[au]) for au in aus), None]
-        texts = [r["problems"], str(r["video"]), _number(r["duration"], 1), str(int(r["frames"])),
+                  int(r["errors"]), int(r["decode_errors"]), *(_float(r[au]) for au in aus)]
+        texts = [r["problems"], str(r["video"]), "", _number(r["duration"], 1), str(int(r["frames"])),
                  _number(100 * r["face_fraction"], 0), str(int(r["tracks"])), str(int(r["long_tracks"])),
                  _number(r["quality"]), str(int(r["errors"])), str(int(r["decode_errors"])),
-                 *(_number(r[au]) for au in aus), ""]
+                 *(_number(r[au]) for au in aus)]
         rows.append({"v": values, "t": texts, "href": f"videos/{folder}/index.html", "flagged": bool(r["flagged"]),
                      "strip": strip if (out / strip).is_file() else ""})
     return {"columns": columns, "rows": rows, "name": 1}
