@@ -30,22 +30,56 @@ that cannot be found only loses its thumbnails (a note on its page). Thresholds:
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("results")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The report folder (created; its pages are replaced).")
-@click.option("--video", "--videos", "videos", multiple=True, metavar="NAME",
-              help="Report only this video (as named in the results' video column); repeatable. Default: all.")
-@click.option("--video-root", type=click.Path(exists=True, path_type=Path), default=None,
-              help="The folder that was annotated (or the one video file), for the thumbnails. "
-                   "Default: the paths recorded in the results.")
-@click.option("--overlays", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of overlay MP4s (au-render --out, au-annotate --render) to embed in the pages.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the per-track summary (pipeline.results.summarise) to this CSV file.")
-@click.option("--config", "config_file", default=None, metavar="FILE",
-              help="Report settings (default: configs/report.yaml).")
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The report folder (created; its pages are replaced).",
+)
+@click.option(
+    "--video",
+    "--videos",
+    "videos",
+    multiple=True,
+    metavar="NAME",
+    help="Report only this video (as named in the results' video column); repeatable. Default: all.",
+)
+@click.option(
+    "--video-root",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The folder that was annotated (or the one video file), for the thumbnails. "
+    "Default: the paths recorded in the results.",
+)
+@click.option(
+    "--overlays",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of overlay MP4s (au-render --out, au-annotate --render) to embed in the pages.",
+)
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the per-track summary (pipeline.results.summarise) to this CSV file.",
+)
+@click.option(
+    "--config", "config_file", default=None, metavar="FILE", help="Report settings (default: configs/report.yaml)."
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the index page in a web browser when done.")
-def main(results: str, out_dir: Path, videos: tuple[str, ...], video_root: Path | None, overlays: Path | None,
-         csv_out: Path | None, config_file: str | None, open_browser: bool) -> None:
+def main(
+    results: str,
+    out_dir: Path,
+    videos: tuple[str, ...],
+    video_root: Path | None,
+    overlays: Path | None,
+    csv_out: Path | None,
+    config_file: str | None,
+    open_browser: bool,
+) -> None:
     """Write a static report of RESULTS (the Parquet file au-annotate wrote: a path or a URI) into a folder."""
     from tqdm.auto import tqdm
 
@@ -65,15 +99,25 @@ def main(results: str, out_dir: Path, videos: tuple[str, ...], video_root: Path 
             bar.update(done - bar.n)
 
         try:
-            result = build_report(results, out_dir, videos=list(videos) or None, video_root=video_root,
-                                  overlays=overlays, csv=csv_out, config=config, on_video=progress)
+            result = build_report(
+                results,
+                out_dir,
+                videos=list(videos) or None,
+                video_root=video_root,
+                overlays=overlays,
+                csv=csv_out,
+                config=config,
+                on_video=progress,
+            )
         except ReportError as exc:
             raise click.ClickException(str(exc)) from exc
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"{result.index}: {result.videos} videos ({result.flagged} flagged), {result.tracks} tracks, "
-               f"{result.thumbnails} thumbnails, in {result.seconds:.1f} s"
-               + (f"; per-track summary: {csv_out}" if csv_out else ""))
+    click.echo(
+        f"{result.index}: {result.videos} videos ({result.flagged} flagged), {result.tracks} tracks, "
+        f"{result.thumbnails} thumbnails, in {result.seconds:.1f} s"
+        + (f"; per-track summary: {csv_out}" if csv_out else "")
+    )
     if open_browser:
         import webbrowser
 

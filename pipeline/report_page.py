@@ -87,8 +87,13 @@ def _number(value: float, digits: int = 2) -> str:
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    return Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["j2", "html"]),
-                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    return Environment(
+        loader=FileSystemLoader(str(_TEMPLATES)),
+        autoescape=select_autoescape(["j2", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -108,8 +113,9 @@ def _open_results(results: str | os.PathLike[str]):
     try:
         columns = list(pq.read_schema(location.path, filesystem=location.filesystem).names)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise ReportError(f"{location}: not a results file au-annotate wrote (not readable as Parquet: "
-                          f"{type(exc).__name__}: {exc})") from exc
+        raise ReportError(
+            f"{location}: not a results file au-annotate wrote (not readable as Parquet: {type(exc).__name__}: {exc})"
+        ) from exc
     try:
         metadata = read_run_metadata(location)
     except ValueError as exc:  # no au_heatmaps metadata: Parquet, but not ours
@@ -142,8 +148,12 @@ def strip_svg(rows: pd.DataFrame, aus: Sequence[str], colours: Sequence[str], po
     points = max(1, min(points, int(rows["frame"].nunique())))  # no bin without a frame: lines stay unbroken
     bins = np.minimum(((t - lo) / span * points).astype(np.int64), points - 1)
     face = rows["face_detected"].fillna(False).to_numpy(dtype=bool)
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
-              f'height="{height:g}"><rect width="{width:g}" height="{height:g}" fill="#fff"/>')]
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" width="{width:g}" '
+            f'height="{height:g}"><rect width="{width:g}" height="{height:g}" fill="#fff"/>'
+        )
+    ]
     has_face = np.zeros(points, dtype=bool)
     has_face[np.unique(bins[face])] = True
     has_frames = np.zeros(points, dtype=bool)
@@ -200,7 +210,9 @@ def curves_png(rows: pd.DataFrame, video: str, tracks: Sequence[int], path: Path
         for start, end in spans:
             ax.axvspan(start, end, color="#f5b26b", alpha=0.45, lw=0, zorder=0.5)
         handles, labels = ax.get_legend_handles_labels()
-        handles = [Line2D([], [], color=h.get_color(), lw=h.get_linewidth()) if isinstance(h, Line2D) else h for h in handles]
+        handles = [
+            Line2D([], [], color=h.get_color(), lw=h.get_linewidth()) if isinstance(h, Line2D) else h for h in handles
+        ]
         if spans:
             handles.append(Patch(color="#f5b26b", alpha=0.45, lw=0))
             labels.append("low quality")
@@ -219,7 +231,12 @@ def _video_source(name: str, metadata: dict, video_root: Path | None, results_di
     for entry in metadata.get("items") or []:
         if entry.get("video") == name and entry.get("path"):
             path = Path(entry["path"])
-            if not path.is_absolute() and not path.exists() and results_dir is not None and (results_dir / path).exists():
+            if (
+                not path.is_absolute()
+                and not path.exists()
+                and results_dir is not None
+                and (results_dir / path).exists()
+            ):
                 return results_dir / path
             return path
     return None
@@ -277,14 +294,18 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
         (folder / "strip.svg").write_text(strip_svg(rows, ctx.aus, ctx.au_colours, page.strip_points))
     ordered = tracks.sort_values(["seconds", "track"], ascending=[False, True])
     plotted = sorted(int(t) for t in ordered["track"].head(page.max_plotted_tracks))
-    unplotted = sorted(int(t) for t in ordered["track"].iloc[page.max_plotted_tracks:])
+    unplotted = sorted(int(t) for t in ordered["track"].iloc[page.max_plotted_tracks :])
     curves = ""
     if plotted and "track" in rows.columns:
         curves_png(rows, name, plotted, folder / "curves.png", ctx.config.summary.low_quality)
         curves = "curves.png"
     # thumbnails: the clearest frames of each track, cheap to decode: a few seeks per track
     info = (ctx.metadata.get("videos") or {}).get(name) or {}
-    faces = rows[rows["face_detected"].fillna(False).astype(bool) & rows["track"].notna()] if "track" in rows else rows.iloc[:0]
+    faces = (
+        rows[rows["face_detected"].fillna(False).astype(bool) & rows["track"].notna()]
+        if "track" in rows
+        else rows.iloc[:0]
+    )
     cut: list[Thumbnail] = []
     thumb_note = ""
     if len(faces):
@@ -294,10 +315,16 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
                 raise ThumbnailError("the results do not record where the video is")
             reader, probe = open_video(source, info.get("frames"))
             cost = decode_cost(probe)
-            wanted = [Thumbnail(int(track), int(pick["frame"]), float(pick["timestamp"]), tuple(float(pick[c]) for c in BOX_COLUMNS))
-                      for track, mine in faces.groupby("track", sort=True)
-                      for _, pick in choose_frames(mine, page.thumbnails_per_track, cost, page.thumbnail_near_best).iterrows()]
-            cut = cut_thumbnails(reader, probe, wanted, folder / "thumbs", size=page.thumbnail_size, margin=page.thumbnail_margin)
+            wanted = [
+                Thumbnail(
+                    int(track), int(pick["frame"]), float(pick["timestamp"]), tuple(float(pick[c]) for c in BOX_COLUMNS)
+                )
+                for track, mine in faces.groupby("track", sort=True)
+                for _, pick in choose_frames(mine, page.thumbnails_per_track, cost, page.thumbnail_near_best).iterrows()
+            ]
+            cut = cut_thumbnails(
+                reader, probe, wanted, folder / "thumbs", size=page.thumbnail_size, margin=page.thumbnail_margin
+            )
         except ThumbnailError as exc:
             thumb_note = f"{exc}; give --video-root to point at the videos"
             notes.append(f"No face thumbnails: {thumb_note}.")
@@ -305,7 +332,12 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
     thumbs_of: dict[int, list[dict]] = {}
     for thumb in cut:
         thumbs_of.setdefault(thumb.track, []).append(
-            {"src": f"thumbs/{thumb.file}", "frame": thumb.frame, "caption": f"{thumb.timestamp:.2f} s (frame {thumb.frame})"})
+            {
+                "src": f"thumbs/{thumb.file}",
+                "frame": thumb.frame,
+                "caption": f"{thumb.timestamp:.2f} s (frame {thumb.frame})",
+            }
+        )
     overlay = ""
     source = _overlay_source(name, ctx.overlays)
     if source is not None:
@@ -315,36 +347,65 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
         notes.append(f"No overlay video: none at {ctx.overlays / Path(name).with_suffix('.mp4')}.")
     track_rows = []
     for _, t in tracks.sort_values("track").iterrows():
-        track_rows.append({
-            "track": int(t["track"]),
-            "colour": _hex(track_colour(int(t["track"]))),
-            "span": f"{t['start']:.2f}-{t['end']:.2f} s (frames {int(t['first_frame'])}-{int(t['last_frame'])})",
-            "frames": int(t["frames"]),
-            "seconds": f"{t['seconds']:.2f} s",
-            "quality": _number(t["quality"]),
-            "thumbs": thumbs_of.get(int(t["track"]), []),
-            "aus": [{"label": label, "name": au_name, "colour": colour, "mean": _number(t[f"{au}_mean"]),
-                     "std": _number(t[f"{au}_std"]), "max": _number(t[f"{au}_max"]),
-                     "ge1": f"{100 * t[f'{au}_ge1']:.0f}%"}
-                    for au, label, au_name, colour in zip(ctx.aus, ctx.labels, ctx.names, ctx.au_colours)],
-        })
+        track_rows.append(
+            {
+                "track": int(t["track"]),
+                "colour": _hex(track_colour(int(t["track"]))),
+                "span": f"{t['start']:.2f}-{t['end']:.2f} s (frames {int(t['first_frame'])}-{int(t['last_frame'])})",
+                "frames": int(t["frames"]),
+                "seconds": f"{t['seconds']:.2f} s",
+                "quality": _number(t["quality"]),
+                "thumbs": thumbs_of.get(int(t["track"]), []),
+                "aus": [
+                    {
+                        "label": label,
+                        "name": au_name,
+                        "colour": colour,
+                        "mean": _number(t[f"{au}_mean"]),
+                        "std": _number(t[f"{au}_std"]),
+                        "max": _number(t[f"{au}_max"]),
+                        "ge1": f"{100 * t[f'{au}_ge1']:.0f}%",
+                    }
+                    for au, label, au_name, colour in zip(ctx.aus, ctx.labels, ctx.names, ctx.au_colours)
+                ],
+            }
+        )
     facts = [
         ("duration", f"{_number(row['duration'])} s" if math.isfinite(row["duration"]) else "unknown"),
         ("frames annotated", f"{row['frames']}" + (f" of {info['frames']}" if info.get("frames") else "")),
         ("frame rate", f"{_number(row['fps'], 3)} fps" if math.isfinite(row["fps"]) else "unknown"),
         ("size", f"{info['width']} x {info['height']}" if info.get("width") else "unknown"),
-        ("frames with a face", f"{row['face_frames']} ({_number(100 * row['face_fraction'], 0)}%)" if row["frames"] else "0"),
+        (
+            "frames with a face",
+            f"{row['face_frames']} ({_number(100 * row['face_fraction'], 0)}%)" if row["frames"] else "0",
+        ),
         ("tracks", f"{row['tracks']} ({row['long_tracks']} of at least {ctx.config.summary.long_track_seconds:g} s)"),
         ("mean landmark quality", _number(row["quality"])),
         ("undecodable frames", str(row["decode_errors"])),
         ("failed work items", str(row["errors"])),
     ]
     if info.get("timestamps_source"):
-        facts.append(("timestamps", str(info["timestamps_source"]) + (f" ({info['timestamps_note']})" if info.get("timestamps_note") else "")))
+        facts.append(
+            (
+                "timestamps",
+                str(info["timestamps_source"])
+                + (f" ({info['timestamps_note']})" if info.get("timestamps_note") else ""),
+            )
+        )
     html = ctx.environment.get_template("video.html.j2").render(
-        video=name, problems=row["problems"], notes=notes, facts=facts, overlay=overlay, curves=curves,
-        low_quality=ctx.config.summary.low_quality, unplotted=[f"track {t}" for t in unplotted], tracks=track_rows,
-        size=page.thumbnail_size, thumb_note=thumb_note or "no face rows", active=f"{ctx.config.summary.active_intensity:g}")
+        video=name,
+        problems=row["problems"],
+        notes=notes,
+        facts=facts,
+        overlay=overlay,
+        curves=curves,
+        low_quality=ctx.config.summary.low_quality,
+        unplotted=[f"track {t}" for t in unplotted],
+        tracks=track_rows,
+        size=page.thumbnail_size,
+        thumb_note=thumb_note or "no face rows",
+        active=f"{ctx.config.summary.active_intensity:g}",
+    )
     (folder / "index.html").write_text(html, encoding="utf-8")
     return notes
 
@@ -375,20 +436,58 @@ def _index_data(videos: pd.DataFrame, aus: Sequence[str], labels: Sequence[str],
         r = row._asdict()
         folder = page_folder(str(r["video"]))
         strip = f"videos/{folder}/strip.svg"
-        values = [1 if r["flagged"] else 0, str(r["video"]), None, _float(r["duration"]), int(r["frames"]),
-                  _float(r["face_fraction"]), int(r["tracks"]), int(r["long_tracks"]), _float(r["quality"]),
-                  int(r["errors"]), int(r["decode_errors"]), *(_float(r[au]) for au in aus)]
-        texts = [r["problems"], str(r["video"]), "", _number(r["duration"], 1), str(int(r["frames"])),
-                 _number(100 * r["face_fraction"], 0), str(int(r["tracks"])), str(int(r["long_tracks"])),
-                 _number(r["quality"]), str(int(r["errors"])), str(int(r["decode_errors"])),
-                 *(_number(r[au]) for au in aus)]
-        rows.append({"v": values, "t": texts, "href": f"videos/{folder}/index.html", "flagged": bool(r["flagged"]),
-                     "strip": strip if (out / strip).is_file() else ""})
+        values = [
+            1 if r["flagged"] else 0,
+            str(r["video"]),
+            None,
+            _float(r["duration"]),
+            int(r["frames"]),
+            _float(r["face_fraction"]),
+            int(r["tracks"]),
+            int(r["long_tracks"]),
+            _float(r["quality"]),
+            int(r["errors"]),
+            int(r["decode_errors"]),
+            *(_float(r[au]) for au in aus),
+        ]
+        texts = [
+            r["problems"],
+            str(r["video"]),
+            "",
+            _number(r["duration"], 1),
+            str(int(r["frames"])),
+            _number(100 * r["face_fraction"], 0),
+            str(int(r["tracks"])),
+            str(int(r["long_tracks"])),
+            _number(r["quality"]),
+            str(int(r["errors"])),
+            str(int(r["decode_errors"])),
+            *(_number(r[au]) for au in aus),
+        ]
+        rows.append(
+            {
+                "v": values,
+                "t": texts,
+                "href": f"videos/{folder}/index.html",
+                "flagged": bool(r["flagged"]),
+                "strip": strip if (out / strip).is_file() else "",
+            }
+        )
     return {"columns": columns, "rows": rows, "name": 1}
 
 
-def write_index(out: Path, videos: pd.DataFrame, tracks: int, aus: Sequence[str], labels: Sequence[str],
-                colours: Sequence[str], results: str, metadata: dict, active: float, environment=None) -> Path:
+def write_index(
+    out: Path,
+    videos: pd.DataFrame,
+    tracks: int,
+    aus: Sequence[str],
+    labels: Sequence[str],
+    colours: Sequence[str],
+    results: str,
+    metadata: dict,
+    active: float,
+    environment=None,
+) -> Path:
     """``out/index.html``, its data ``out/videos.js`` and ``out/static/`` for the per-video summary ``videos``."""
     import json
 
@@ -398,7 +497,9 @@ def write_index(out: Path, videos: pd.DataFrame, tracks: int, aus: Sequence[str]
     for name in STATIC_FILES:
         shutil.copyfile(_TEMPLATES / name, static / name)
     data = _index_data(videos, aus, labels, out)
-    (out / "videos.js").write_text("window.AU_REPORT = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8")
+    (out / "videos.js").write_text(
+        "window.AU_REPORT = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8"
+    )
     model = metadata.get("model") or {}
     html = environment.get_template("index.html.j2").render(
         title=f"au-report: {Path(str(results)).name}",
@@ -407,7 +508,9 @@ def write_index(out: Path, videos: pd.DataFrame, tracks: int, aus: Sequence[str]
         flagged=int(videos["flagged"].sum()) if len(videos) else 0,
         tracks=tracks,
         results=str(results),
-        model=(f"{model.get('weights_file', '')} (sha256 {str(model.get('weights_sha256', ''))[:12]})" if model else ""),
+        model=(
+            f"{model.get('weights_file', '')} (sha256 {str(model.get('weights_sha256', ''))[:12]})" if model else ""
+        ),
         written=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         aus=[{"label": label, "colour": colour} for label, colour in zip(labels, colours)],
         active=f"{active:g}",
@@ -447,7 +550,9 @@ def build_report(
         unknown = [v for v in dict.fromkeys(videos) if v not in set(known)]
         if unknown:
             shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
-            raise ReportError(f"{location}: no video named {', '.join(map(repr, unknown))} (the videos in it: {shown or 'none'})")
+            raise ReportError(
+                f"{location}: no video named {', '.join(map(repr, unknown))} (the videos in it: {shown or 'none'})"
+            )
         wanted = list(dict.fromkeys(videos))
     else:
         wanted = known
@@ -456,8 +561,10 @@ def build_report(
         if not root.exists():
             raise ReportError(f"{root}: no such video folder or file (--video-root)")
         if root.is_file() and len(wanted) > 1:
-            raise ReportError(f"{root}: a single video file was given as --video-root but the report covers "
-                              f"{len(wanted)} videos; give the folder that was annotated, or choose one with --video")
+            raise ReportError(
+                f"{root}: a single video file was given as --video-root but the report covers "
+                f"{len(wanted)} videos; give the folder that was annotated, or choose one with --video"
+            )
     overlay_dir = Path(overlays) if overlays is not None else None
     if overlay_dir is not None and not overlay_dir.is_dir():
         raise ReportError(f"{overlay_dir}: no such folder of overlay videos (--overlays)")
@@ -483,8 +590,19 @@ def build_report(
         names = [by_column[c].name if c in by_column else "" for c in aus]
     colours = [_hex(c) for c in au_colours(len(aus))]
     environment = _environment()
-    ctx = _Context(config, metadata, aus, labels, names, colours, out, root, overlay_dir, environment,
-                   Path(location.path).parent if location.is_local else None)
+    ctx = _Context(
+        config,
+        metadata,
+        aus,
+        labels,
+        names,
+        colours,
+        out,
+        root,
+        overlay_dir,
+        environment,
+        Path(location.path).parent if location.is_local else None,
+    )
     with_rows = [v for v in wanted if v in set(present)]
     summaries: list[pd.DataFrame] = []
     track_tables: list[pd.DataFrame] = []
@@ -514,15 +632,39 @@ def build_report(
             done += 1
             if on_video is not None:
                 on_video(name, done, len(wanted))
-    per_video = pd.concat(summaries, ignore_index=True) if summaries else summarise_videos(pd.DataFrame(columns=read), metadata, config=config, videos=[])
-    per_video = per_video.sort_values(["flagged", "video"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    per_video = (
+        pd.concat(summaries, ignore_index=True)
+        if summaries
+        else summarise_videos(pd.DataFrame(columns=read), metadata, config=config, videos=[])
+    )
+    per_video = per_video.sort_values(["flagged", "video"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
     per_track = pd.concat(track_tables, ignore_index=True) if track_tables else pd.DataFrame()
     per_video.to_csv(out / "videos.csv", index=False)
     per_track.to_csv(out / "tracks.csv", index=False)
     if csv is not None:
         Path(csv).parent.mkdir(parents=True, exist_ok=True)
         per_track.to_csv(csv, index=False)
-    index = write_index(out, per_video, len(per_track), aus, labels, colours, str(location), metadata,
-                        config.summary.active_intensity, environment)
-    return ReportResult(out, index, len(per_video), len(per_track), int(per_video["flagged"].sum()) if len(per_video) else 0,
-                        ctx.thumbnails, time.perf_counter() - started, notes)
+    index = write_index(
+        out,
+        per_video,
+        len(per_track),
+        aus,
+        labels,
+        colours,
+        str(location),
+        metadata,
+        config.summary.active_intensity,
+        environment,
+    )
+    return ReportResult(
+        out,
+        index,
+        len(per_video),
+        len(per_track),
+        int(per_video["flagged"].sum()) if len(per_video) else 0,
+        ctx.thumbnails,
+        time.perf_counter() - started,
+        notes,
+    )

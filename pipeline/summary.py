@@ -116,13 +116,17 @@ def _without_attrs(df: pd.DataFrame) -> pd.DataFrame:
 def _check_columns(df: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValueError(f"the results lack the columns needed to summarise: {', '.join(missing)} "
-                         f"(columns present: {', '.join(map(str, df.columns[:20]))})")
+        raise ValueError(
+            f"the results lack the columns needed to summarise: {', '.join(missing)} "
+            f"(columns present: {', '.join(map(str, df.columns[:20]))})"
+        )
 
 
 def _track_ids(df: pd.DataFrame) -> pd.Series:
     """The person of each row: ``track``, or the face slot for files written before tracks existed."""
-    return df["track"] if "track" in df.columns else df["face"] if "face" in df.columns else pd.Series(0, index=df.index)
+    return (
+        df["track"] if "track" in df.columns else df["face"] if "face" in df.columns else pd.Series(0, index=df.index)
+    )
 
 
 def _face_rows(df: pd.DataFrame) -> pd.Series:
@@ -146,7 +150,9 @@ def frame_durations(df: pd.DataFrame) -> pd.Series:
     return pd.Series(lookup.reindex(rows).to_numpy(dtype=np.float64), index=df.index, name="duration")
 
 
-def summarise(df: pd.DataFrame, *, config: ReportConfig | None = None, aus: Sequence[str] | None = None) -> pd.DataFrame:
+def summarise(
+    df: pd.DataFrame, *, config: ReportConfig | None = None, aus: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per person: (``video``, ``track``) with ``frames`` (rows), ``first_frame``, ``last_frame``,
     ``start`` and ``end`` (timestamps, s), ``seconds`` (time on screen: the sum of its frames' durations,
     see :func:`frame_durations`), ``quality`` (mean ``landmark_quality``), and per AU column (``AU06``, ...)
@@ -286,14 +292,32 @@ def summarise_videos(
         if row["decode_errors"]:
             problems.append(f"{row['decode_errors']} undecodable frame{'s' * (row['decode_errors'] != 1)}")
         if n_frames and row["face_fraction"] < config.problems.min_face_fraction:
-            problems.append("no face found" if n_face == 0 else f"a face in only {100 * row['face_fraction']:.0f}% of frames")
+            problems.append(
+                "no face found" if n_face == 0 else f"a face in only {100 * row['face_fraction']:.0f}% of frames"
+            )
         if row["short_tracks"] > config.problems.max_short_tracks:
             problems.append(f"{row['short_tracks']} short tracks")
         row["problems"] = "; ".join(problems)
         row["flagged"] = bool(problems)
         rows.append(row)
-    columns = ["video", "duration", "fps", "frames", "face_frames", "face_fraction", "tracks", "long_tracks",
-               "short_tracks", "quality", "decode_errors", "errors", "error_reasons", *aus, "problems", "flagged"]
+    columns = [
+        "video",
+        "duration",
+        "fps",
+        "frames",
+        "face_frames",
+        "face_fraction",
+        "tracks",
+        "long_tracks",
+        "short_tracks",
+        "quality",
+        "decode_errors",
+        "errors",
+        "error_reasons",
+        *aus,
+        "problems",
+        "flagged",
+    ]
     out = pd.DataFrame(rows, columns=columns)
     if out.empty:
         return out

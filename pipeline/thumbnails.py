@@ -65,7 +65,9 @@ def decode_cost(info) -> np.ndarray:
     return frames - before + 1
 
 
-def choose_frames(track_rows: pd.DataFrame, count: int, cost: np.ndarray | None = None, near_best: float = 0.9) -> pd.DataFrame:
+def choose_frames(
+    track_rows: pd.DataFrame, count: int, cost: np.ndarray | None = None, near_best: float = 0.9
+) -> pd.DataFrame:
     """Up to ``count`` rows of one track, in frame order: in each of ``count`` equal consecutive parts of
     the track, among its clearest rows (landmark quality x frontalness at least ``near_best`` of the
     part's best), the one cheapest to decode (``cost``: per frame index, :func:`decode_cost`; a frame
@@ -76,7 +78,9 @@ def choose_frames(track_rows: pd.DataFrame, count: int, cost: np.ndarray | None 
     score = rows["landmark_quality"].to_numpy(dtype=np.float64, na_value=0.0) * frontalness(rows)
     size = (rows["face_x1"] - rows["face_x0"]).to_numpy(dtype=np.float64, na_value=0.0)
     frames = rows["frame"].to_numpy(dtype=np.int64)
-    decode = np.asarray(cost)[np.clip(frames, 0, len(cost) - 1)] if cost is not None and len(cost) else np.zeros(len(rows))
+    decode = (
+        np.asarray(cost)[np.clip(frames, 0, len(cost) - 1)] if cost is not None and len(cost) else np.zeros(len(rows))
+    )
     picks = []
     for part in np.array_split(np.arange(len(rows)), min(count, len(rows))):
         clear = part[score[part] >= near_best * score[part].max()]
@@ -116,8 +120,10 @@ def open_video(video: Path, expected_frames: int | None = None):
     except (VideoError, OSError) as exc:
         raise ThumbnailError(f"{video}: cannot be read ({exc})") from exc
     if expected_frames and info.num_frames != expected_frames:
-        raise ThumbnailError(f"{video}: has {info.num_frames} frames, the annotated video had {expected_frames} "
-                             "(not the video that was annotated?)")
+        raise ThumbnailError(
+            f"{video}: has {info.num_frames} frames, the annotated video had {expected_frames} "
+            "(not the video that was annotated?)"
+        )
     return reader, info
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from media import compose_people, write_video
-from report_data import write_synthetic
 
+from media import compose_people, write_video
 from pipeline.report_cli import main as report_command
 from pipeline.report_page import page_folder
 from pipeline.results import load_results
 from pipeline.summary import load_report_config, summarise, summarise_videos
+from report_data import write_synthetic
 
 AUS = ["AU06", "AU10", "AU12", "AU14", "AU17"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +41,27 @@ def reference_tracks(df: pd.DataFrame) -> pd.DataFrame:
         t = frames["timestamp"].to_numpy()
         step = np.diff(t)
         durations = dict(zip(frames["frame"], np.append(step, np.median(step) if len(step) else 0.0)))
-        row = {"video": video, "track": int(track), "frames": len(g), "first_frame": g["frame"].min(),
-               "last_frame": g["frame"].max(), "start": g["timestamp"].min(), "end": g["timestamp"].max(),
-               "seconds": sum(durations[f] for f in g["frame"]), "quality": g["landmark_quality"].astype(float).mean()}
+        row = {
+            "video": video,
+            "track": int(track),
+            "frames": len(g),
+            "first_frame": g["frame"].min(),
+            "last_frame": g["frame"].max(),
+            "start": g["timestamp"].min(),
+            "end": g["timestamp"].max(),
+            "seconds": sum(durations[f] for f in g["frame"]),
+            "quality": g["landmark_quality"].astype(float).mean(),
+        }
         for au in AUS:
             values = g[au].astype(float)
-            row.update({f"{au}_mean": values.mean(), f"{au}_std": values.std(), f"{au}_max": values.max(),
-                        f"{au}_ge1": (values >= 1).mean()})
+            row.update(
+                {
+                    f"{au}_mean": values.mean(),
+                    f"{au}_std": values.std(),
+                    f"{au}_max": values.max(),
+                    f"{au}_ge1": (values >= 1).mean(),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -62,8 +76,9 @@ def test_summarise_matches_pandas(synthetic) -> None:
     got = summarise(df)
     want = reference_tracks(df)
     assert len(got) == len(want) > 20
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), want[got.columns].reset_index(drop=True),
-                                  check_dtype=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False, rtol=1e-6
+    )
     # one video alone gives its rows of the whole
     one = got["video"].iloc[0]
     alone = summarise(load_results(synthetic, videos=[one]))
@@ -89,8 +104,11 @@ def test_summarise_videos_matches_pandas_and_flags_problems_first(synthetic) -> 
         if len(faces):
             assert row["quality"] == pytest.approx(faces["landmark_quality"].astype(float).mean(), rel=1e-6)
             assert row["AU12"] == pytest.approx(faces["AU12"].astype(float).mean(), rel=1e-6)
-        expected = (row["decode_errors"] > 0 or row["face_fraction"] < config.problems.min_face_fraction
-                    or row["short_tracks"] > config.problems.max_short_tracks)
+        expected = (
+            row["decode_errors"] > 0
+            or row["face_fraction"] < config.problems.min_face_fraction
+            or row["short_tracks"] > config.problems.max_short_tracks
+        )
         assert row["flagged"] == expected, (name, row["problems"])
     assert videos.loc["broken/0.mp4", "flagged"] and videos.loc["broken/0.mp4", "errors"] == 1
     assert "not a video" in videos.loc["broken/0.mp4", "error_reasons"]
@@ -104,8 +122,14 @@ def test_summarise_is_light_and_reexported() -> None:
 
     assert pipeline.results.summarise is pipeline.summary.summarise
     code = "import sys, pipeline.summary; print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -124,7 +148,11 @@ def test_bad_input_names_the_file(synthetic, tmp_path) -> None:
     result = run([tmp_path / "missing.parquet", "--out", tmp_path / "r3"])
     assert result.exit_code == 1 and "missing.parquet: no such results file" in result.output
     result = run([synthetic, "--out", tmp_path / "r4", "--video", "nope.mp4"])
-    assert result.exit_code == 1 and "no video named 'nope.mp4'" in result.output and "session000/cam00.mp4" in result.output
+    assert (
+        result.exit_code == 1
+        and "no video named 'nope.mp4'" in result.output
+        and "session000/cam00.mp4" in result.output
+    )
     result = run([synthetic, "--out", tmp_path / "r5", "--csv", tmp_path / "summary.txt"])
     assert result.exit_code == 2 and "must end in .csv" in result.output
     assert not any((tmp_path / f"r{k}").exists() for k in range(1, 6))  # nothing written on bad input
@@ -134,8 +162,16 @@ def test_report_of_synthetic_results_without_videos(synthetic, tmp_path) -> None
     """No video can be found (the metadata records none): every page is still written, without thumbnails,
     with a note; the summaries are in the folder and in --csv."""
     names = sorted(set(load_results(synthetic, columns=["video"])["video"]))[:6]
-    result = run([synthetic, "--out", tmp_path / "report", "--csv", tmp_path / "summary.csv",
-                  *[a for n in names for a in ("--video", n)]])
+    result = run(
+        [
+            synthetic,
+            "--out",
+            tmp_path / "report",
+            "--csv",
+            tmp_path / "summary.csv",
+            *[a for n in names for a in ("--video", n)],
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = tmp_path / "report"
     assert (report / "index.html").is_file() and (report / "static" / "report.js").is_file()
@@ -161,10 +197,9 @@ def two_people_frames(n: int = 40) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def real_run(videos_dir, tmp_path_factory):
-    from pipeline_helpers import small_checkpoint
-
     from pipeline.annotate import AnnotateOptions
     from pipeline.run import annotate
+    from pipeline_helpers import small_checkpoint
 
     root = tmp_path_factory.mktemp("report_run")
     videos = root / "videos"
@@ -175,8 +210,14 @@ def real_run(videos_dir, tmp_path_factory):
     (videos / "broken.mp4").write_bytes(b"\x00\x01 not a video" * 50)
     weights = small_checkpoint(root / "small.pt")
     out = root / "results.parquet"
-    summary = annotate([videos], out, AnnotateOptions(device="cpu", save_landmarks=True), weights=weights,
-                       progress=False, render_dir=root / "overlays")
+    summary = annotate(
+        [videos],
+        out,
+        AnnotateOptions(device="cpu", save_landmarks=True),
+        weights=weights,
+        progress=False,
+        render_dir=root / "overlays",
+    )
     assert [f.video for f in summary.failures] == ["broken.mp4"]
     return root, videos, out
 
@@ -185,8 +226,18 @@ def real_run(videos_dir, tmp_path_factory):
 def real_report(real_run):
     root, _, results = real_run
     started = time.perf_counter()
-    result = CliRunner().invoke(report_command, [str(results), "--out", str(root / "report"), "--overlays",
-                                                 str(root / "overlays"), "--csv", str(root / "summary.csv")])
+    result = CliRunner().invoke(
+        report_command,
+        [
+            str(results),
+            "--out",
+            str(root / "report"),
+            "--overlays",
+            str(root / "overlays"),
+            "--csv",
+            str(root / "summary.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return root / "report", time.perf_counter() - started
 
@@ -247,8 +298,9 @@ def _inside(url: str, folder: Path) -> bool:
 
 @pytest.mark.slow
 def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
-    from browser import chromium, console_errors, requested_urls
     from selenium.webdriver.common.by import By
+
+    from browser import chromium, console_errors, requested_urls
 
     root, _, _ = real_run
     report, _ = real_report
@@ -268,7 +320,10 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
         def column(header: str) -> list[str]:
             heads = [h.text.strip() for h in driver.find_elements(By.CSS_SELECTOR, "#videos thead th")]
             k = heads.index(header)
-            return [r.find_elements(By.TAG_NAME, "td")[k].text for r in driver.find_elements(By.CSS_SELECTOR, "#videos tbody tr")]
+            return [
+                r.find_elements(By.TAG_NAME, "td")[k].text
+                for r in driver.find_elements(By.CSS_SELECTOR, "#videos tbody tr")
+            ]
 
         def click(header: str) -> None:
             for th in driver.find_elements(By.CSS_SELECTOR, "#videos thead th"):
@@ -303,7 +358,10 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
             for sheet, (_, track) in zip(sheets, mine.iterrows()):
                 images = sheet.find_elements(By.TAG_NAME, "img")
                 assert len(images) == min(4, track["frames"])
-                assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0 for i in images)
+                assert all(
+                    driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0
+                    for i in images
+                )
             if len(mine):
                 assert driver.find_elements(By.CSS_SELECTOR, "video.overlay")
                 assert driver.execute_script("return document.querySelector('img.curves').naturalWidth") > 0
