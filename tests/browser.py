@@ -21,7 +21,7 @@ DRIVERS = ("chromedriver",)
 
 def _find(names: tuple[str, ...], env: str) -> str | None:
     if os.environ.get(env):
-        return os.environ[env]
+        return os.environ[env] if os.path.isfile(os.environ[env]) else None
     for name in names:
         found = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
         if found:
@@ -40,7 +40,11 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[object]:
     browser = _find(BROWSERS, "AU_HEATMAPS_CHROMIUM")
     driver_path = _find(DRIVERS, "AU_HEATMAPS_CHROMEDRIVER")
     if browser is None or driver_path is None:
-        pytest.skip("Chromium or its driver is missing (Debian: apt-get install chromium chromium-driver)")
+        missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver_path)) if p is None)
+        pytest.skip(
+            f"{missing} not found (Debian: apt-get install chromium chromium-driver; or set "
+            "AU_HEATMAPS_CHROMIUM / AU_HEATMAPS_CHROMEDRIVER)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in (
