@@ -308,6 +308,9 @@ def _video_page(ctx: _Context, row: pd.Series, rows: pd.DataFrame, tracks: pd.Da
     )
     cut: list[Thumbnail] = []
     thumb_note = ""
+    if "track" not in rows.columns and rows["face_detected"].any():
+        thumb_note = "the results were written before tracks existed (no track column)"
+        notes.append(f"No face thumbnails or curves: {thumb_note}; the face slot stands for the track.")
     if len(faces):
         source = _video_source(name, ctx.metadata, ctx.video_root, ctx.results_dir)
         try:

@@ -385,3 +385,18 @@ def test_choose_frames_spreads_over_the_track_and_prefers_frames_cheap_to_decode
     assert choose_frames(rows, 4, cost, near_best=0.9)["frame"].tolist() == [12, 37, 60, 85]
     assert choose_frames(rows, 4, cost, near_best=1.0)["frame"].tolist() == [10, 35, 60, 85]
     assert choose_frames(rows.iloc[:3], 4)["frame"].tolist() == [0, 1, 2]  # a short track: each of its frames
+
+
+def test_results_written_before_tracks(tmp_path) -> None:
+    """A file without the track column (and with the old, short metadata) still gets its report: the face
+    slot stands for the track, and the page says why there are no thumbnails."""
+    from render_data import face_track, make_results, write_results
+
+    faces = face_track(8, (192, 144), [i in (2, 3) for i in range(8)])
+    results = write_results(tmp_path / "old.parquet", [make_results("a.mp4", faces), make_results("b.mp4", [None] * 6)])
+    result = run([results, "--out", tmp_path / "report"])
+    assert result.exit_code == 0, result.output
+    tracks = pd.read_csv(tmp_path / "report" / "tracks.csv")
+    assert tracks[["video", "track", "frames", "first_frame", "last_frame"]].values.tolist() == [["a.mp4", 0, 2, 2, 3]]
+    page = (tmp_path / "report" / "videos" / page_folder("a.mp4") / "index.html").read_text()
+    assert "written before tracks existed" in page and page.count('class="sheet"') == 1
