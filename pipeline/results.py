@@ -10,8 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.store import Location, read_run_metadata
+from pipeline.summary import summarise, summarise_videos
 
-__all__ = ["load_results", "read_run_metadata", "peaks_inside", "UnknownVideoError"]
+__all__ = ["load_results", "read_run_metadata", "peaks_inside", "summarise", "summarise_videos", "UnknownVideoError"]
 
 
 def load_results(

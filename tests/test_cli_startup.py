@@ -21,6 +21,7 @@ COMMANDS = {
     "au-plot": "pipeline.render_cli:plot",
     "au-train": "train.cli:main",
     "au-export": "pipeline.export_cli:main",
+    "au-report": "pipeline.report_cli:main",
 }
 
 

@@ -55,6 +55,13 @@ SKIPPED: dict[str, dict[str, str]] = {
 MADE = {
     "README.md": ("results.parquet", "overlays/session1/clip.mp4", "clip.png"),
     "docs/output.md": ("results.parquet", "results.csv", "results.metadata.json"),
+    "docs/report.md": (
+        "results.parquet",
+        "report/index.html",
+        "report/tracks.csv",
+        "report_cam1/index.html",
+        "summary.csv",
+    ),
     "docs/visualise.md": ("results.parquet", "overlays/session1/clip.mp4", "clip.png", "clip.svg", "clip_au.mp4"),
 }
 
