@@ -37,6 +37,7 @@ from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batche
 from pipeline.fingerprint import content_fingerprint
 from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
+from pipeline.pose import row_poses
 from pipeline.schema import OutputSchema
 from pipeline.sources import VideoSource
 
@@ -109,6 +110,7 @@ class AnnotateOptions:
             "landmark_settings": asdict(self.pipeline.landmarks),
             "chunk_frames": self.pipeline.decode.chunk_frames,
             "image_fps": self.pipeline.decode.image_fps,
+            "pose": asdict(self.pipeline.pose),
         }
 
     def run_key(self, weights_sha256: str) -> str:
@@ -200,6 +202,7 @@ class FaceBatch:
     found: np.ndarray  # (R,) bool: a face that could be registered
     matrices: np.ndarray  # (R, 2, 3), zeros where not found
     crops: np.ndarray  # (F, S, S, 3) uint8 for the found rows only
+    poses: np.ndarray | None = None  # (R, 7) head pose (pipeline.pose.POSE_COLUMNS), NaN without a face
 
 
 def register_faces(
@@ -308,6 +311,7 @@ class ItemPreparer:
         for the model hold only what it needs."""
         observations = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
+        faces = replace(faces, poses=row_poses(faces.observations, faces.found, batch.frames.shape, self.options.pipeline.pose))
         self._ends.add(batch.frames, batch.indices, faces.row_frame, faces.observations)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
@@ -414,12 +418,15 @@ class Annotator:
                 sources.append(obs.source)
             else:
                 sources.append("none")
+        poses = faces.poses
+        if poses is None:  # made without ItemPreparer.prepare
+            poses = row_poses(faces.observations, found, faces.batch.frames.shape, self.options.pipeline.pose)
         at = faces.row_frame
         errors = [faces.batch.errors[i] for i in at] if faces.batch.errors else None
         return self.schema.record_batch(
             video, np.asarray(faces.batch.indices)[at], np.asarray(faces.batch.timestamps)[at], found, sources, quality,
             boxes, intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
-            decode_errors=errors, faces=faces.row_face, tracks=tracks,
+            decode_errors=errors, faces=faces.row_face, tracks=tracks, poses=poses,
         )
 
     # -- a whole item ---------------------------------------------------------------------------

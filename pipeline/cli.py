@@ -88,6 +88,11 @@ Then, in Python:
 @click.option("--image-fps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="F",
               help="Frame rate of image sequences (folders of numbered frames) and still images: "
                    "timestamps are index / F [default: 25; configs/pipeline.yaml].")
+@click.option("--camera-fov", type=click.FloatRange(min=1, max=179), default=None, metavar="DEG",
+              help="Horizontal field of view of the camera, degrees, for head pose (pose_* columns) "
+                   "[default: 65.24, OpenFace's assumption; configs/pipeline.yaml].")
+@click.option("--focal-length", type=click.FloatRange(min=0, min_open=True), default=None, metavar="PX",
+              help="The camera's focal length in pixels (of the decoded frames), for head pose; instead of --camera-fov.")
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
               help="Pipeline settings file (YAML), shipped name or path.")
 @click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
@@ -119,6 +124,8 @@ def main(
     cpus_per_worker: int | None,
     chunk_frames: int | None,
     image_fps: float | None,
+    camera_fov: float | None,
+    focal_length: float | None,
     render_dir: Path | None,
     config_path: str,
     quiet: bool,
@@ -134,6 +141,8 @@ def main(
     OUT's errors file (results.errors.csv beside results.parquet) while all other videos complete;
     the exit status is then 1.
     """
+    from dataclasses import replace
+
     from model.checkpoint import CheckpointError
     from model.weights import WeightsError
     from pipeline.annotate import AnnotateOptions
@@ -143,6 +152,8 @@ def main(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if every is not None and sample_fps is not None:
         raise click.UsageError("choose one of --every and --fps")
+    if camera_fov is not None and focal_length is not None:
+        raise click.UsageError("choose one of --camera-fov and --focal-length")
     worker_count = _count_or_auto(workers, "--workers", minimum=1)
     producer_count = _count_or_auto(producers, "--producers", minimum=0)
     try:
@@ -151,6 +162,10 @@ def main(
             pipeline = with_overrides(pipeline, decode={"chunk_frames": chunk_frames})
         if image_fps is not None:
             pipeline = with_overrides(pipeline, decode={"image_fps": image_fps})
+        if camera_fov is not None:  # the field of view given: not the configured focal length
+            pipeline = replace(pipeline, pose=replace(pipeline.pose, camera_fov=camera_fov, focal_length=None))
+        if focal_length is not None:
+            pipeline = with_overrides(pipeline, pose={"focal_length": focal_length})
         options = AnnotateOptions(
             landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
             device=device, runtime=runtime, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,

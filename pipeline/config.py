@@ -8,7 +8,9 @@ from typing import Any
 
 from model.config import read_yaml
 
-__all__ = ["DecodeConfig", "InferenceConfig", "LandmarkConfig", "FeedConfig", "PipelineConfig", "load_pipeline_config"]
+__all__ = [
+    "DecodeConfig", "InferenceConfig", "LandmarkConfig", "FeedConfig", "PoseConfig", "PipelineConfig", "load_pipeline_config",
+]
 
 
 def _require_at_least(section: str, config: object, minimum: int, *names: str) -> None:
@@ -99,11 +101,29 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class PoseConfig:
+    """The camera assumed for head pose (pipeline.pose): see configs/pipeline.yaml."""
+
+    camera_fov: float = 65.24
+    focal_length: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= float(self.camera_fov) <= 179.0:
+            raise ValueError(f"pose.camera_fov must lie in [1, 179] degrees, got {self.camera_fov}")
+        object.__setattr__(self, "camera_fov", float(self.camera_fov))
+        if self.focal_length is not None:
+            if not float(self.focal_length) > 0:
+                raise ValueError(f"pose.focal_length must be positive (pixels), got {self.focal_length}")
+            object.__setattr__(self, "focal_length", float(self.focal_length))
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
 
 
 def _section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
@@ -123,6 +143,7 @@ def load_pipeline_config(name_or_path: str | Path = "pipeline.yaml") -> Pipeline
         inference=_section(InferenceConfig, data.get("inference"), f"{name_or_path}: inference"),
         landmarks=_section(LandmarkConfig, data.get("landmarks"), f"{name_or_path}: landmarks"),
         feed=_section(FeedConfig, data.get("feed"), f"{name_or_path}: feed"),
+        pose=_section(PoseConfig, data.get("pose"), f"{name_or_path}: pose"),
     )
 
 

@@ -20,6 +20,10 @@ face_x1 face_y1
 AU06 AU10 ...             float32                      intensity 0..5 (null without a face)
 AU06_x AU06_y ...         float32                      heatmap peak, frame pixels (null without a face)
 registration              fixed_size_list<float64>[6]  2x3 affine frame -> 256x256 crop, row-major
+pose_pitch pose_yaw       float32                      head pose, degrees (pipeline.pose; null without a face)
+pose_roll
+pose_tx pose_ty pose_tz   float32                      the head's position in camera coordinates, mm
+pose_error                float32                      mean reprojection error of the pose fit, pixels
 x_0 .. x_67, y_0 .. y_67  float32                      landmarks, frame pixels (``--save-landmarks``)
 ========================  ===========================  ==============================================
 """
@@ -33,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from model.aus import AUSet
+from pipeline.pose import POSE_COLUMNS
 
 __all__ = ["OutputSchema", "METADATA_KEY", "TRACKS_KEY"]
 
@@ -77,6 +82,7 @@ class OutputSchema:
             *(pa.field(name, f32) for name in self.intensity_columns),
             *(pa.field(name, f32) for name in self.peak_columns),
             pa.field("registration", pa.list_(pa.float64(), 6)),
+            *(pa.field(name, f32) for name in POSE_COLUMNS),
         ]
         if self.save_landmarks:
             fields += [pa.field(name, f32) for name in self.landmark_columns]
@@ -98,11 +104,13 @@ class OutputSchema:
         decode_errors: Sequence[str | None] | None = None,
         faces: np.ndarray | None = None,
         tracks: np.ndarray | None = None,
+        poses: np.ndarray | None = None,
     ) -> pa.RecordBatch:
         """N rows (a face in a frame each, or a frame without one). Arrays are full length (N, ...);
         entries of rows without a face (``detected`` False) are written as nulls, whatever they hold.
         ``decode_errors``: per row, None or why its frame could not be decoded (None / empty: every
-        frame decoded). ``faces``: slots (None: all 0); ``tracks``: track ids (None: all 0)."""
+        frame decoded). ``faces``: slots (None: all 0); ``tracks``: track ids (None: all 0);
+        ``poses``: (N, 7) head poses in the order of POSE_COLUMNS, NaN for a failed fit (None: null)."""
         n = len(frames)
         missing = ~np.asarray(detected, dtype=bool)
 
@@ -129,6 +137,9 @@ class OutputSchema:
         columns += [column(peaks[:, k, axis], f32) for k in range(len(self.aus)) for axis in (0, 1)]
         flat = pa.array(np.asarray(registration, dtype=np.float64).reshape(n * 6))
         columns.append(pa.FixedSizeListArray.from_arrays(flat, 6, mask=pa.array(missing) if missing.any() else None))
+        poses = np.full((n, len(POSE_COLUMNS)), np.nan, np.float32) if poses is None else np.asarray(poses, np.float32).reshape(n, -1)
+        unfit = missing | np.isnan(poses).any(axis=1)
+        columns += [pa.array(poses[:, i], type=f32, mask=unfit if unfit.any() else None) for i in range(len(POSE_COLUMNS))]
         if self.save_landmarks:
             if landmarks is None:
                 raise ValueError("save_landmarks is on but no landmarks were given")
