@@ -94,22 +94,40 @@ def head_pose(landmarks: np.ndarray, width: int, height: int, config) -> np.ndar
     import cv2
 
     points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 68, 2)
-    out = np.full((len(points), len(POSE_COLUMNS)), np.nan, dtype=np.float32)
+    n = len(points)
+    out = np.full((n, len(POSE_COLUMNS)), np.nan, dtype=np.float32)
     model = mean_face()
     camera = camera_matrix(width, height, config)
-    for i, image_points in enumerate(points):
-        if not np.isfinite(image_points).all():
-            continue
-        ok, rvec, tvec = cv2.solvePnP(model, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
-        if not ok:
-            continue
-        if tvec[2, 0] <= 0:  # behind the camera: not a fit
-            continue
-        rotation, _ = cv2.Rodrigues(rvec)
-        projected, _ = cv2.projectPoints(model, rvec, tvec, camera, None)
-        error = np.linalg.norm(projected.reshape(68, 2) - image_points, axis=1).mean()
-        out[i] = (*angles_from_matrix(rotation), *tvec.ravel(), error)
+    rvecs, tvecs = np.zeros((n, 3)), np.zeros((n, 3))
+    ok = np.isfinite(points).all(axis=(1, 2))
+    for i in np.flatnonzero(ok):
+        found, rvec, tvec = cv2.solvePnP(model, points[i], camera, None, flags=cv2.SOLVEPNP_SQPNP)
+        ok[i] = found
+        if found:
+            rvecs[i], tvecs[i] = rvec.ravel(), tvec.ravel()
+    ok &= tvecs[:, 2] > 0  # in front of the camera
+    if not ok.any():
+        return out
+    rotations = _rodrigues(rvecs[ok])
+    cam = model @ rotations.transpose(0, 2, 1) + tvecs[ok][:, None, :]  # (M, 68, 3)
+    uv = cam @ camera.T
+    error = np.linalg.norm(uv[..., :2] / uv[..., 2:3] - points[ok], axis=2).mean(axis=1)
+    a = np.arctan2(-rotations[:, 1, 2], rotations[:, 2, 2])
+    b = np.arcsin(np.clip(rotations[:, 0, 2], -1.0, 1.0))
+    c = np.arctan2(-rotations[:, 0, 1], rotations[:, 0, 0])
+    out[ok] = np.column_stack([-np.degrees(a), -np.degrees(b), np.degrees(c), tvecs[ok], error])
     return out
+
+
+def _rodrigues(rvecs: np.ndarray) -> np.ndarray:
+    """Rotation matrices (M, 3, 3) of rotation vectors (M, 3) (as cv2.Rodrigues, for many at once)."""
+    theta = np.linalg.norm(rvecs, axis=1)
+    axis = rvecs / np.where(theta > 0, theta, 1.0)[:, None]
+    x, y, z = axis.T
+    zero = np.zeros_like(x)
+    k = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=1).reshape(-1, 3, 3)
+    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def row_poses(observations, found: np.ndarray, frame_shape: tuple[int, ...], config) -> np.ndarray:
