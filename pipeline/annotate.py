@@ -311,7 +311,8 @@ class ItemPreparer:
         for the model hold only what it needs."""
         observations = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
-        faces = replace(faces, poses=row_poses(faces.observations, faces.found, batch.frames.shape, self.options.pipeline.pose))
+        poses = row_poses(faces.observations, faces.found, batch.frames.shape, self.options.pipeline.pose)
+        faces = replace(faces, poses=poses)
         self._ends.add(batch.frames, batch.indices, faces.row_frame, faces.observations)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))

@@ -92,7 +92,8 @@ Then, in Python:
               help="Horizontal field of view of the camera, degrees, for head pose (pose_* columns) "
                    "[default: 65.24, OpenFace's assumption; configs/pipeline.yaml].")
 @click.option("--focal-length", type=click.FloatRange(min=0, min_open=True), default=None, metavar="PX",
-              help="The camera's focal length in pixels (of the decoded frames), for head pose; instead of --camera-fov.")
+              help="The camera's focal length in pixels (of the decoded frames), for head pose; "
+                   "instead of --camera-fov.")
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
               help="Pipeline settings file (YAML), shipped name or path.")
 @click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",

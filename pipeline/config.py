@@ -9,7 +9,13 @@ from typing import Any
 from model.config import read_yaml
 
 __all__ = [
-    "DecodeConfig", "InferenceConfig", "LandmarkConfig", "FeedConfig", "PoseConfig", "PipelineConfig", "load_pipeline_config",
+    "DecodeConfig",
+    "InferenceConfig",
+    "LandmarkConfig",
+    "FeedConfig",
+    "PoseConfig",
+    "PipelineConfig",
+    "load_pipeline_config",
 ]
 
 

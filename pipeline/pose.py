@@ -83,7 +83,9 @@ def angles_from_matrix(rotation: np.ndarray) -> tuple[float, float, float]:
 
 def project(points: np.ndarray, pitch: float, yaw: float, roll: float, translation, camera: np.ndarray) -> np.ndarray:
     """Image positions (N, 2) of model points (N, 3) (mm) for a pose: the pinhole projection."""
-    cam = np.asarray(points, dtype=np.float64) @ rotation_matrix(pitch, yaw, roll).T + np.asarray(translation, np.float64)
+    cam = np.asarray(points, dtype=np.float64) @ rotation_matrix(pitch, yaw, roll).T + np.asarray(
+        translation, np.float64
+    )
     uv = cam @ np.asarray(camera, dtype=np.float64).T
     return uv[:, :2] / uv[:, 2:3]
 

@@ -137,9 +137,10 @@ class OutputSchema:
         columns += [column(peaks[:, k, axis], f32) for k in range(len(self.aus)) for axis in (0, 1)]
         flat = pa.array(np.asarray(registration, dtype=np.float64).reshape(n * 6))
         columns.append(pa.FixedSizeListArray.from_arrays(flat, 6, mask=pa.array(missing) if missing.any() else None))
-        poses = np.full((n, len(POSE_COLUMNS)), np.nan, np.float32) if poses is None else np.asarray(poses, np.float32).reshape(n, -1)
+        k = len(POSE_COLUMNS)
+        poses = np.full((n, k), np.nan, np.float32) if poses is None else np.asarray(poses, np.float32).reshape(n, k)
         unfit = missing | np.isnan(poses).any(axis=1)
-        columns += [pa.array(poses[:, i], type=f32, mask=unfit if unfit.any() else None) for i in range(len(POSE_COLUMNS))]
+        columns += [pa.array(poses[:, i], type=f32, mask=unfit if unfit.any() else None) for i in range(k)]
         if self.save_landmarks:
             if landmarks is None:
                 raise ValueError("save_landmarks is on but no landmarks were given")
