@@ -164,3 +164,29 @@ def test_rejects_non_rgb_uint8_frames() -> None:
         render_frame(np.zeros((10, 10), np.uint8), config=CONFIG)
     with pytest.raises(ValueError, match="RGB uint8"):
         render_frame(np.zeros((10, 10, 3), np.float32), config=CONFIG)
+
+
+def test_head_axes_follow_the_pose(scene) -> None:
+    """The forward axis (blue) points where the face turns: to the image's right for yaw > 0 (the
+    person's left), up for pitch > 0; no pose, no axes."""
+    frame, landmarks, M, _ = scene
+    box = np.array([120.0, 80.0, 220.0, 180.0])
+    base = dict(intensities=np.zeros(5), registration=M, box=box)
+    plain = render_frame(frame, FaceOverlay(**base), config=CONFIG)
+    blue = np.array(RenderStyle().axis_colours[2])
+
+    def blue_pixels(pose):
+        image = render_frame(frame, FaceOverlay(**base, pose=np.array(pose, float)), config=CONFIG)
+        changed = np.any(image != plain, axis=2) & (np.abs(image.astype(int) - blue).sum(axis=2) < 60)
+        ys, xs = np.nonzero(changed)
+        return xs - 170.0, ys - 130.0  # relative to the box's centre
+
+    xs, ys = blue_pixels((0, 40, 0))
+    assert len(xs) > 10 and np.median(xs) > 10 and abs(np.median(ys)) < 5
+    xs, ys = blue_pixels((0, -40, 0))
+    assert np.median(xs) < -10
+    xs, ys = blue_pixels((40, 0, 0))
+    assert np.median(ys) < -10 and abs(np.median(xs)) < 5
+    rows = make_results("v.mp4", [landmarks], [[3.0, 0.0, 0.0, 0.0, 2.0]])
+    (face,) = faces_from_rows(rows, AUS, [None])
+    assert face.pose is None  # rows without pose values (null) draw no axes

@@ -30,6 +30,7 @@ __all__ = [
     "warp_maps_to_frame",
     "blend_heatmaps",
     "draw_face_box",
+    "draw_head_axes",
     "draw_landmarks",
     "draw_peaks",
     "draw_legend",
@@ -90,6 +91,9 @@ class RenderStyle:
     box_colour: tuple[int, int, int] = (255, 255, 255)
     landmark_colour: tuple[int, int, int] = (255, 255, 255)
     no_face_colour: tuple[int, int, int] = (255, 80, 80)
+    # the head's axes (pose): its left (the image's right when facing the camera), down, and forward
+    # (where the face points), each half the face box's width long
+    axis_colours: tuple[tuple[int, int, int], ...] = ((230, 40, 40), (40, 200, 40), (60, 110, 255))
     panel_alpha: float = 0.6  # darkening behind the legend and the "no face" mark
     font_scale: float | None = None
     thickness: int | None = None
@@ -107,7 +111,8 @@ class FaceOverlay:
 
     ``intensities`` (K,) on the 0..5 scale; ``peaks`` (K, 2) in frame pixels; ``box`` (x0, y0, x1, y1)
     in frame pixels; ``registration`` the (2, 3) frame -> crop affine; ``landmarks`` (L, 2) in frame
-    pixels; ``maps`` the network's (K, M, M) heatmaps for this face's crop. A face with neither
+    pixels; ``maps`` the network's (K, M, M) heatmaps for this face's crop; ``pose`` the head's
+    (pitch, yaw, roll) in degrees (drawn as its axes from the box's centre). A face with neither
     registration nor intensities is "no face". Missing intensities or peaks are decoded from the maps.
     """
 
@@ -120,6 +125,7 @@ class FaceOverlay:
     face: int = 0
     note: str = ""  # shown after the face number in the legend, e.g. "tracked"
     track: int | None = None  # the person's track id: box and label in its colour (None: a white box)
+    pose: np.ndarray | None = None  # (pitch, yaw, roll) degrees (pipeline.pose): the head's axes are drawn
 
     @property
     def has_face(self) -> bool:
@@ -223,6 +229,37 @@ def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle, t
         panel = _clip_box((x0, top, x0 + w + 2 * pad, top + h + 2 * pad), image.shape)
         cv2.rectangle(image, panel[:2], (panel[2] - 1, panel[3] - 1), colour, -1)
         cv2.putText(image, text, (panel[0] + pad, panel[3] - pad), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_head_axes(
+    image: np.ndarray, box: Sequence[float], pose: Sequence[float], style: RenderStyle
+) -> np.ndarray:
+    """Draw the head's axes (pose = pitch, yaw, roll in degrees, :mod:`pipeline.pose`) from the centre
+    of its box, in place: red to the person's left, green down, blue forward (out of the face), each
+    half the box's width long, drawn as seen by the camera (orthographically: the directions, not the
+    perspective). Non-finite poses are skipped."""
+    from pipeline.pose import rotation_matrix
+
+    pose = np.asarray(pose, dtype=np.float64)[:3]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (np.all(np.isfinite(pose)) and np.all(np.isfinite([x0, y0, x1, y1]))):
+        return image
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    length = (x1 - x0) / 2
+    rotation = rotation_matrix(*pose)
+    directions = rotation @ np.diag([1.0, 1.0, -1.0])  # columns: left, down, forward (-z) in camera axes
+    t = style.line(image.shape[0])
+    start = (int(round(centre[0])), int(round(centre[1])))
+    for k in np.argsort(-directions[2]):  # the axis pointing furthest away first, so nearer ones lie on top
+        end = centre + length * directions[:2, k]
+        stop = (int(round(end[0])), int(round(end[1])))
+        _outlined(
+            lambda img, s=stop, **kw: cv2.arrowedLine(img, start, s, line_type=cv2.LINE_AA, tipLength=0.15, **kw),
+            image,
+            style.axis_colours[k],
+            t,
+        )
     return image
 
 
@@ -458,6 +495,8 @@ def render_frame(
         elif face.landmarks is not None and np.isfinite(face.landmarks).any():
             points = np.asarray(face.landmarks, dtype=np.float64)
             avoid.append(np.concatenate([np.nanmin(points, axis=0), np.nanmax(points, axis=0)]))
+        if face.pose is not None and face.box is not None:
+            draw_head_axes(image, face.box, face.pose, style)
         if peaks is not None:
             draw_peaks(image, peaks, intensities, colours, style)
         values = (

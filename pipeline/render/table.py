@@ -147,6 +147,8 @@ def faces_from_rows(
     face_ids = rows["face"].tolist() if "face" in rows.columns else [0] * n
     track_ids = rows["track"].tolist() if "track" in rows.columns else [None] * n
     sources = rows["landmark_source"].tolist() if "landmark_source" in rows.columns else [""] * n
+    angles = ("pose_pitch", "pose_yaw", "pose_roll")
+    poses = _floats(rows, angles) if not missing_columns(rows.columns, angles) else np.full((n, 3), np.nan)
     faces = []
     for i in range(n):
         registration = registration_of(regs[i])
@@ -166,6 +168,7 @@ def faces_from_rows(
                 face=int(face_ids[i] or 0),
                 note="tracked" if sources[i] == "tracked" else "",
                 track=None if track_ids[i] is None or pd.isna(track_ids[i]) else int(track_ids[i]),
+                pose=poses[i] if np.isfinite(poses[i]).all() else None,
             )
         )
     return faces
