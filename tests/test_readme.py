@@ -54,7 +54,13 @@ SKIPPED: dict[str, dict[str, str]] = {
 # document -> what its snippets leave in their folder (checked after they ran)
 MADE = {
     "README.md": ("results.parquet", "overlays/session1/clip.mp4", "clip.png"),
-    "docs/output.md": ("results.parquet", "results.csv", "results.metadata.json"),
+    "docs/output.md": (
+        "results.parquet",
+        "results.csv",
+        "results.metadata.json",
+        "openface/session1/cam1.csv",
+        "openface/session1/clip.csv",
+    ),
     "docs/report.md": (
         "results.parquet",
         "report/index.html",
