@@ -162,3 +162,21 @@ def test_openface_export_without_landmarks_and_clashing_names(tmp_path) -> None:
 def test_export_needs_an_output(tmp_path) -> None:
     result = CliRunner().invoke(export_main, [str(tmp_path / "results.parquet")])
     assert result.exit_code == 2 and "--openface" in result.output
+
+
+@pytest.mark.slow
+def test_focal_length_option_reaches_the_rows(run, tmp_path) -> None:
+    """au-annotate --focal-length: about the same angles, the distance about in proportion (f by default: 250 px
+    for these 320 px wide frames)."""
+    from pipeline.cli import main as annotate_main
+
+    out, folder, weights = run
+    other = tmp_path / "far.parquet"
+    args = [str(folder / "astronaut.mp4"), "--out", str(other), "--weights", str(weights), "--device", "cpu", "-q"]
+    result = CliRunner().invoke(annotate_main, [*args, "--focal-length", "1000"])
+    assert result.exit_code == 0, result.output
+    near = load_results(out, videos=["astronaut.mp4"]).sort_values("frame")
+    far = load_results(other).sort_values("frame")
+    assert np.allclose(far.pose_tz / near.pose_tz, 4.0, rtol=0.05)  # about: perspective differs
+    assert np.abs(far.pose_roll.to_numpy() - near.pose_roll.to_numpy()).max() < 1.0
+    assert load_results(other).attrs["au_heatmaps"]["options"]["pose"]["focal_length"] == 1000.0

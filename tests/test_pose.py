@@ -181,3 +181,42 @@ def test_pose_is_smooth_along_a_tracked_video(tracker, testdata_dir, video) -> N
     assert np.nanmax(jumps[:, :3]) < 6.0, np.nanmax(jumps[:, :3], axis=0)
     assert np.nanmax(jumps[:, 5]) < 60.0  # mm of distance
     assert np.nanmax(poses[:, 6]) < 10.0  # mean reprojection error, px
+
+
+def test_the_mean_face_file_is_what_its_derivation_makes(tmp_path, monkeypatch) -> None:
+    """configs/mean_face_68.csv is docs/make_mean_face.py's output from insightface's mean shape."""
+    pytest.importorskip("insightface")
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_mean_face", root / "docs" / "make_mean_face.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert np.allclose(module.mean_face(), mean_face(), atol=0.001)
+
+
+def test_camera_settings_change_the_run_key_and_are_checked() -> None:
+    from pipeline.annotate import AnnotateOptions
+    from pipeline.config import with_overrides
+
+    base = AnnotateOptions()
+    wide = AnnotateOptions(pipeline=with_overrides(base.pipeline, pose={"camera_fov": 90.0}))
+    focal = AnnotateOptions(pipeline=with_overrides(base.pipeline, pose={"focal_length": 800.0}))
+    assert len({base.run_key("w"), wide.run_key("w"), focal.run_key("w")}) == 3
+    with pytest.raises(ValueError, match="pose.camera_fov"):
+        PoseConfig(camera_fov=180.0)
+    with pytest.raises(ValueError, match="pose.focal_length"):
+        PoseConfig(focal_length=0)
+
+
+def test_cli_takes_one_camera_option(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    args = [str(tmp_path), "--out", str(tmp_path / "r.parquet"), "--camera-fov", "60", "--focal-length", "900"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "choose one of --camera-fov and --focal-length" in result.output
+    result = CliRunner().invoke(main, [str(tmp_path), "--out", str(tmp_path / "r.parquet"), "--camera-fov", "200"])
+    assert result.exit_code == 2 and "--camera-fov" in result.output
