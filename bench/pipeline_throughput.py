@@ -203,8 +203,9 @@ def main() -> None:
     if runtimes and annotator.predictor.device.type == "cpu":
         sizes = [int(v) for v in args.batch_sizes.split(",")]
         repeated = crops
-        while len(repeated) < 4 * max(sizes):
+        while len(repeated) < 2 * max(sizes):
             repeated = np.concatenate([repeated, crops])
+        repeated = repeated[: max(16, 2 * max(sizes))]  # enough for two batches of the largest size, no more
         table = model_stage_table(args.weights, repeated, runtimes, sizes, args.model_passes, args.threads)
         figures["model_fps_by_runtime"] = {name: {str(k): v for k, v in row.items()} for name, row in table.items()}
         print(f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, best of {args.model_passes})")
