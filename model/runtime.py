@@ -23,6 +23,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,8 +86,18 @@ def onnx_cache_path(checkpoint: "Checkpoint", crop_size: int) -> Path | None:
 
     weights = Path(checkpoint.path)
     name = f"{weights.name}.{_graph_key(checkpoint, crop_size)}.onnx"
-    folder = weights.parent if os.access(weights.parent, os.W_OK) else cache_dir() / "onnx"
+    folder = weights.parent if _writable(weights.parent) else cache_dir() / "onnx"
     return folder / name
+
+
+def _writable(folder: Path) -> bool:
+    """May we write into ``folder``: by its permission bits too, which root would otherwise ignore (a read-only
+    data folder stays untouched when root runs)."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _with_uint8_input(network: "torch.nn.Module") -> "torch.nn.Module":

@@ -91,10 +91,18 @@ def test_a_changed_version_exports_afresh(weights, monkeypatch) -> None:
     assert onnx_cache_path(checkpoint, 256) != before
 
 
-def test_weights_in_a_folder_that_cannot_be_written_cache_in_the_cache_folder(weights, monkeypatch) -> None:
-    monkeypatch.setattr(runtime.os, "access", lambda path, mode: Path(path) != weights.parent)
-    path = onnx_cache_path(read_checkpoint(weights), 256)
-    assert path is not None and path.parent == Path(os.environ["AU_HEATMAPS_CACHE"]) / "onnx"
+def test_weights_in_a_read_only_folder_cache_in_the_cache_folder(tmp_path) -> None:
+    """Also when root runs (root may write anywhere, but a folder marked read-only is left alone)."""
+    folder = tmp_path / "read-only"
+    weights = small_checkpoint(folder / "w.pt")
+    folder.chmod(0o555)
+    try:
+        path = onnx_cache_path(read_checkpoint(weights), 256)
+        assert path is not None and path.parent == Path(os.environ["AU_HEATMAPS_CACHE"]) / "onnx"
+        assert _predictor(weights, runtime="onnxruntime").onnx.source == str(path) and path.is_file()
+        assert sorted(p.name for p in folder.iterdir()) == ["w.pt"]
+    finally:
+        folder.chmod(0o755)
 
 
 def test_a_damaged_cached_graph_is_exported_again(weights, crops) -> None:
