@@ -2,7 +2,8 @@
 
 Probing gives the frame count, the frame rate and per-frame timestamps; it uses decord where decord is
 installed and PyAV elsewhere (decord has no wheels for Linux aarch64 or macOS arm64), with the same
-results (tests/test_probe_backends.py): :data:`PROBE_BACKENDS`, :func:`probe_backend`. Timestamps are the
+results (tests/test_probe_backends.py): :data:`PROBE_BACKENDS`, :func:`probe_backend`. Where decord
+cannot read a file that PyAV can (AV1: decord's FFmpeg has no decoder for it), PyAV probes it. Timestamps are the
 decoder's presentation times (right for variable frame rate and for edit lists, whose pre-roll
 frames have negative times). AVI frames carry none: their times come from the container's index
 (:mod:`pipeline.avi_index`), so frames after dropped ones (empty index entries) keep their capture
@@ -195,8 +196,8 @@ def probe_backend() -> str:
 
 
 class VideoFileReader:
-    """A video file: probed with decord (or PyAV where decord is missing, or as ``probe_with`` says),
-    decoded with PyAV one packet at a time."""
+    """A video file: probed with decord (or PyAV where decord is missing or refuses the file, or as
+    ``probe_with`` says, with no fallback), decoded with PyAV one packet at a time."""
 
     def __init__(self, path: Path, num_threads: int = 0, probe_with: str | None = None) -> None:
         if probe_with is not None and probe_with not in PROBE_BACKENDS:
@@ -215,7 +216,20 @@ class VideoFileReader:
     def probe(self) -> VideoInfo:
         path = self.path
         backend = self.probe_with or probe_backend()
-        num_frames, fps, times, note = self._probe_decord() if backend == "decord" else self._probe_av()
+        if backend == "av":
+            num_frames, fps, times, note = self._probe_av()
+        else:
+            try:
+                num_frames, fps, times, note = self._probe_decord()
+            except VideoError as refused:
+                # decord's FFmpeg build lacks some decoders (AV1, ...): by default PyAV gets its turn, and
+                # the file is refused only if PyAV cannot read it either (with decord's reason)
+                if self.probe_with is not None:
+                    raise
+                try:
+                    num_frames, fps, times, note = self._probe_av(strict=True)
+                except VideoError:
+                    raise refused from None
         if num_frames == 0:
             raise VideoError(f"{path}: the video stream has no frames")
         if not (fps > 0 and math.isfinite(fps)):
@@ -266,10 +280,13 @@ class VideoFileReader:
         del reader
         return num_frames, fps, times, note
 
-    def _probe_av(self) -> tuple[int, float, np.ndarray, str]:
+    def _probe_av(self, strict: bool = False) -> tuple[int, float, np.ndarray, str]:
         """As :meth:`_probe_decord`, from one PyAV demux pass (nothing decoded), by decord's rules: a
         frame per non-empty packet, edit lists applied (pre-roll frames get negative times), times
-        (pts - stream start) x time base in presentation order, the stream's average frame rate."""
+        (pts - stream start) x time base in presentation order, the stream's average frame rate.
+
+        ``strict`` (the fallback after decord refused a file): damaged data, or fewer packets than the
+        container declares (a truncated file), refuse the file rather than give the frames before it."""
         import av
 
         av.logging.set_level(None)
@@ -284,16 +301,19 @@ class VideoFileReader:
             fps = float(rate) if rate else float("nan")
             time_base = float(stream.time_base) if stream.time_base else float("nan")
             start = stream.start_time or 0
+            declared = int(stream.frames or 0)
             pts: list[int | None] = []
             try:
                 for packet in container.demux(stream):
                     if packet.size:
                         pts.append(packet.pts)
             except Exception as exc:  # damaged data: the frames before it are what the stream holds
-                if not pts:
+                if not pts or strict:
                     raise VideoError(f"{path}: not a video or image (cannot read its first packet: {_short(exc)})") from exc
         finally:
             container.close()
+        if strict and declared and len(pts) != declared:
+            raise VideoError(f"{path}: {len(pts)} frames where the container lists {declared} (truncated?)")
         if not pts or any(p is None for p in pts):
             return len(pts), fps, np.empty(0), "decoder gave no timestamps" if pts else ""
         times = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * time_base

@@ -138,3 +138,47 @@ print(json.dumps([probe_backend(), info.num_frames, info.timestamps.tolist(), le
     assert frames == length == reference.num_frames == 30
     np.testing.assert_allclose(times, reference.timestamps)
     assert shape == [120, 160, 3]
+
+
+def _av1_encoder() -> str | None:
+    """An AV1 encoder of the bundled ffmpeg (SVT-AV1 or libaom), None where it has neither."""
+    import subprocess
+
+    from media import ffmpeg_exe
+
+    listing = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    for name in ("libsvtav1", "libaom-av1"):
+        if f" {name} " in listing:
+            return name
+    return None
+
+
+def test_av1_video_is_probed_with_pyav_and_annotated(tmp_path: Path) -> None:
+    """AV1 (YouTube, newer phones and cameras): decord's FFmpeg has no AV1 decoder, so the probe falls
+    back to PyAV, and the video is annotated like any other, a row per frame."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.results import load_results
+    from pipeline_helpers import small_checkpoint
+
+    encoder = _av1_encoder()
+    if encoder is None:
+        pytest.skip("the bundled ffmpeg has no AV1 encoder (neither libsvtav1 nor libaom-av1)")
+    options = {"libsvtav1": ("-preset", "10"), "libaom-av1": ("-cpu-used", "8", "-crf", "40", "-b:v", "0")}[encoder]
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    path = write_video(folder / "av1.mp4", astronaut_frames(48, size=(320, 240)), fps=25,
+                       codec=("-c:v", encoder, "-pix_fmt", "yuv420p", *options))
+    if HAVE_DECORD:  # the reason for the fallback: decord refuses it
+        assert isinstance(_probe(path, "decord"), VideoError)
+    info = VideoFileReader(path).probe()  # the default probe
+    assert (info.num_frames, info.width, info.height, info.timestamps_source) == (48, 320, 240, "pts")
+    np.testing.assert_allclose(info.timestamps - info.timestamps[0], np.arange(48) / 25, atol=1e-3)
+    weights = small_checkpoint(tmp_path / "small.pt")
+    out = tmp_path / "r.parquet"
+    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = load_results(out)
+    assert sorted(rows["frame"].unique()) == list(range(48))
+    assert len(rows) == 48 and rows["face_detected"].all()  # one face, found in every frame
