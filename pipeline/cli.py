@@ -233,6 +233,11 @@ def _print_summary(summary, out: Path, render_dir: Path | None) -> None:
     if summary.items_redone:
         click.echo(f"{summary.items_redone} items redone: video changed since the earlier run ("
                    + ", ".join(summary.videos_changed) + ")", err=True)
+    if summary.parts_set_aside:
+        name, reason = summary.parts_set_aside[0]
+        more = f" (and {len(summary.parts_set_aside) - 1} more)" if len(summary.parts_set_aside) > 1 else ""
+        click.echo(f"{len(summary.parts_set_aside)} part files could not be read, set aside in {summary.damaged_dir}/ "
+                   f"and their items annotated again: {name}: {reason}{more}", err=True)
     if render_dir is not None:
         click.echo(f"overlay videos in {render_dir}/", err=True)
         if summary.overlays_missing:

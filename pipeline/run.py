@@ -48,6 +48,8 @@ class RunSummary:
     frames_undecodable: dict[str, int] = field(default_factory=dict)  # video -> rows with a decode_error
     items_redone: int = 0  # --resume: finished items annotated again because their video changed
     videos_changed: list[str] = field(default_factory=list)
+    parts_set_aside: list[tuple[str, str]] = field(default_factory=list)  # --resume: unreadable parts (name, why)
+    damaged_dir: str | None = None  # where they were moved
     output_error: str | None = None  # the output could not be written (the parts are kept for --resume)
     faces: "dict[str, FaceCount]" = field(default_factory=dict)  # video -> frames, frames with a face
 
@@ -229,6 +231,8 @@ def _finish(
         frames_undecodable=undecodable,
         items_redone=len(plan.changed),
         videos_changed=sorted({i.video for i in plan.changed}),
+        parts_set_aside=list(plan.store.set_aside),
+        damaged_dir=str(plan.store.damaged_dir) if plan.store.set_aside else None,
         output_error="; ".join(output_errors) or None,
         faces=faces,
     )

@@ -128,8 +128,36 @@ class Location:
 
     def replace_with(self, temporary: "Location") -> None:
         """Move ``temporary`` onto this location (a rename on local disks; a copy on object stores,
-        where the object appears only once complete)."""
+        where the object appears only once complete). On a local disk the file's data reach the disk
+        (fsync) before the rename, and the folder's entry after it, so a power loss leaves the old
+        file or the whole new one under this name, never a half-written one."""
+        if self.is_local:
+            _fsync_path(temporary.path)
         self.filesystem.move(temporary.path, self.path)
+        if self.is_local:
+            _fsync_path(str(Path(self.path).parent), directory=True)
+
+    def rename_to(self, other: "Location") -> None:
+        """Move this file to ``other`` (durably on a local disk, as :meth:`replace_with`)."""
+        other.replace_with(self)
+
+
+def _fsync_path(path: str, directory: bool = False) -> None:
+    """Flush a local file (or a folder's entries) to the disk. A filesystem that cannot fsync a folder
+    (some network mounts) is let be: the rename itself is still atomic there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not directory or exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 class StorageError(RuntimeError):
@@ -343,13 +371,20 @@ class ResultStore:
         self.schema = schema
         self.row_group_rows = row_group_rows
         self.parts_dir = self.out.sibling(self.out.name + ".parts")
+        self.set_aside: list[tuple[str, str]] = []  # --resume: (part file, why it cannot be read), now in damaged_dir
         if prepare:
             with storage_errors("prepare the parts folder", self.parts_dir):
                 if not resume:
                     self.parts_dir.delete_dir()
                 self.parts_dir.makedirs()
             if resume:
+                self.set_aside = self._set_aside_damaged()
                 self._import_previous_output()
+
+    @property
+    def damaged_dir(self) -> Location:
+        """Where ``--resume`` moves part files it cannot read (kept for inspection; never read again)."""
+        return self.out.sibling(self.out.name + ".damaged-parts")
 
     def __reduce__(self):  # on a Ray worker: the same store, without touching the folder again
         return (_store_on_worker, (self.out.uri, self.run_key, self.schema, self.row_group_rows))
@@ -383,6 +418,56 @@ class ResultStore:
                 with storage_errors("remove the stale part file", self.parts_dir.child(info.base_name)):
                     self.parts_dir.filesystem.delete_file(info.path)
         return [i for i in items if _video_digest(i.video) in changed and not self.is_done(i)]
+
+    def part_problem(self, part: Location) -> str | None:
+        """Why the part file ``part`` cannot be used (None when it can): it cannot be read whole
+        (truncated, zero-length, a damaged footer or page), or it holds other columns than this run's
+        (a part of another version of the output schema), or it was written for another run key."""
+        try:
+            with storage_errors("read the part file", part):
+                file = part.parquet_file()
+                found = file.schema_arrow.remove_metadata()
+                if not found.equals(self.schema.remove_metadata()):
+                    theirs, ours = set(found.names), set(self.schema.names)
+                    diff = [f"+{n}" for n in sorted(theirs - ours)] + [f"-{n}" for n in sorted(ours - theirs)]
+                    return "its columns are not this version's (" + (" ".join(diff) or "other types") + ")"
+                written = json.loads((file.schema_arrow.metadata or {}).get(METADATA_KEY, b"{}"))
+                if written.get("run_key") != self.run_key:
+                    return f"it was written for run key {written.get('run_key')!r}, not {self.run_key!r}"
+                for _ in file.iter_batches(batch_size=self.row_group_rows):  # every page decodes
+                    pass
+        except StorageError:
+            raise
+        except Exception as exc:  # pyarrow's ArrowInvalid / OSError for a damaged file
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"it cannot be read ({text[:200]})"
+        return None
+
+    def _set_aside_damaged(self) -> list[tuple[str, str]]:
+        """Move the part files of this run key that cannot be used (:meth:`part_problem`) to
+        :attr:`damaged_dir`, so their items are annotated again; returns (name, reason) of each."""
+        try:
+            listing = self.parts_dir.filesystem.get_file_info(pafs.FileSelector(self.parts_dir.path, allow_not_found=True))
+        except OSError:
+            return []
+        moved: list[tuple[str, str]] = []
+        for info in sorted(listing, key=lambda i: i.base_name):
+            fields = info.base_name.removesuffix(".parquet").split("-")
+            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet") or len(fields) < 4 \
+                    or fields[3] != self.run_key:
+                continue
+            part = self.parts_dir.child(info.base_name)
+            reason = self.part_problem(part)
+            if reason is None:
+                continue
+            with storage_errors("set aside the damaged part file", part):
+                self.damaged_dir.makedirs()
+                target = self.damaged_dir.child(info.base_name)
+                if target.exists():
+                    target = self.damaged_dir.child(f"{info.base_name}.{uuid.uuid4().hex[:8]}")
+                part.rename_to(target)
+            moved.append((info.base_name, reason))
+        return moved
 
     def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch], tracks: TrackEvidence = None) -> int:
         """Write an item's rows atomically, with its track evidence (:meth:`ItemPreparer.track_ends`,
