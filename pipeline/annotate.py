@@ -38,7 +38,7 @@ from pipeline.fingerprint import content_fingerprint
 from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.pose import row_poses
-from pipeline.schema import OutputSchema
+from pipeline.schema import SCHEMA_VERSION, OutputSchema
 from pipeline.sources import VideoSource
 
 __all__ = [
@@ -116,7 +116,8 @@ class AnnotateOptions:
     def run_key(self, weights_sha256: str) -> str:
         """Identifies runs whose rows are interchangeable: same weights, same settings, same version."""
         blob = json.dumps(
-            {"weights": weights_sha256, "settings": self.output_settings(), "version": package_version()},
+            {"weights": weights_sha256, "settings": self.output_settings(), "version": package_version(),
+             "schema": SCHEMA_VERSION},
             sort_keys=True,
             default=str,
         )
@@ -203,6 +204,7 @@ class FaceBatch:
     matrices: np.ndarray  # (R, 2, 3), zeros where not found
     crops: np.ndarray  # (F, S, S, 3) uint8 for the found rows only
     poses: np.ndarray | None = None  # (R, 7) head pose (pipeline.pose.POSE_COLUMNS), NaN without a face
+    shots: np.ndarray | None = None  # (N,) int: the shot of each frame of ``batch`` (None: all 0)
 
 
 def register_faces(
@@ -271,6 +273,7 @@ class ItemPreparer:
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
         self._ends = TrackEnds(self.tracker.describer)
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
+        self._planned_shots: list[int] = []
 
     def _batches(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
         reader = open_reader(item.path, self.decode_threads, image_fps=self.options.pipeline.decode.image_fps)
@@ -293,26 +296,30 @@ class ItemPreparer:
         if keep is not None:
             _, batches = self._batches(item)
             planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames)]
+            self._planned_shots = self.tracker.take_shots(len(planned))
             kept = select_tracks(track_presence(planned), keep)
             self._planned = [[f for f in faces if f.track in kept] for faces in planned]
         return self._batches(item)
 
-    def _track(self, frames: np.ndarray) -> list[list[FaceObservation]]:
+    def _track(self, frames: np.ndarray) -> tuple[list[list[FaceObservation]], np.ndarray]:
+        """Each frame's faces and shot."""
         if self._planned is not None:
             if len(self._planned) < len(frames):
                 raise VideoError("the second decoding of the item gave more frames than the first")
             faces, self._planned[: len(frames)] = self._planned[: len(frames)], []
-            return faces
-        return self.tracker.track_faces(frames)
+            shots, self._planned_shots[: len(frames)] = self._planned_shots[: len(frames)], []
+            return faces, np.asarray(shots, dtype=np.int32)
+        faces = self.tracker.track_faces(frames)
+        return faces, np.asarray(self.tracker.take_shots(len(frames)), dtype=np.int32)
 
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
         """Landmarks + registration for one decoded batch (advances the tracks). Without
         ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
         for the model hold only what it needs."""
-        observations = self._track(batch.frames)
+        observations, shots = self._track(batch.frames)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
         poses = row_poses(faces.observations, faces.found, batch.frames.shape, self.options.pipeline.pose)
-        faces = replace(faces, poses=poses)
+        faces = replace(faces, poses=poses, shots=shots)
         self._ends.add(batch.frames, batch.indices, faces.row_frame, faces.observations)
         if not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
@@ -428,6 +435,7 @@ class Annotator:
             video, np.asarray(faces.batch.indices)[at], np.asarray(faces.batch.timestamps)[at], found, sources, quality,
             boxes, intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
             decode_errors=errors, faces=faces.row_face, tracks=tracks, poses=poses,
+            shots=None if faces.shots is None else faces.shots[at],
         )
 
     # -- a whole item ---------------------------------------------------------------------------

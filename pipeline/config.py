@@ -77,6 +77,16 @@ class LandmarkConfig:
     reid_max_distance: float = 0.5
     reid_margin: float = 0.1
     reid_memory: int = 32
+    cut_thumbnail_size: int = 32
+    cut_min_difference: float = 0.12
+    identity_same_correlation: float = 0.8
+    appearance_identity_correlation: float = 0.5
+    jump_max_shift: float = 0.5
+    jump_max_resize: float = 1.5
+    quality_max_drop: float = 0.25
+    open_min_detection_score: float = 0.6
+    open_min_face_score: float = 0.75
+    open_face_padding: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))
@@ -84,6 +94,9 @@ class LandmarkConfig:
             raise ValueError(f"landmarks.backend must be 'dlib' or 'fan', got {self.backend!r}")
         _require_at_least("landmarks", self, 1, "redetect_interval", "check_interval", "fan_batch_crops")
         _require_at_least("landmarks", self, 0, "reid_memory")
+        _require_at_least("landmarks", self, 4, "cut_thumbnail_size")
+        if self.jump_max_resize < 1.0:
+            raise ValueError(f"landmarks.jump_max_resize must be >= 1, got {self.jump_max_resize}")
         for name in ("assoc_min_iou", "duplicate_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"landmarks.{name} must lie in (0, 1], got {getattr(self, name)}")

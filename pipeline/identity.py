@@ -105,15 +105,30 @@ class FaceDescriber:
 
         self._dlib = dlib
         self._model = None
+        self._hog = None
 
-    def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """The face aligned as the descriptor network expects (150x150 RGB uint8), from 68 landmarks."""
+    def chip(self, image: np.ndarray, landmarks: np.ndarray, padding: float | None = None) -> np.ndarray:
+        """The face aligned as the descriptor network expects (150x150 RGB uint8), from 68 landmarks
+        (``padding``: around the face, in face widths; None: the descriptor's)."""
         dlib = self._dlib
         points = np.asarray(landmarks, dtype=np.float64)
         low, high = points.min(axis=0), points.max(axis=0)
         rect = dlib.rectangle(int(low[0]), int(low[1]), int(high[0]), int(high[1]))
         shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in points])
-        return np.asarray(dlib.get_face_chip(image, shape, size=self.chip_size, padding=self.chip_padding))
+        padding = self.chip_padding if padding is None else padding
+        return np.asarray(dlib.get_face_chip(image, shape, size=self.chip_size, padding=padding))
+
+    def faceness(self, image: np.ndarray, landmarks: np.ndarray, padding: float) -> float:
+        """Evidence that landmarks fitted in ``image`` hold a face: the best score of dlib's HOG face
+        detector on the face aligned by them (a 150x150 chip with ``padding`` face widths around the
+        face: upright, centred and ~75 px at 0.5 when they fit a real face; a pattern the detector took for
+        a face, aligned by landmarks that fit nothing, scores far lower). -inf when it finds nothing.
+        ~1 ms; the detector is made on first use."""
+        if self._hog is None:
+            self._hog = self._dlib.get_frontal_face_detector()
+        chip = self.chip(image, landmarks, padding)
+        _, scores, _ = self._hog.run(chip, 0, -2.0)
+        return float(max(scores)) if len(scores) else -np.inf
 
     def describe(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors (n, 128) of chips made by :meth:`chip`."""
@@ -135,6 +150,8 @@ class Track:
     landmarks: np.ndarray | None = None
     chip: np.ndarray | None = None  # aligned face at the latest detection (for the descriptor)
     descriptor: np.ndarray | None = None  # of that chip, once computed
+    identity_chip: np.ndarray | None = None  # the face the person was last known by (track start, or a descriptor match)
+    identity_descriptor: np.ndarray | None = None  # of that chip, once computed
 
 
 class TrackBook:
@@ -155,6 +172,45 @@ class TrackBook:
         self.live: list[Track] = []
         self._ended: list[Track] = []
         self._next_id = 0
+        self.stats = {"identity_checks": 0, "descriptor_checks": 0, "identity_breaks": 0, "refused": 0}
+
+    def end_all(self) -> None:
+        """Every live track ends (a shot cut): the next detection's faces are re-identified or new."""
+        for track in self.live:
+            self._end(track)
+        self.live = []
+
+    def is_face(self, image: np.ndarray, landmarks: np.ndarray, score: float | None) -> bool:
+        """Whether a detection may open a track: its detector score is at least ``open_min_detection_score``,
+        or the face aligned by its landmarks scores at least ``open_min_face_score``
+        (:meth:`FaceDescriber.faceness`)."""
+        if score is not None and score >= self.config.open_min_detection_score:
+            return True
+        return self.describer.faceness(image, landmarks, self.config.open_face_padding) >= self.config.open_min_face_score
+
+    def same_person(self, track: Track, chip: np.ndarray, descriptors: dict[int, np.ndarray], key: int) -> bool:
+        """Whether ``chip`` (a face that continues ``track``) shows the track's person: it correlates by
+        ``identity_same_correlation`` with the face the person was last known by (the track's first face,
+        or the latest one a descriptor confirmed: never a face that only passed this cheap test, so a
+        slow change such as a cross-fade cannot drift the reference to another person), or else their
+        descriptors are within ``reid_max_distance`` (the new face is then the reference).
+        ``descriptors[key]`` caches the chip's descriptor."""
+        self.stats["identity_checks"] += 1
+        reference = track.identity_chip if track.identity_chip is not None else track.chip
+        if reference is None:
+            return True
+        if chip_correlation(reference, chip) >= self.config.identity_same_correlation:
+            return True
+        self.stats["descriptor_checks"] += 1
+        if key not in descriptors:
+            descriptors[key] = self.describer.describe([chip])[0]
+        if track.identity_descriptor is None:
+            track.identity_descriptor = self.describer.describe([reference])[0]
+        same = float(np.linalg.norm(track.identity_descriptor - descriptors[key])) <= self.config.reid_max_distance
+        if same:
+            track.identity_chip, track.identity_descriptor = chip, descriptors[key]
+        self.stats["identity_breaks"] += not same
+        return same
 
     def _end(self, track: Track) -> None:
         self._ended.append(track)
@@ -168,39 +224,64 @@ class TrackBook:
         return np.array([t.descriptor for t in tracks])
 
     def associate(
-        self, image: np.ndarray, boxes: Sequence[Sequence[float]], landmarks: Sequence[np.ndarray], where: Sequence[Sequence[float]]
-    ) -> list[Track]:
+        self, image: np.ndarray, boxes: Sequence[Sequence[float]], landmarks: Sequence[np.ndarray], where: Sequence[Sequence[float]],
+        scores: Sequence[float] | None = None,
+    ) -> list[Track | None]:
         """The track of each face of a fresh detection of ``image`` (``boxes`` and ``landmarks`` in frame
         pixels). ``where``: each live track's box now (in :attr:`live` order), compared by overlap.
-        A detection that overlaps one live track unambiguously continues it; live tracks no detection
-        continues end; the other detections are compared by descriptor with the ended tracks and
-        continue one only when the match is clear, else start new tracks. Each returned track holds
-        its face's landmarks and chip; :attr:`live` becomes these tracks, by id."""
+        A detection that overlaps one live track unambiguously continues it, when it is the track's
+        person (:meth:`same_person`); live tracks no detection continues end; the other detections are
+        compared by descriptor with the ended tracks and continue one only when the match is clear,
+        else start new tracks, when they are faces (:meth:`is_face`; else None: no track, no row).
+        ``scores``: the detector's score of each detection (None: not known). Each returned track holds its face's
+        landmarks and chip; :attr:`live` becomes these tracks, by id."""
         cfg = self.config
         live = self.live
+        chips = {d: self.describer.chip(image, landmarks[d]) for d in range(len(boxes))}
+        descriptors: dict[int, np.ndarray] = {}
         pairs = match_by_overlap(boxes, where, cfg.assoc_min_iou)
-        owner: dict[int, Track] = {d: live[t] for d, t in pairs}
+        owner: dict[int, Track | None] = {d: live[t] for d, t in pairs if self.same_person(live[t], chips[d], descriptors, d)}
         for track in live:
             if track not in owner.values():
                 self._end(track)
-        chips = {d: self.describer.chip(image, landmarks[d]) for d in range(len(boxes))}
-        descriptors: dict[int, np.ndarray] = {}
         unexplained = [d for d in range(len(boxes)) if d not in owner]
         candidates = [t for t in self._ended if t.chip is not None]
         if unexplained and candidates:
-            queries = self.describer.describe([chips[d] for d in unexplained])
+            todo = [d for d in unexplained if d not in descriptors]
+            descriptors.update(zip(todo, self.describer.describe([chips[d] for d in todo])))
+            queries = np.array([descriptors[d] for d in unexplained])
             for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
                 owner[unexplained[q]] = candidates[c]
                 self._ended.remove(candidates[c])
-            descriptors = dict(zip(unexplained, queries))
+                candidates[c].identity_chip, candidates[c].identity_descriptor = chips[unexplained[q]], queries[q]
         for d in range(len(boxes)):
             if d not in owner:
+                if not self.is_face(image, landmarks[d], None if scores is None else scores[d]):
+                    owner[d] = None  # not a face (a patch, a pattern): it opens no track
+                    self.stats["refused"] += 1
+                    continue
                 owner[d] = self._new_track(self._next_id)
+                owner[d].identity_chip = chips[d]
                 self._next_id += 1
         for d, track in owner.items():
-            track.landmarks, track.chip, track.descriptor = landmarks[d], chips[d], descriptors.get(d)
-        self.live = sorted(owner.values(), key=lambda t: t.id)
+            if track is not None:
+                track.landmarks, track.chip, track.descriptor = landmarks[d], chips[d], descriptors.get(d)
+        self.live = sorted((t for t in owner.values() if t is not None), key=lambda t: t.id)
         return [owner[d] for d in range(len(boxes))]
+
+
+def chip_correlation(a: np.ndarray, b: np.ndarray, side: int = 24) -> float:
+    """Correlation (-1..1) of two aligned faces (descriptor chips) as ``side`` x ``side`` grey patches:
+    the same person a second later correlates near 1; two people, even aligned, less."""
+    import cv2
+
+    def patch(chip: np.ndarray) -> np.ndarray:
+        grey = cv2.resize(np.asarray(chip)[..., 1], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        grey -= grey.mean()
+        norm = float(np.linalg.norm(grey))
+        return grey / norm if norm > 1e-3 else grey
+
+    return float(patch(a) @ patch(b))
 
 
 def parse_faces(value: str | int) -> int | None:

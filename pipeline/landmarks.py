@@ -32,6 +32,7 @@ import numpy as np
 
 from pipeline.config import LandmarkConfig
 from pipeline.identity import FaceDescriber, Track, TrackBook, iou_matrix
+from pipeline.shots import CutDetector
 
 __all__ = [
     "FaceObservation",
@@ -118,11 +119,41 @@ class LandmarkTracker(ABC):
         self.config = config or LandmarkConfig(backend=self.name)
         self._since_detection = 0  # frames since the latest fresh detection, that one included
         self._book = TrackBook(self.config, track_class)  # the tracks, and who is who (pipeline.identity)
+        self._cuts = CutDetector(self.config)
+        self.shot = 0  # shots since reset: the shot of the latest frame
+        self.frame_shots: list[int] = []  # the shot of each frame tracked since reset (take_shots empties it)
 
     def reset(self) -> None:
         """Forget the tracks: the next frame gets a fresh detection, ids start again at 0."""
         self._since_detection = 0
         self._book.reset()
+        self._cuts.reset()
+        self.shot = 0
+        self.frame_shots = []
+
+    def take_shots(self, count: int) -> list[int]:
+        """The shot (0, 1, ... since :meth:`reset`) of the ``count`` frames tracked longest ago and not
+        taken yet: the frames of a :meth:`track_faces` call, in order."""
+        taken, self.frame_shots = self.frame_shots[:count], self.frame_shots[count:]
+        return taken
+
+    def _next_frame(self, image: np.ndarray, end_tracks: bool = True) -> bool:
+        """Note a new frame and its shot; True when it starts a new shot: every track then ends (with
+        ``end_tracks``; else the caller ends them when it reaches that frame), and the frame is to be
+        detected afresh, each face re-identified or new."""
+        cut = self._cuts.is_cut(image)
+        if cut:
+            self.shot += 1
+            if end_tracks:
+                self._book.end_all()
+        self.frame_shots.append(self.shot)
+        return cut
+
+    @property
+    def identity_stats(self) -> dict[str, int]:
+        """Counts since :meth:`reset`: identity checks at detections, those that needed descriptors,
+        tracks ended by a mismatch, detections refused as not faces."""
+        return dict(self._book.stats)
 
     @property
     def describer(self) -> FaceDescriber:
@@ -273,17 +304,22 @@ class DlibTracker(LandmarkTracker):
         faces = self._faces(image)
         shapes = [self._shape(image, box) for box, _ in faces]
         where = [self._tracking_box(t.landmarks) for t in self._book.live]
-        owners = self._book.associate(image, [box for box, _ in faces], shapes, where)
+        owners = self._book.associate(image, [box for box, _ in faces], shapes, where, [score for _, score in faces])
         observations = []
         for track, shape, (box, score) in zip(owners, shapes, faces):
+            if track is None:  # not a face
+                continue
             track.evidence, track.since_check = score, 0
             track.reference = self._appearance(image, self._tracking_box(shape)) if self.config.check_interval > 1 else None
+            track.anchor = track.reference
             observations.append(FaceObservation(shape, _logistic(score), "detected", box, track.id))
         self._since_detection = 1
         return sorted(observations, key=lambda o: o.track)
 
     def _track_frame(self, image: np.ndarray) -> list[FaceObservation]:
         cfg = self.config
+        if self._next_frame(image):  # a shot cut: every track has ended
+            return self._detection_frame(image)
         tracks = self._book.live
         if not tracks or self._since_detection >= cfg.redetect_interval:
             return self._detection_frame(image)
@@ -294,28 +330,47 @@ class DlibTracker(LandmarkTracker):
             if region is None:
                 return self._detection_frame(image)  # the face has left the frame
             since, evidence, reference = track.since_check + 1, track.evidence, track.reference
-            appearance = None
-            if since < cfg.check_interval:
+            appearance = alike = None
+            if cfg.check_interval > 1:  # (at a check too: it is the next reference)
                 appearance = self._appearance(image, box)
-                due = not _alike(appearance, reference, cfg.appearance_min_correlation)
-            else:
-                due = True
+                alike = _correlation(appearance, reference)
+            anchored = _correlation(appearance, track.anchor)  # against the look last checked for identity
+            suspect = anchored is not None and anchored < cfg.appearance_identity_correlation  # whose face is it?
+            due = since >= cfg.check_interval or alike is None or alike < cfg.appearance_min_correlation
             if due:
                 score = self._local_score(image, box, region)
-                if score < cfg.lost_score:
-                    return self._detection_frame(image)
+                if score < cfg.lost_score or _logistic(score) < _logistic(evidence) - cfg.quality_max_drop:
+                    return self._detection_frame(image)  # lost, or losing it: detect afresh now
                 evidence, since = score, 0
                 if cfg.check_interval > 1:
-                    reference = appearance if appearance is not None else self._appearance(image, box)
-            updates.append((box, evidence, since, reference))
+                    reference = appearance
+            updates.append((box, evidence, since, reference, suspect, appearance))
         if self._duplicates([u[0] for u in updates]):
             return self._detection_frame(image)
+        shapes = [self._shape(image, box) for box, *_ in updates]
+        for track, shape, (box, *_, suspect, appearance) in zip(tracks, shapes, updates):
+            if self._jumped(track.landmarks, shape, box):
+                return self._detection_frame(image)  # an abrupt move or resize: detect afresh, check who it is
+            if suspect:
+                if not self._book.same_person(track, self.describer.chip(image, shape), {}, 0):
+                    return self._detection_frame(image)  # another person where the track was: it ends there
+                track.anchor = appearance
         observations = []
-        for track, (box, evidence, since, reference) in zip(tracks, updates):
-            track.landmarks, track.evidence, track.since_check, track.reference = self._shape(image, box), evidence, since, reference
+        for track, shape, (box, evidence, since, reference, *_) in zip(tracks, shapes, updates):
+            track.landmarks, track.evidence, track.since_check, track.reference = shape, evidence, since, reference
             observations.append(FaceObservation(track.landmarks, _logistic(evidence), "tracked", box, track.id))
         self._since_detection += 1
         return observations
+
+    def _jumped(self, before: np.ndarray, after: np.ndarray, box: Box) -> bool:
+        """Whether landmarks moved by more than ``jump_max_shift`` x the box width, or changed size by
+        more than ``jump_max_resize`` times, from one frame to the next."""
+        cfg = self.config
+        shift = np.abs(after.mean(axis=0) - before.mean(axis=0)).max()
+        if shift > cfg.jump_max_shift * (box[2] - box[0]):
+            return True
+        old, new = float(np.ptp(before[:, 0])), float(np.ptp(after[:, 0]))
+        return min(old, new) <= 0 or max(old, new) > cfg.jump_max_resize * min(old, new)
 
     def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
         return [self._track_frame(_as_rgb_uint8(frame)) for frame in frames]
@@ -328,12 +383,14 @@ class _DlibTrack(Track):
     evidence: float = -math.inf  # score of the latest check or detection
     since_check: int = 0  # tracked frames since that check or detection
     reference: np.ndarray | None = None  # appearance patch at that check or detection
+    anchor: np.ndarray | None = None  # appearance patch at the latest detection or identity check
 
 
-def _alike(appearance: np.ndarray | None, reference: np.ndarray | None, threshold: float) -> bool:
+def _correlation(appearance: np.ndarray | None, reference: np.ndarray | None) -> float | None:
+    """Correlation of two appearance patches (-1..1); None when either is missing (flat or outside)."""
     if appearance is None or reference is None:
-        return False
-    return float(appearance @ reference) >= threshold
+        return None
+    return float(appearance @ reference)
 
 
 class FanTracker(LandmarkTracker):
@@ -463,6 +520,8 @@ class FanTracker(LandmarkTracker):
         owners = self._book.associate(image, boxes, [points for points, _ in predictions], where)
         observations = []
         for track, box, (points, score) in zip(owners, boxes, predictions):
+            if track is None:  # not a face
+                continue
             track.box = box
             observations.append(FaceObservation(points, score, "detected", box, track.id))
         self._since_detection, self._detect_next = 1, False
@@ -471,14 +530,22 @@ class FanTracker(LandmarkTracker):
     def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
         frames = [_as_rgb_uint8(f) for f in frames]
         out: list[list[FaceObservation]] = []
+        cuts = [self._next_frame(frame, end_tracks=False) for frame in frames]  # each frame's shot noted here
         while len(out) < len(frames):
-            start, tracks = len(out), self._book.live
+            start = len(out)
+            if cuts[start]:  # a shot cut: every track ends, the frame is detected afresh
+                cuts[start] = False
+                self._book.end_all()
+                out.append(self._detection_frame(frames[start]))
+                continue
+            tracks = self._book.live
             boxes = [self._tracking_box(t.landmarks) for t in tracks]
             if not tracks or self._detect_next or self._since_detection >= self.config.redetect_interval or self._duplicates(boxes):
                 out.append(self._detection_frame(frames[start]))
                 continue
-            # The frames up to the next scheduled detection: each track cropped around its box so far.
+            # The frames up to the next scheduled detection or shot cut: each track cropped around its box so far.
             count = min(len(frames) - start, self.config.redetect_interval - self._since_detection)
+            count = next((k for k in range(1, count) if cuts[start + k]), count)
             predictions = self._predictions([f for f in frames[start : start + count] for _ in tracks], boxes * count)
             for _ in range(count):
                 frame = [next(predictions) for _ in tracks]

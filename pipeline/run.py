@@ -191,7 +191,7 @@ def _finish(
     output_errors: list[str] = []
     try:
         links = plan.store.link_tracks(complete, plan.options.pipeline.landmarks)
-        metadata["videos"] = {name: dict(info, tracks=links.tracks.get(name, []))
+        metadata["videos"] = {name: dict(info, tracks=links.tracks.get(name, []), cuts=links.cuts.get(name, []))
                               for name, info in metadata.get("videos", {}).items()}
         rows = plan.store.assemble(complete, metadata, links)
     except StorageError as exc:

@@ -9,6 +9,7 @@ column                    type                         meaning
 video                     string                       path relative to the input root given
 frame                     int64                        decoded frame index (0-based)
 timestamp                 float64                      presentation time, seconds
+shot                      int32                        the frame's shot in the video: 0, then +1 at each cut (docs/output-shot-cuts.md)
 face                      int16                        the face's slot in its frame: 0..k-1 by track id
 track                     int32                        the person's id in the video, 0, 1, ... by first appearance (null without a face)
 face_detected             bool                         a face (68 landmarks) was found in this frame
@@ -39,7 +40,11 @@ import pyarrow as pa
 from model.aus import AUSet
 from pipeline.pose import POSE_COLUMNS
 
-__all__ = ["OutputSchema", "METADATA_KEY", "TRACKS_KEY"]
+__all__ = ["OutputSchema", "METADATA_KEY", "TRACKS_KEY", "SCHEMA_VERSION"]
+
+# The output's columns and their meaning: part of the run key, so --resume never mixes rows of two versions.
+# 2: the ``shot`` column (issue #27).
+SCHEMA_VERSION = 2
 
 METADATA_KEY = b"au_heatmaps"
 # A part file's (and an item's Arrow table's) track evidence for linking items: pipeline.identity.TrackEnds
@@ -72,6 +77,7 @@ class OutputSchema:
             pa.field("video", pa.string(), nullable=False),
             pa.field("frame", pa.int64(), nullable=False),
             pa.field("timestamp", pa.float64(), nullable=False),
+            pa.field("shot", pa.int32(), nullable=False),
             pa.field("face", pa.int16(), nullable=False),
             pa.field("track", pa.int32()),
             pa.field("face_detected", pa.bool_(), nullable=False),
@@ -105,12 +111,14 @@ class OutputSchema:
         faces: np.ndarray | None = None,
         tracks: np.ndarray | None = None,
         poses: np.ndarray | None = None,
+        shots: np.ndarray | None = None,
     ) -> pa.RecordBatch:
         """N rows (a face in a frame each, or a frame without one). Arrays are full length (N, ...);
         entries of rows without a face (``detected`` False) are written as nulls, whatever they hold.
         ``decode_errors``: per row, None or why its frame could not be decoded (None / empty: every
         frame decoded). ``faces``: slots (None: all 0); ``tracks``: track ids (None: all 0);
-        ``poses``: (N, 7) head poses in the order of POSE_COLUMNS, NaN for a failed fit (None: null)."""
+        ``poses``: (N, 7) head poses in the order of POSE_COLUMNS, NaN for a failed fit (None: null);
+        ``shots``: each row's shot (None: all 0)."""
         n = len(frames)
         missing = ~np.asarray(detected, dtype=bool)
 
@@ -122,6 +130,7 @@ class OutputSchema:
             pa.array([video] * n, pa.string()),
             pa.array(np.asarray(frames, dtype=np.int64)),
             pa.array(np.asarray(timestamps, dtype=np.float64)),
+            pa.array(np.zeros(n, dtype=np.int32) if shots is None else np.asarray(shots, dtype=np.int32)),
             pa.array(np.zeros(n, dtype=np.int16) if faces is None else np.asarray(faces, dtype=np.int16)),
             column(np.zeros(n, dtype=np.int32) if tracks is None else np.asarray(tracks, dtype=np.int32), pa.int32()),
             pa.array(~missing),

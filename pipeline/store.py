@@ -305,6 +305,8 @@ class TrackLinks:
 
     maps: dict[str, dict[int, int]] = field(default_factory=dict)
     tracks: dict[str, list[dict]] = field(default_factory=dict)
+    shot_offsets: dict[str, int] = field(default_factory=dict)  # item key -> added to its rows' shot
+    cuts: dict[str, list[int]] = field(default_factory=dict)  # video -> the first frame of each shot after the first
 
 
 def relabel_tracks(batches: Iterable[pa.RecordBatch], mapping: dict[int, int]) -> Iterator[pa.RecordBatch]:
@@ -326,6 +328,13 @@ def relabel_tracks(batches: Iterable[pa.RecordBatch], mapping: dict[int, int]) -
             yield _relabel_rows(batch.slice(0, cut), mapping)
     if carry is not None and carry.num_rows:
         yield _relabel_rows(carry, mapping)
+
+
+def _add_to_shot(batch: pa.RecordBatch, offset: int) -> pa.RecordBatch:
+    """An item's rows with the video's shot numbers (its own + ``offset``)."""
+    at = batch.schema.get_field_index("shot")
+    shots = batch.column(at).to_numpy() + np.int32(offset)
+    return batch.set_column(at, batch.schema.field(at), pa.array(shots, pa.int32()))
 
 
 def _relabel_rows(batch: pa.RecordBatch, mapping: dict[int, int]) -> pa.RecordBatch:
@@ -569,6 +578,31 @@ class ResultStore:
         return read_item_tracks(part.iter_batches(columns=columns, batch_size=self.row_group_rows),
                                 _evidence_in(part.metadata.metadata))
 
+    def item_shots(self, item: WorkItem) -> tuple[np.ndarray, np.ndarray, bool]:
+        """An item's rows' frames and shots, and whether they are the video's already (an item taken
+        from an earlier final output) rather than the item's own (0 at its first frame)."""
+        part = self.part(item).parquet_file()
+        table = part.read(columns=["frame", "shot"])
+        linked = bool((_evidence_in(part.metadata.metadata) or {}).get("linked"))
+        return table.column("frame").to_numpy(), table.column("shot").to_numpy(), linked
+
+    def _link_shots(self, items: Sequence[WorkItem], links: TrackLinks) -> None:
+        """Number the shots of a video's items (in frame order) on from the previous item's last (an
+        item boundary is no cut), and list the video's cut frames."""
+        running, cuts = 0, []
+        for item in items:
+            frames, shots, linked = self.item_shots(item)
+            offset = 0 if linked else running
+            links.shot_offsets[item.key] = offset
+            if len(shots):
+                shots = shots + offset
+                steps = np.flatnonzero(np.diff(shots) > 0) + 1
+                if shots[0] > running:  # (an earlier output's item) a cut at its first frame
+                    cuts.append(int(frames[0]))
+                cuts += [int(f) for f in frames[steps]]
+                running = max(running, int(shots.max()))
+        links.cuts[items[0].video] = cuts
+
     def link_tracks(self, items: Sequence[WorkItem], config: "LandmarkConfig") -> TrackLinks:
         """Link the tracks of each video's consecutive items (:func:`pipeline.identity.link_items`,
         settings ``config``): the ids :meth:`assemble` writes, and each video's track list."""
@@ -583,6 +617,7 @@ class ResultStore:
                 maps = link_items(tracks, config)
                 links.maps.update({i.key: m for i, m in zip(mine, maps)})
                 links.tracks[video] = summarise_linked(tracks, maps)
+                self._link_shots(mine, links)
         return links
 
     def assemble(self, items: Sequence[WorkItem], metadata: dict, links: TrackLinks | None = None) -> int:
@@ -600,6 +635,8 @@ class ResultStore:
         def batches() -> Iterable[pa.RecordBatch]:
             for item, part in zip(items, parts):
                 rows = (b.replace_schema_metadata(None) for b in part.parquet_file().iter_batches(batch_size=self.row_group_rows))
+                if links is not None and links.shot_offsets.get(item.key):
+                    rows = (_add_to_shot(b, links.shot_offsets[item.key]) for b in rows)
                 yield from (relabel_tracks(rows, links.maps[item.key]) if links is not None else rows)
 
         metadata = dict(metadata, run_key=self.run_key, items=entries, tracks_linked=links is not None)

@@ -207,15 +207,18 @@ def compose_people(
     placements: Sequence[Sequence[tuple[float, float, float] | None]],
     size: tuple[int, int] = (640, 360),
     patch: float = 2.2,
+    background: int | Sequence[int] = 110,
 ) -> np.ndarray:
     """Frames (N, H, W, 3) of the people of :func:`heads` on a grey background. ``placements[i][p]``:
     person p's face centre (x, y) and face width in frame i, or None (not in the picture). Each person
-    is a square patch ``patch`` face widths wide around the face, drawn in order (later ones in front)."""
+    is a square patch ``patch`` face widths wide around the face, drawn in order (later ones in front).
+    ``background``: the grey level behind them, or one per frame (another shot: another background)."""
     import cv2
 
     width, height = size
     people = heads()
-    out = np.full((len(placements), height, width, 3), 110, np.uint8)
+    out = np.empty((len(placements), height, width, 3), np.uint8)
+    out[:] = np.broadcast_to(np.asarray(background, dtype=np.uint8).reshape(-1, 1, 1, 1), (len(placements), 1, 1, 1))
     for i, frame in enumerate(placements):
         for (picture, (fx, fy), fw), place in zip(people, frame):
             if place is None:
