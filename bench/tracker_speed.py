@@ -79,6 +79,14 @@ def part_times(tracker: DlibTracker, frames: list[np.ndarray]) -> dict[str, floa
             setattr(tracker, attribute, wrap(name, getattr(tracker, attribute)))
     original_box = landmarks_module.box_from_landmarks
     landmarks_module.box_from_landmarks = wrap("box from landmarks", original_box)
+    helpers = {  # issue #27: shot cuts and identity checks, on the objects the tracker holds
+        "shot-cut detection": (getattr(tracker, "_cuts", None), "is_cut"),
+        "identity checks": (getattr(tracker, "_book", None), "same_person"),
+        "face evidence (new tracks)": (getattr(tracker, "_book", None), "is_face"),
+    }
+    for name, (owner, attribute) in helpers.items():
+        if owner is not None and hasattr(owner, attribute):
+            setattr(owner, attribute, wrap(name, getattr(owner, attribute)))
     try:
         tracker.reset()
         total, _ = timed(lambda: tracker.track(frames))
@@ -86,6 +94,9 @@ def part_times(tracker: DlibTracker, frames: list[np.ndarray]) -> dict[str, floa
         landmarks_module.box_from_landmarks = original_box
         for attribute in parts.values():
             tracker.__dict__.pop(attribute, None)
+        for owner, attribute in helpers.values():
+            if owner is not None:
+                owner.__dict__.pop(attribute, None)
     result = {name: seconds * 1e3 / len(frames) for name, seconds in spent.items()}
     result["rest (loop, observations, copies)"] = total * 1e3 / len(frames) - sum(result.values())
     result["total"] = total * 1e3 / len(frames)

@@ -90,7 +90,7 @@ def test_cuts_a_b_a_give_ids_a_b_a(tracker) -> None:
 
 
 def test_cut_between_two_shots_of_one_person_keeps_her_id(tracker) -> None:
-    frames, placements = edit(shot(A, 15, width=100), shot(A, 15, x=300, width=150, background=LIGHT))
+    frames, _ = edit(shot(A, 15, width=100), shot(A, 15, x=300, width=150, background=LIGHT))
     observations, shots = run(tracker, frames)
     assert shots == [0] * 15 + [1] * 15
     assert all(len(faces) == 1 for faces in observations)
@@ -113,7 +113,7 @@ def test_cross_fade_never_gives_one_id_to_two_people(tracker) -> None:
     weight = np.clip((np.arange(35) - 20) / 15, 0, 1)[:, None, None, None]
     frames = (a * (1 - weight) + b * weight).round().astype(np.uint8)
     frames = np.concatenate([frames, b[-1:].repeat(25, axis=0)])
-    observations, shots = run(tracker, frames)
+    observations, _ = run(tracker, frames)
     assert len(observations) == 60
     before, after = ids(observations, range(20)), ids(observations, range(35, 60))
     assert before and after and not before & after
