@@ -68,6 +68,7 @@ MADE = {
         "report_cam1/index.html",
         "summary.csv",
     ),
+    "docs/output-shot-cuts.md": ("results.parquet",),
     "docs/visualise.md": ("results.parquet", "overlays/session1/clip.mp4", "clip.png", "clip.svg", "clip_au.mp4"),
 }
 
