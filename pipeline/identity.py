@@ -180,11 +180,11 @@ class TrackBook:
             self._end(track)
         self.live = []
 
-    def is_face(self, image: np.ndarray, landmarks: np.ndarray, score: float | None) -> bool:
+    def is_face(self, image: np.ndarray, landmarks: np.ndarray, score: float) -> bool:
         """Whether a detection may open a track: its detector score is at least ``open_min_detection_score``,
         or the face aligned by its landmarks scores at least ``open_min_face_score``
         (:meth:`FaceDescriber.faceness`)."""
-        if score is not None and score >= self.config.open_min_detection_score:
+        if score >= self.config.open_min_detection_score:
             return True
         return self.describer.faceness(image, landmarks, self.config.open_face_padding) >= self.config.open_min_face_score
 
@@ -233,7 +233,8 @@ class TrackBook:
         person (:meth:`same_person`); live tracks no detection continues end; the other detections are
         compared by descriptor with the ended tracks and continue one only when the match is clear,
         else start new tracks, when they are faces (:meth:`is_face`; else None: no track, no row).
-        ``scores``: the detector's score of each detection (None: not known). Each returned track holds its face's
+        ``scores``: dlib's detector score of each detection, for :meth:`is_face` (None: no check, as for
+        FAN, whose CNN detector keeps only confident detections itself). Each returned track holds its face's
         landmarks and chip; :attr:`live` becomes these tracks, by id."""
         cfg = self.config
         live = self.live
@@ -256,7 +257,7 @@ class TrackBook:
                 candidates[c].identity_chip, candidates[c].identity_descriptor = chips[unexplained[q]], queries[q]
         for d in range(len(boxes)):
             if d not in owner:
-                if not self.is_face(image, landmarks[d], None if scores is None else scores[d]):
+                if scores is not None and not self.is_face(image, landmarks[d], scores[d]):
                     owner[d] = None  # not a face (a patch, a pattern): it opens no track
                     self.stats["refused"] += 1
                     continue

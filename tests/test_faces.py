@@ -539,9 +539,11 @@ def _fan(**overrides):
 @pytest.mark.slow
 def test_fan_keeps_each_persons_id_by_detection_overlap(random_fan_weights) -> None:
     """Two people whose sizes swap (frames 0-48 of sizes_swap, every 12th), each frame detected
-    afresh; reid_memory 0 turns re-identification off, so ids can only be kept by overlap."""
+    afresh; reid_memory 0 turns re-identification off, so ids can only be kept by overlap. The random
+    FAN weights give random landmarks, whose aligned faces mean nothing: the identity check at each
+    detection (issue #27, tested with dlib in tests/test_shot_cuts.py) is off here (any correlation passes)."""
     placements = sizes_swap(60)[::12]
-    tracker = _fan(redetect_interval=1, reid_memory=0)
+    tracker = _fan(redetect_interval=1, reid_memory=0, identity_same_correlation=-1.0)
     observations = tracker.track_faces(compose_people(placements))
     assert [len(faces) for faces in observations] == [2] * len(placements)
     assert all(f.source == "detected" and f.landmarks.shape == (68, 2) for faces in observations for f in faces)
