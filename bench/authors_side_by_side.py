@@ -56,7 +56,8 @@ def long_video(source: Path, frames: int, folder: Path) -> Path:
     out = folder / f"{source.stem}_{frames}.mp4"
     height, width = clip[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=30, codec="libx264", pix_fmt_in="bgr24",
-                                         quality=None, output_params=["-crf", "18", "-pix_fmt", "yuv420p"])
+                                         pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
+                                         output_params=["-crf", "18"], ffmpeg_log_level="error")
     writer.send(None)
     for i in range(frames):
         writer.send(np.ascontiguousarray(order[i % len(order)]))
