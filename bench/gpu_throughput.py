@@ -110,7 +110,7 @@ class GpuSampler:
 
 def stage_rates(video: Path, weights: str, options) -> tuple[dict[str, float], np.ndarray]:
     """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``), and the crops."""
-    from pipeline.annotate import Annotator
+    from pipeline.stages import Annotator
     from pipeline.decode import probe_video, select_frames
     from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
 
@@ -126,7 +126,7 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     """Frames/s through ``producers`` real producer processes and their slots, crops discarded."""
     import multiprocessing.connection
 
-    from pipeline.feeder import Producer, ProducerSpec, shared_memory_dir
+    from pipeline.feeder import Assign, Crops, Faces, FreeSlot, ItemDone, ItemError, Producer, ProducerSpec, shared_memory_dir
 
     feed = options.pipeline.feed
     slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
@@ -137,26 +137,26 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
         # start-up (imports, loading the tracker) is not the producers' rate: wait until each is ready
         probe = dataclasses.replace(items[0], stop=min(items[0].stop, 16), frames=min(items[0].frames, 16))
         for producer in pool:
-            producer.send(("item", probe))
+            producer.send(Assign(probe))
         for producer in pool:
-            while (message := producer.conn.recv())[0] not in ("done", "failed"):
-                if message[0] == "crops":
-                    producer.send(("free", message[2]))
+            while not isinstance(message := producer.conn.recv(), (ItemDone, ItemError)):
+                if isinstance(message, Crops):
+                    producer.send(FreeSlot(message.slot))
         queue = list(items)
         busy = {p.conn: p for p in pool}
         frames = 0
         start = time.perf_counter()
         for producer in pool:
-            producer.send(("item", queue.pop()))
+            producer.send(Assign(queue.pop()))
         while busy:
             for conn in multiprocessing.connection.wait(list(busy)):
                 message = conn.recv()
-                if message[0] == "crops":
-                    busy[conn].send(("free", message[2]))
-                elif message[0] == "faces":
-                    frames += len(message[2].batch)
+                if isinstance(message, Crops):
+                    busy[conn].send(FreeSlot(message.slot))
+                elif isinstance(message, Faces):
+                    frames += len(message.batch.batch)
                 elif queue:
-                    busy[conn].send(("item", queue.pop()))
+                    busy[conn].send(Assign(queue.pop()))
                 else:
                     del busy[conn]
         return frames / (time.perf_counter() - start)
@@ -204,7 +204,7 @@ def variant_options(options, variant: str):
 def value_effects(weights: str, crops: np.ndarray, options, variants: list[str]) -> dict[str, dict[str, float]]:
     """Largest and mean absolute intensity difference of each variant on the GPU against fp32 on the
     GPU and against the CPU (fp32), on the same registered crops."""
-    from pipeline.annotate import Annotator
+    from pipeline.stages import Annotator
 
     cpu = Annotator(weights, dataclasses.replace(options, device="cpu", precision="fp32", compile=False, batch_size=None),
                     tracker=False).predictor.predict(crops).intensities
@@ -272,7 +272,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline.annotate import AnnotateOptions
+    from pipeline.stages import AnnotateOptions
     from pipeline.run import annotate, plan_items
     from pipeline.sources import VideoSource
 

@@ -71,7 +71,7 @@ def write_long_video(path: Path, frames: int, fps: int = 30) -> None:
 
 def measure(video: str, out: str, every: int, weights: str) -> None:
     """In a fresh process: annotate ``video``, print RSS samples (seconds, MB), rows and seconds as JSON."""
-    from pipeline.annotate import AnnotateOptions
+    from pipeline.stages import AnnotateOptions
     from pipeline.run import annotate
 
     started = time.perf_counter()

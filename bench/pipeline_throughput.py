@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from model.cpu import cpu_name
-from pipeline.annotate import AnnotateOptions, Annotator, register_faces
+from pipeline.stages import AnnotateOptions, Annotator, register_faces
 from pipeline.decode import iter_frame_batches, probe_video, select_frames
 from pipeline.pose import row_poses
 from pipeline.run import plan_items
@@ -165,7 +165,7 @@ def main() -> None:
     best = float("inf")
     for _ in range(args.repeat):
         start = time.perf_counter()
-        rows = sum(batch.num_rows for batch in annotator.annotate(item))
+        rows = sum(batch.num_rows for batch in annotator.item_rows(item))
         best = min(best, time.perf_counter() - start)
     assert rows == frames
 

@@ -39,7 +39,7 @@ def main() -> None:
     import ray
     import torch
 
-    from pipeline.annotate import AnnotateOptions
+    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
     from pipeline.run import annotate
 

@@ -1,4 +1,4 @@
-"""``au-annotate``: the command line over :func:`pipeline.run.annotate`.
+"""``au-annotate``: the command line over :func:`pipeline.run.annotate` (the whole run).
 
 Only click (and the names of :mod:`model.precision` and :mod:`model.runtime`) is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
 and the rest load when a run starts (tests/test_cli_startup.py).
@@ -146,7 +146,7 @@ def main(
 
     from model.checkpoint import CheckpointError
     from model.weights import WeightsError
-    from pipeline.annotate import AnnotateOptions
+    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
     from pipeline.sources import InputError, NoInputsError
 

@@ -16,10 +16,13 @@ GPU per frame, so one process that tracks and runs the model leaves the GPU idle
 
 Memory is bounded: a producer owns ``feed.slots_per_producer`` slots and waits for a free one, so a
 slow consumer slows the producers instead of growing RAM, and the model queue is two batches deep.
-A producer that dies loses only its current item, which is retried on a new producer (at most
-``feed.max_attempts`` attempts in all, then reported as that item's failure); its other queued items go back to
-the queue. Rows are identical to :meth:`Annotator.annotate`'s for the same inputs: the same stages,
-and the model's results do not depend on how crops are batched (see :class:`AUPredictor`).
+Producers and the consumer talk in the typed messages below (:class:`Assign`, :class:`Crops`, ...).
+A producer that dies loses only its current item, which is retried on a new producer
+(:class:`pipeline.execution.Attempts`: at most ``feed.max_attempts`` attempts in all, then reported
+as that item's failure); its other queued items go back to the queue. Finished items go to
+:func:`pipeline.execution.write_item` like every executor's. Rows are identical to
+:meth:`Annotator.item_rows`'s for the same inputs: the same stages, and the model's results do not
+depend on how crops are batched (see :class:`AUPredictor`).
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ import numpy as np
 import pyarrow as pa
 
 from model.config import RegistrationConfig
-from pipeline.annotate import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, WorkItem, frames_in
-from pipeline.store import with_track_ends
+from pipeline.execution import Attempts, FrameCount, ItemResult, write_item
+from pipeline.items import WorkItem, failure_reason
+from pipeline.stages import AnnotateOptions, Annotator, FaceBatch, ItemPreparer, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,59 @@ class SlotBuffer:
             pass
 
 
+# -- messages between the consumer and a producer -----------------------------------------------------
+@dataclass(frozen=True)
+class Assign:
+    """Consumer -> producer: run this item (after those assigned before)."""
+
+    item: WorkItem
+
+
+@dataclass(frozen=True)
+class FreeSlot:
+    """Consumer -> producer: the crops in ``slot`` are copied out; the slot may be filled again."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Consumer -> producer: finish the item at hand, then exit."""
+
+
+@dataclass(frozen=True)
+class Crops:
+    """Producer -> consumer: ``count`` crops of item ``key`` are in ``slot`` of the shared buffer."""
+
+    key: str
+    slot: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Producer -> consumer: a prepared batch of item ``key``, its crops already sent as :class:`Crops`."""
+
+    key: str
+    batch: FaceBatch
+
+
+@dataclass(frozen=True)
+class ItemDone:
+    """Producer -> consumer: every batch of item ``key`` is sent; ``tracks`` is its track evidence."""
+
+    key: str
+    tracks: dict
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Producer -> consumer: item ``key`` failed; ``reason`` names the file and what went wrong."""
+
+    key: str
+    reason: str
+
+
 # -- the producer process ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProducerSpec:
@@ -113,18 +170,9 @@ class ProducerSpec:
 
 
 def _producer_main(conn: multiprocessing.connection.Connection) -> None:
-    """Producer loop: its spec, then items come in through ``conn``; ("crops", key, slot, n),
-    ("faces", key, batch), ("done", key, track evidence) or ("failed", key, reason) go out. Slots come back as
-    ("free", slot)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency, but producers do not need it
-        pass
+    """Producer loop: its spec, then :class:`Assign` messages come in through ``conn``; :class:`Crops`,
+    :class:`Faces`, then :class:`ItemDone` or :class:`ItemError` go out. Slots come back as :class:`FreeSlot`."""
+    limit_threads(1)
     try:
         spec: ProducerSpec = conn.recv()
     except EOFError:
@@ -138,11 +186,11 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     def receive() -> None:
         nonlocal stopping
         message = conn.recv()
-        if message[0] == "free":
-            free.append(message[1])
-        elif message[0] == "item":
-            items.append(message[1])
-        elif message[0] == "stop":
+        if isinstance(message, FreeSlot):
+            free.append(message.slot)
+        elif isinstance(message, Assign):
+            items.append(message.item)
+        elif isinstance(message, Stop):
             stopping = True
 
     try:
@@ -161,13 +209,12 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
                             receive()
                         slot = free.popleft()
                         buffer.array[slot, : len(piece)] = piece
-                        conn.send(("crops", item.key, slot, len(piece)))
-                    conn.send(("faces", item.key, replace(faces, crops=crops[:0])))
+                        conn.send(Crops(item.key, slot, len(piece)))
+                    conn.send(Faces(item.key, replace(faces, crops=crops[:0])))
             except Exception as exc:  # one bad video never costs the others their results
-                reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
-                conn.send(("failed", item.key, reason))
+                conn.send(ItemError(item.key, failure_reason(item.path, exc)))
                 continue
-            conn.send(("done", item.key, preparer.track_ends()))
+            conn.send(ItemDone(item.key, preparer.track_ends()))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     finally:
@@ -181,10 +228,9 @@ class _Job:
 
     item: WorkItem
     future: concurrent.futures.Future
-    attempt: int = 1
     rows: list[pa.RecordBatch] = field(default_factory=list)
-    crops: list[np.ndarray] = field(default_factory=list)  # crops received for the next "faces" message
-    tracks: dict | None = None  # the item's track evidence (ItemPreparer.track_ends), with "done"
+    crops: list[np.ndarray] = field(default_factory=list)  # crops received for the next Faces message
+    tracks: dict | None = None  # the item's track evidence (ItemPreparer.track_ends), with ItemDone
     abandoned: bool = False  # its producer died: rows still in the model queue are dropped
 
 
@@ -210,7 +256,7 @@ class Producer:
     def is_alive(self) -> bool:
         return self.process.poll() is None
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: Assign | FreeSlot | Stop) -> None:
         """Send to the process; a dead one is noticed (and replaced) by the health check instead."""
         try:
             self.conn.send(message)
@@ -218,7 +264,7 @@ class Producer:
             pass
 
     def close(self, timeout: float = 5.0) -> None:
-        self.send(("stop",))
+        self.send(Stop())
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -232,7 +278,19 @@ class Producer:
             pass
 
 
-_END = "end"
+@dataclass(frozen=True)
+class _ModelBatch:
+    """Collector -> model thread: prepared batches of one or more items, to go through the model together."""
+
+    pending: list[tuple[_Job, FaceBatch]]
+
+
+@dataclass(frozen=True)
+class _ItemEnd:
+    """Collector -> model thread: every batch of ``job`` is queued; ``failure``: why it failed (None: done)."""
+
+    job: _Job
+    failure: str | None = None
 
 
 @dataclass
@@ -249,9 +307,10 @@ class EngineStats:
 class FeedEngine:
     """The model on one device, fed by ``producers`` CPU processes; annotates submitted work items.
 
-    ``submit(item)`` returns a future of ``(rows, table)``: with a ``store``, the item's rows are
-    written to its part file and ``table`` is None; without, ``table`` holds them. A failed item's
-    future raises :class:`ItemFailed`. Thread-safe; use as a context manager or call :meth:`close`.
+    ``submit(item)`` returns a future of an :class:`~pipeline.execution.ItemResult` ``(rows, table)``:
+    with a ``store``, the item's rows are written to its part file and ``table`` is None; without,
+    ``table`` holds them. A failed item's future raises :class:`ItemFailed`. ``frames`` (or
+    ``on_frames``) hears the progress. Thread-safe; use as a context manager or call :meth:`close`.
     """
 
     def __init__(
@@ -262,6 +321,7 @@ class FeedEngine:
         *,
         store=None,
         on_frames: Callable[[int], None] | None = None,
+        frames: FrameCount | None = None,
     ) -> None:
         if producers < 1:
             raise ValueError(f"producers must be at least 1, got {producers}")
@@ -270,11 +330,9 @@ class FeedEngine:
         self.annotator = Annotator(weights, options, tracker=False)
         self.model_batch = self.annotator.predictor.batch_size
         self.store = store
-        self.max_attempts = feed.max_attempts
+        self.attempts = Attempts(feed.max_attempts)
         self.items_per_producer = feed.items_per_producer
-        self.on_frames = on_frames
-        self.frames_done = 0
-        self.retries = 0  # items started again after their producer died
+        self.frames = frames if frames is not None else FrameCount(on_frames)
         self.stats = EngineStats()
         registration = self.annotator.config.registration
         slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
@@ -297,6 +355,15 @@ class FeedEngine:
         ]
         for thread in self._threads:
             thread.start()
+
+    @property
+    def frames_done(self) -> int:
+        return self.frames.done
+
+    @property
+    def retries(self) -> int:
+        """Items started again after their producer died."""
+        return self.attempts.retries
 
     def producer_pids(self) -> list[int]:
         return [p.process.pid for p in self._producers]
@@ -348,7 +415,7 @@ class FeedEngine:
                     return
                 job = self._waiting.popleft()
                 producer.jobs.append(job)
-                producer.send(("item", job.item))
+                producer.send(Assign(job.item))
 
     def _collect(self) -> None:
         pending: list[tuple[_Job, FaceBatch]] = []
@@ -366,28 +433,26 @@ class FeedEngine:
                     except (EOFError, OSError):
                         self._producer_died(producer)
                         continue
-                    kind, key = message[0], message[1]
                     job = producer.jobs[0] if producer.jobs else None
-                    if job is None or job.item.key != key:  # cannot happen: a producer runs its items in order
-                        log.error("producer %d sent %s for %s, expected %s", producer.index, kind, key, job and job.item.key)
+                    if job is None or job.item.key != message.key:  # cannot happen: a producer runs its items in order
+                        log.error("producer %d sent %r, expected %s", producer.index, message, job and job.item.key)
                         continue
-                    if kind == "crops":
-                        slot, count = message[2], message[3]
-                        job.crops.append(producer.buffer.array[slot, :count].copy())
-                        producer.send(("free", slot))
-                    elif kind == "faces":
-                        crops = np.concatenate(job.crops) if job.crops else message[2].crops
+                    if isinstance(message, Crops):
+                        job.crops.append(producer.buffer.array[message.slot, : message.count].copy())
+                        producer.send(FreeSlot(message.slot))
+                    elif isinstance(message, Faces):
+                        crops = np.concatenate(job.crops) if job.crops else message.batch.crops
                         job.crops = []
-                        pending.append((job, replace(message[2], crops=crops)))
+                        pending.append((job, replace(message.batch, crops=crops)))
                         pending_crops += len(crops)
-                    else:  # "done" / "failed": everything of the item is in pending (or the model queue)
+                    else:  # ItemDone / ItemError: everything of the item is in pending (or the model queue)
                         with self._lock:
                             producer.jobs.popleft()
                         self._flush(pending)
                         pending, pending_crops = [], 0
-                        if kind == "done":
-                            job.tracks = message[2]
-                        self._model_queue.put((_END, job, message[2] if kind == "failed" else None))
+                        if isinstance(message, ItemDone):
+                            job.tracks = message.tracks
+                        self._model_queue.put(_ItemEnd(job, message.reason if isinstance(message, ItemError) else None))
                 if pending and (pending_crops >= self.model_batch or not ready):
                     self._flush(pending)
                     pending, pending_crops = [], 0
@@ -406,7 +471,7 @@ class FeedEngine:
 
     def _flush(self, pending: list[tuple[_Job, FaceBatch]]) -> None:
         if pending:
-            self._model_queue.put(("batch", pending))
+            self._model_queue.put(_ModelBatch(pending))
 
     def _producer_died(self, producer: Producer) -> None:
         """Replace a dead producer; retry its current item (bounded), requeue the others."""
@@ -425,17 +490,13 @@ class FeedEngine:
             job.abandoned = True
             if job.future.done():  # already failed (e.g. by the model)
                 continue
-            attempt = job.attempt + (1 if position == 0 else 0)
-            if position == 0 and attempt > self.max_attempts:
-                job.future.set_exception(ItemFailed(
-                    f"{job.item.path}: the producer process died (exit code {code}) on frames "
-                    f"{job.item.start}-{job.item.stop - 1}, {job.attempt} attempt(s)"))
-                continue
-            if position == 0:
-                self.retries += 1
-                log.warning("producer died (exit code %s) on %s (attempt %d); retrying", code, job.item.key, job.attempt)
+            if position == 0:  # the item it was running; the others had not started
+                failure = self.attempts.worker_died(job.item, "the producer process", f"exit code {code}")
+                if failure is not None:
+                    job.future.set_exception(ItemFailed(failure.reason))
+                    continue
             with self._lock:
-                self._waiting.appendleft(_Job(job.item, job.future, attempt))
+                self._waiting.appendleft(_Job(job.item, job.future))
 
     # -- model thread: batches -> rows -------------------------------------------------------------
     def _model_loop(self) -> None:
@@ -443,16 +504,16 @@ class FeedEngine:
             work = self._model_queue.get()
             if work is None:
                 return
-            if work[0] == _END:
-                _, job, failure = work
+            if isinstance(work, _ItemEnd):
+                job = work.job
                 if job.abandoned:
                     continue
-                if failure is not None:
-                    job.future.set_exception(ItemFailed(failure))
+                if work.failure is not None:
+                    job.future.set_exception(ItemFailed(work.failure))
                 else:
                     self._writer.submit(self._finish, job)
                 continue
-            batch = [(job, faces) for job, faces in work[1] if not job.abandoned]
+            batch = [(job, faces) for job, faces in work.pending if not job.abandoned]
             if not batch:
                 continue
             try:
@@ -477,19 +538,12 @@ class FeedEngine:
                 offset += count
                 rows = self.annotator.rows(job.item.video, faces, part)
                 job.rows.append(rows)
-                frames = frames_in(rows)  # a frame has a row per face
-                self.frames_done += frames
-                if self.on_frames is not None:
-                    self.on_frames(frames)
+                self.frames.add(rows)
             self.stats.rows_seconds += time.perf_counter() - started
 
     def _finish(self, job: _Job) -> None:
         try:
-            if self.store is not None:
-                result = (self.store.write_part(job.item, job.rows, job.tracks), None)
-            else:
-                table = pa.Table.from_batches(job.rows, self.annotator.schema.arrow_schema())
-                result = (table.num_rows, with_track_ends(table, job.tracks) if job.tracks is not None else table)
+            result: ItemResult = write_item(self.store, job.item, job.rows, job.tracks, self.annotator.schema.arrow_schema())
         except Exception as exc:
             job.future.set_exception(exc)
             return
@@ -498,4 +552,7 @@ class FeedEngine:
 
 
 if __name__ == "__main__":  # a producer process: python -m pipeline.feeder FD
-    _producer_main(multiprocessing.connection.Connection(int(sys.argv[1])))
+    # through the imported module, so that its messages are the classes the consumer sends (not __main__'s)
+    from pipeline.feeder import _producer_main as main
+
+    main(multiprocessing.connection.Connection(int(sys.argv[1])))

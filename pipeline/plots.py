@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from model.aus import AUSet, load_au_set
-from pipeline.render.overlay import AU_COLOURS
+from pipeline.render.colours import AU_COLOURS
 from pipeline.render.table import missing_columns, plot_columns, rows_for_video
 
 __all__ = ["FIGURE_FORMATS", "plot_intensities", "save_figure", "no_face_spans"]

@@ -1,19 +1,24 @@
 """Running work items on Ray actors: the only module that imports Ray.
 
-- One actor per GPU by default (``gpus_per_worker`` < 1 packs several on a GPU), CPU actors when
-  there is none, each with its share of the CPU threads; each loads the weights once.
-- A GPU actor is the model consumer of a :class:`pipeline.feeder.FeedEngine`: it spawns its own
-  producer processes on the CPUs Ray reserved for it (all but ``feed.reserved_cores``), on its node, so crops reach the
-  model through shared memory, never through the object store. A CPU actor tracks in a background
-  thread of its own (the measured best without a GPU).
+Each actor holds the same :class:`pipeline.execution.ItemWorker` the in-process run uses; this module
+only starts the actors, hands items out and brings results back.
+
+- The cluster's resources size the actors (:func:`pipeline.execution.plan_layout`): one per GPU by
+  default (``gpus_per_worker`` < 1 packs several on a GPU), CPU actors when there is none, each
+  with its share of the CPU threads; each loads the weights once.
+- A GPU actor's worker is fed by a :class:`pipeline.feeder.FeedEngine`: it spawns its own producer
+  processes on the CPUs Ray reserved for it, on its node, so crops reach the model through shared
+  memory, never through the object store. A CPU actor tracks in a background thread of its own
+  (the measured best without a GPU).
 - Dynamic scheduling: longest items first; every actor holds at most its producers + 1 items (two
   for a CPU actor) and gets the next as soon as one finishes.
-- A dead actor is replaced and its items retried elsewhere, at most ``feed.max_attempts`` times, then
-  reported as that item's error. An item's rows reach its part file once (the part is written
-  atomically under a name fixed by the item), so a retry never duplicates rows.
-- Rows travel as Arrow tables through the object store to the driver, or are written by the actor
-  straight into the part folder when that is shared (a local Ray, or an ``--out`` URI such as
-  ``s3://``).
+- A dead actor is replaced and its items retried elsewhere (:class:`pipeline.execution.Attempts`:
+  at most ``feed.max_attempts`` times, then reported as that item's error). An item's rows reach
+  its part file once (the part is written atomically under a name fixed by the item), so a retry
+  never duplicates rows.
+- Rows are written by the actor straight into the part folder when that is shared (a local Ray, or
+  an ``--out`` URI such as ``s3://``), else travel as Arrow tables through the object store to the
+  driver, which writes them (:func:`pipeline.execution.write_item` in both cases).
 """
 
 from __future__ import annotations
@@ -21,26 +26,25 @@ from __future__ import annotations
 import collections
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import pyarrow as pa
-
-from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in
-from pipeline.store import track_ends_of, with_track_ends
+from pipeline.execution import Attempts, ItemResult, ItemWorker, Layout, plan_layout, settle, write_item
+from pipeline.items import ItemFailure, WorkItem
+from pipeline.stages import AnnotateOptions, limit_threads
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RayOptions", "run_on_ray"]
 
-MAX_ITEMS_PER_ACTOR = 256  # concurrent annotate() calls an actor accepts; the driver sends fewer
+MAX_ITEMS_PER_ACTOR = 256  # concurrent run_item() calls an actor accepts; the driver sends fewer
 
 
 @dataclass(frozen=True)
 class RayOptions:
     workers: int | None = None  # None: one per GPU, else one per two CPUs
-    address: str | None = None
+    address: str | None = None  # the cluster to join (pipeline.execution.ray_address); None: a private local Ray
     gpus_per_worker: float | None = None
     cpus_per_worker: int | None = None  # None: the cluster's CPUs shared evenly between the workers
     producers: int | None = None  # per worker; None: its CPUs but feed.reserved_cores on a GPU, else 0
@@ -73,57 +77,27 @@ def _worker_class():
 
     @ray.remote(concurrency_groups={"work": MAX_ITEMS_PER_ACTOR, "status": 1})
     class AnnotationWorker:
-        """Holds an :class:`Annotator` (one item at a time) or, with producers, a
-        :class:`FeedEngine` (as many items at once as it has producers)."""
+        """A Ray actor holding one :class:`~pipeline.execution.ItemWorker` (on the CPUs and GPU share Ray
+        reserved for it): the same worker the in-process run uses."""
 
         def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, producers: int,
                      store, render_dir) -> None:
-            import threading
-
-            import cv2
-            import torch
-
-            torch.set_num_threads(max(1, threads - producers))
-            cv2.setNumThreads(1)
-            self.store = store  # None: rows go back through the object store
-            self.frames_done = 0
-            self.engine = self.annotator = None
-            if producers:
-                from pipeline.feeder import FeedEngine
-
-                self.engine = FeedEngine(weights.local_path(), options, producers, store=store, on_frames=self._count)
-            else:
-                self.annotator = Annotator(weights.local_path(), options, render_dir)
-            self.lock = threading.Lock()
-
-        def _count(self, frames: int) -> None:
-            self.frames_done += frames
+            limit_threads(threads - producers)
+            self.worker = ItemWorker(weights.local_path(), options, producers=producers, store=store, render_dir=render_dir)
 
         @ray.method(concurrency_group="work")
-        def annotate(self, item: WorkItem) -> tuple[int, pa.Table | None]:
-            if self.engine is not None:
-                return self.engine.submit(item).result()
-
-            def counted(batches):
-                for batch in batches:
-                    self._count(frames_in(batch))
-                    yield batch
-
-            with self.lock:  # the annotator's tracker follows one video at a time
-                if self.store is not None:
-                    return self.store.write_part(item, counted(self.annotator.annotate(item)), self.annotator.track_ends), None
-                table = pa.Table.from_batches(list(counted(self.annotator.annotate(item))), self.annotator.schema.arrow_schema())
-                return table.num_rows, with_track_ends(table, self.annotator.track_ends())
+        def run_item(self, item: WorkItem) -> ItemResult:
+            """The item written to its part file, or (no shared store) its rows for the driver."""
+            return self.worker.run(item)
 
         @ray.method(concurrency_group="status")
         def describe(self) -> dict:
             """How this worker runs the model (:meth:`AUPredictor.describe`)."""
-            annotator = self.engine.annotator if self.engine is not None else self.annotator
-            return annotator.predictor.describe()
+            return self.worker.describe()
 
         @ray.method(concurrency_group="status")
         def progress(self) -> int:
-            return self.frames_done
+            return self.worker.frames.done
 
         @ray.method(concurrency_group="status")
         def pid(self) -> int:
@@ -147,13 +121,13 @@ def _running_cluster() -> str | None:
 def _start_ray(address: str | None) -> bool:
     """Connect to (or start) Ray; returns True when this call started it (and so must stop it).
 
-    Without an address, a private local Ray is started for this run (``address="local"``), also when a
-    cluster already runs on this machine: that one is left alone (``--address auto`` joins it)."""
+    ``address``: the cluster to join (:func:`pipeline.execution.ray_address`). Without one, a private
+    local Ray is started for this run (``address="local"``), also when a cluster already runs on this
+    machine: that one is left alone (``--address auto`` joins it)."""
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
         import torch
 
@@ -173,32 +147,19 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
-def plan_workers(options: RayOptions, reserved_cores: int) -> tuple[int, float, int, int]:
-    """(number of actors, GPUs per actor, CPUs per actor, producers per actor) from the cluster's resources."""
+def cluster_layout(options: RayOptions, plan) -> Layout:
+    """The layout on the joined (or started) Ray cluster: :func:`pipeline.execution.plan_layout` with
+    the cluster's CPUs, GPUs and machines."""
     import ray
 
     resources = ray.cluster_resources()
-    gpus, cpus = float(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    per_gpu = options.gpus_per_worker if options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
-    if options.workers is not None:
-        workers = options.workers
-    elif per_gpu > 0:
-        workers = max(1, int(gpus / per_gpu))
-    else:
-        workers = max(1, cpus // 2)
-    if per_gpu > 0 and workers * per_gpu > gpus + 1e-9:
-        raise RuntimeError(f"{workers} workers x {per_gpu} GPU each need {workers * per_gpu:g} GPUs; the cluster has {gpus:g}")
-    if options.cpus_per_worker is not None:
-        threads = options.cpus_per_worker
-        if threads < 1 or workers * threads > cpus:
-            raise RuntimeError(f"{workers} workers x {threads} CPUs each need {workers * threads} CPUs; the cluster has {cpus}")
-    else:
-        threads = max(1, cpus // workers)
-    if options.producers is not None:
-        producers = options.producers
-    else:
-        producers = max(1, threads - reserved_cores) if per_gpu > 0 else 0
-    return workers, per_gpu, threads, producers
+    machines = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+    layout = plan_layout(plan.options.device, plan.options.pipeline.feed.reserved_cores, workers=options.workers,
+                         producers=options.producers, render=plan.render_dir is not None,
+                         cpus=int(resources.get("CPU", 1)),
+                         gpus=0.0 if plan.options.device == "cpu" else float(resources.get("GPU", 0)), machines=machines,
+                         gpus_per_worker=options.gpus_per_worker, cpus_per_worker=options.cpus_per_worker)
+    return replace(layout, executor="ray")
 
 
 def run_on_ray(
@@ -217,33 +178,30 @@ def run_on_ray(
 
     started_here = _start_ray(ray_options.address)
     try:
-        local_cluster = ray_options.address is None and not os.environ.get("RAY_ADDRESS")
-        feed_config = plan.options.pipeline.feed
-        workers, per_gpu, threads, producers = plan_workers(ray_options, feed_config.reserved_cores)
-        if plan.render_dir is not None:
-            producers = 0  # overlays need the frames where the model runs
-        workers = min(workers, max(1, len(todo)))
+        layout = cluster_layout(ray_options, plan)
+        workers, threads, producers = min(layout.workers, max(1, len(todo))), layout.threads, layout.producers
+        local_cluster = ray_options.address is None
         store = plan.store if (local_cluster or not plan.out.is_local) else None
         weights = _WeightsShipment(plan.weights, plan.weights_sha256, ray.put(Path(plan.weights).read_bytes()))
         Worker = _worker_class()
 
         def new_actor():
-            return Worker.options(num_cpus=threads, num_gpus=per_gpu, max_restarts=0).remote(
+            return Worker.options(num_cpus=threads, num_gpus=layout.gpus_per_worker, max_restarts=0).remote(
                 weights, plan.options, threads, producers, store, plan.render_dir
             )
 
         actors = [new_actor() for _ in range(workers)]
-        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, per_gpu, threads, producers)
+        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, layout.gpus_per_worker, threads, producers)
         per_actor = producers + 1 if producers else 2
         queue = collections.deque(sorted(todo, key=lambda i: -i.frames))
-        attempts: collections.Counter[str] = collections.Counter()
+        attempts = Attempts(plan.options.pipeline.feed.max_attempts)
         in_flight: dict = {}  # future -> (actor slot, item)
         reported = collections.Counter()  # frames reported per actor slot so far, for the progress bar
 
         def feed(slot: int) -> None:
             while queue and sum(1 for s, _ in in_flight.values() if s == slot) < per_actor:
                 item = queue.popleft()
-                in_flight[actors[slot].annotate.remote(item)] = (slot, item)
+                in_flight[actors[slot].run_item.remote(item)] = (slot, item)
 
         for slot in range(workers):
             feed(slot)
@@ -257,20 +215,13 @@ def run_on_ray(
             for future in ready:
                 slot, item = in_flight.pop(future)
                 try:
-                    rows, table = ray.get(future)
-                    if table is not None:
-                        plan.store.write_part(item, table.to_batches(max_chunksize=plan.store.row_group_rows),
-                                              track_ends_of(table))
-                    on_item(item, None)
+                    result = ray.get(future)
                 except (ActorDiedError, ActorUnavailableError, WorkerCrashedError, RayActorError) as exc:
-                    attempts[item.key] += 1
-                    if attempts[item.key] >= feed_config.max_attempts:
-                        on_item(item, ItemFailure(item.video, item.path,
-                                                  f"{item.path}: worker died {attempts[item.key]} times on frames "
-                                                  f"{item.start}-{item.stop - 1} ({type(exc).__name__})", item.start, item.stop))
-                    else:
-                        log.warning("worker died on %s (attempt %d); retrying", item.key, attempts[item.key])
+                    failure = attempts.worker_died(item, "the Ray worker", type(exc).__name__)
+                    if failure is None:
                         queue.appendleft(item)
+                    else:
+                        on_item(item, failure)
                     if not _alive(actors[slot]):
                         for other, (other_slot, other_item) in list(in_flight.items()):
                             if other_slot == slot:  # the dead actor's queued item goes back too
@@ -278,10 +229,10 @@ def run_on_ray(
                                 queue.appendleft(other_item)
                         reported[slot] = 0  # the replacement counts from zero
                         actors[slot] = new_actor()
-                except RayTaskError as exc:
-                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                    reason = str(cause) if item.path in str(cause) else f"{item.path}: {type(cause).__name__}: {cause}"
-                    on_item(item, ItemFailure(item.video, item.path, reason, item.start, item.stop))
+                except RayTaskError as exc:  # the item's own error (a video's, or the output's), raised on the worker
+                    on_item(item, settle(item, lambda: _reraise(exc)))
+                else:
+                    on_item(item, settle(item, lambda: _write_on_driver(plan.store, item, result)))
                 feed(slot)
             _report_progress(actors, reported, on_frames)
             if actor_hook is not None:
@@ -289,6 +240,17 @@ def run_on_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _reraise(exc: Exception) -> None:
+    """Raise what a worker raised (a :class:`StorageError` stops the run, as in this process)."""
+    cause = getattr(exc, "cause", None)
+    raise cause if isinstance(cause, Exception) else exc
+
+
+def _write_on_driver(store, item: WorkItem, result: ItemResult) -> None:
+    if result.table is not None:  # the worker could not reach the part folder
+        write_item(store, item, result.table)
 
 
 def _alive(actor) -> bool:

@@ -1,23 +1,28 @@
 """Running a whole annotation job: discover, plan, annotate every work item, assemble, report.
 
-This module runs items in this process (``workers=1``); :mod:`pipeline.ray_executor` runs the same
-items on Ray actors. Both write through :class:`pipeline.store.ResultStore`, so the output, the
-resume behaviour and the error report are the same whichever runs them.
+:func:`annotate` is the whole run: :func:`prepare_run` (find the videos, lock the output, read the
+weights, probe each video once and cut it into work items), the layout
+(:func:`pipeline.execution.plan_layout`), the items run in this process (:func:`run_in_process`,
+with or without a producer pool) or on Ray (:mod:`pipeline.ray_executor`), then :func:`finish_run`
+(link tracks, assemble the final file, write the errors file). Every executor takes an item to its
+part file with the same :class:`pipeline.execution.ItemWorker`, so the output, the resume behaviour
+and the error report are the same whichever runs them.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from model.checkpoint import file_sha256, package_version, read_checkpoint
 from model.weights import resolve_weights
-from pipeline.annotate import AnnotateOptions, Annotator, ItemFailure, WorkItem, frames_in, plan_items
+from pipeline.execution import ItemWorker, Layout, local_gpus, plan_layout, ray_address
+from pipeline.items import ItemFailure, WorkItem
+from pipeline.stages import AnnotateOptions, plan_items
 from pipeline.lock import OutputLock
 from pipeline.progress import RunProgress
 from pipeline.report import FaceCount, count_faces
@@ -25,7 +30,10 @@ from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
 from pipeline.store import Location, ResultStore, StorageError, storage_errors
 
-__all__ = ["RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "OutputNotWritten", "Layout", "plan_layout"]
+__all__ = [
+    "RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "OutputNotWritten", "Layout", "plan_layout",
+    "plan_items", "local_gpus",
+]
 
 log = logging.getLogger(__name__)
 
@@ -243,74 +251,6 @@ def _finish(
     return summary
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How a run uses the machine: ``workers`` model workers (one per GPU, or CPU workers), each fed
-    by ``producers`` CPU processes that decode, track and register (0: the worker does that itself,
-    in a background thread). ``executor``: "process" (this process) or "ray"."""
-
-    executor: str
-    workers: int | None  # None: decided from the Ray cluster's resources
-    producers: int | None  # None: decided per Ray worker from its CPUs
-    device: str
-
-    def describe(self) -> str:
-        workers = "workers per the Ray cluster" if self.workers is None else f"{self.workers} worker{'s' * (self.workers != 1)}"
-        if self.producers is None:
-            feed = "producers per worker from its CPUs"
-        elif self.producers:
-            feed = f"each fed by {self.producers} producer process{'es' * (self.producers != 1)}"
-        else:
-            feed = "each tracking in its own thread"
-        where = "on Ray" if self.executor == "ray" else "in this process"
-        return f"{workers} ({self.device}) {where}, {feed}"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"executor": self.executor, "workers": self.workers, "producers": self.producers, "device": self.device}
-
-
-def local_gpus(device: str) -> int:
-    """GPUs this run may use on this machine (0 for the CPU)."""
-    import torch
-
-    if device == "cpu" or not torch.cuda.is_available():
-        return 0
-    return 1 if device.startswith("cuda:") else torch.cuda.device_count()
-
-
-def plan_layout(
-    device: str,
-    reserved_cores: int,
-    *,
-    workers: int | None = None,
-    producers: int | None = None,
-    joining: bool = False,
-    render: bool = False,
-    cpus: int | None = None,
-    gpus: int | None = None,
-) -> Layout:
-    """The layout ``--workers auto`` / ``--producers auto`` choose (measured best; docs/performance.md).
-
-    With GPUs: one worker per GPU, and producers on all cores but ``reserved_cores`` (``feed.reserved_cores``,
-    2: the model worker and the run's own bookkeeping), shared between the workers. Without a GPU: one worker
-    per two cores, each tracking in its own background thread (a producer pool gains nothing when
-    the model shares the same few cores). ``--render`` needs the full frames beside the model's maps,
-    so its workers track in their own thread.
-    """
-    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
-    gpus = gpus if gpus is not None else local_gpus(device)
-    where = "cuda" if gpus else "cpu"
-    if joining:
-        return Layout("ray", workers, 0 if render else producers, "per the Ray cluster")
-    if workers is None:
-        workers = gpus if gpus else max(1, cpus // 2)
-    if producers is None:
-        producers = max(1, (cpus - reserved_cores) // workers) if (gpus and not render) else 0
-    if render:
-        producers = 0
-    return Layout("ray" if workers > 1 else "process", workers, producers, where)
-
-
 def _starting(layout: Layout) -> str:
     """The progress bar's words until the first frame is done."""
     if layout.executor == "ray":
@@ -318,11 +258,6 @@ def _starting(layout: Layout) -> str:
     if layout.producers:
         return f"starting {layout.producers} producer process{'es' * (layout.producers != 1)}, loading the model"
     return "loading the model"
-
-
-def _failure(item: WorkItem, exc: BaseException) -> ItemFailure:
-    reason = str(exc) if item.path in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}"
-    return ItemFailure(item.video, item.path, reason, item.start, item.stop)
 
 
 def count_decode_errors(out: Location) -> dict[str, int]:
@@ -344,41 +279,13 @@ def run_in_process(
     on_frames: Callable[[int], None],
     on_item: Callable[[WorkItem, ItemFailure | None], None],
 ) -> None:
-    """Annotate ``todo`` in this process: the model here, fed by ``producers`` processes (0: one item
-    after another, tracking in a background thread)."""
-    def settle(item: WorkItem, work: Callable[[], object]) -> None:
-        """Run ``work`` for ``item`` and report the item done or failed."""
-        try:
-            work()
-        except StorageError:  # the output cannot be written: stop, keeping the finished parts
-            raise
-        except Exception as exc:  # one bad video never costs the others their results
-            log.debug("item %s failed", item.key, exc_info=True)
-            on_item(item, _failure(item, exc))
-            return
-        on_item(item, None)
-
-    if producers:
-        import concurrent.futures
-
-        from pipeline.feeder import FeedEngine
-
-        with FeedEngine(plan.weights, plan.options, producers, store=plan.store, on_frames=on_frames) as engine:
-            plan.record_inference(engine.annotator.predictor.describe())
-            futures = {engine.submit(item): item for item in sorted(todo, key=lambda i: -i.frames)}
-            for future in concurrent.futures.as_completed(futures):
-                settle(futures[future], future.result)
-        return
-    annotator = Annotator(plan.weights, plan.options, plan.render_dir)
-    plan.record_inference(annotator.predictor.describe())
-
-    def counted(batches):
-        for batch in batches:
-            on_frames(frames_in(batch))  # frames, not rows: a frame has a row per face
-            yield batch
-
-    for item in todo:
-        settle(item, lambda: plan.store.write_part(item, counted(annotator.annotate(item)), annotator.track_ends))
+    """Annotate ``todo`` in this process: one :class:`~pipeline.execution.ItemWorker`, its model here,
+    fed by ``producers`` processes (0: one item after another, tracking in a background thread)."""
+    with ItemWorker(plan.weights, plan.options, producers=producers, store=plan.store, render_dir=plan.render_dir,
+                    on_frames=on_frames) as worker:
+        plan.record_inference(worker.describe())
+        for item, failure in worker.run_all(todo):
+            on_item(item, failure)
 
 
 def annotate(
@@ -446,11 +353,12 @@ def annotate(
         if on_item is not None:
             on_item(item, failure)
 
-    joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    address = ray_address(address)
     layout = plan_layout(options.device, options.pipeline.feed.reserved_cores, workers=workers, producers=producers,
-                         joining=joining, render=plan.render_dir is not None)
+                         joining=address is not None, render=plan.render_dir is not None,
+                         gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker)
     if executor != "auto" and executor != layout.executor:
-        layout = Layout(executor, layout.workers, layout.producers, layout.device)
+        layout = replace(layout, executor=executor)
     plan.metadata["layout"] = layout.to_dict()
     log.info("layout: %s", layout.describe())
     if on_layout is not None:

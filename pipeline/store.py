@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.annotate import ItemFailure, WorkItem
+from pipeline.items import ItemFailure, WorkItem
 from pipeline.identity import ItemTracks, link_items, read_item_tracks, summarise_linked
 from pipeline.schema import METADATA_KEY, TRACKS_KEY
 

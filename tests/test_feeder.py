@@ -33,7 +33,7 @@ def _items(folder: Path, names, options: AnnotateOptions):
 
 def _reference(checkpoint: Path, options: AnnotateOptions, items) -> dict[str, pa.Table]:
     annotator = Annotator(checkpoint, options)
-    return {i.key: pa.Table.from_batches(list(annotator.annotate(i)), annotator.schema.arrow_schema()) for i in items}
+    return {i.key: pa.Table.from_batches(list(annotator.item_rows(i)), annotator.schema.arrow_schema()) for i in items}
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def environment() -> dict:
 
 
 def options_for(run: str):
-    from pipeline.annotate import AnnotateOptions
+    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
 
     settings = dict(RUNS[run])

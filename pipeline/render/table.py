@@ -10,13 +10,15 @@ column per AU (``AU06``, ...), its peak ``AU06_x``/``AU06_y`` (frame pixels), ``
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from model.aus import AUSet
-from pipeline.render.overlay import FaceOverlay
+
+if TYPE_CHECKING:
+    from pipeline.render.overlay import FaceOverlay
 
 __all__ = [
     "METADATA_KEY",
@@ -133,6 +135,8 @@ def faces_from_rows(
     """One :class:`FaceOverlay` per row (same order). ``maps`` is None or one entry (K, M, M) or None
     per row. Rows without a face (null registration and intensities) give faces with ``has_face`` False.
     """
+    from pipeline.render.overlay import FaceOverlay
+
     n = len(rows)
     if maps is not None and len(maps) != n:
         raise ValueError(f"{len(maps)} maps for {n} rows")

@@ -1,9 +1,14 @@
-"""The annotation stages and the per-worker :class:`Annotator` that runs them over a work item.
+"""The stages of a work item, frames -> rows, and the per-worker :class:`Annotator` that runs them.
 
 Stages are plain functions over numpy batches (decode -> landmarks -> registration -> model -> rows),
-so every stage runs and is tested without Ray. A :class:`WorkItem` is a range of decoded frames of
-one video; long videos are cut into several, and the landmark track restarts at each item's first
-frame, so results do not depend on which worker runs which item.
+so every stage runs and is tested without an executor: :class:`ItemPreparer` does everything before
+the model (the producers of :mod:`pipeline.feeder` run it alone), :func:`build_predictor` builds the
+model, :meth:`Annotator.rows` turns its results into output rows, and :meth:`Annotator.item_rows`
+runs them all over one item. Taking an item on to its part file, and handing items out, is
+:mod:`pipeline.execution`'s. A :class:`~pipeline.items.WorkItem` is a range of decoded frames of one
+video, with what the driver's probe learnt about the video (so nothing here probes again); long
+videos are cut into several, and the landmark track restarts at each item's first frame, so results
+do not depend on which worker runs which item.
 
 Faces: every tracked face of a frame is a row (``face`` = its slot in the frame, by track id), and a
 frame without one is one row without a face. Track ids in an item's rows are the item's own (0, 1,
@@ -36,6 +41,7 @@ from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
 from pipeline.fingerprint import content_fingerprint
 from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
+from pipeline.items import ItemFailure, WorkItem, frames_in
 from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
 from pipeline.pose import row_poses
 from pipeline.schema import SCHEMA_VERSION, OutputSchema
@@ -51,6 +57,8 @@ __all__ = [
     "ItemPreparer",
     "Annotator",
     "frames_in",
+    "build_predictor",
+    "limit_threads",
 ]
 
 @dataclass(frozen=True)
@@ -124,35 +132,6 @@ class AnnotateOptions:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    """Decoded frames [start, stop) of one video; ``frames`` = how many of them are sampled."""
-
-    path: str
-    video: str
-    start: int
-    stop: int
-    frames: int
-    chunk: int = 0
-    chunks: int = 1
-    fingerprint: str = ""  # the video's content (pipeline.fingerprint): a replaced video is redone on --resume
-
-    @property
-    def key(self) -> str:
-        return f"{self.video}|{self.start}|{self.stop}"
-
-
-@dataclass(frozen=True)
-class ItemFailure:
-    """A video (or one chunk of it) that could not be annotated, and why."""
-
-    video: str
-    path: str
-    reason: str
-    start: int | None = None
-    stop: int | None = None
-
-
 def plan_items(
     sources: Sequence[VideoSource], options: AnnotateOptions
 ) -> tuple[list[WorkItem], dict[str, VideoInfo], list[ItemFailure]]:
@@ -184,7 +163,8 @@ def plan_items(
             if count:
                 pieces.append((start, stop, count))
         for number, (start, stop, count) in enumerate(pieces):
-            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces), fingerprint))
+            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces), fingerprint,
+                                  info))
     return items, infos, failures
 
 
@@ -250,13 +230,6 @@ def _registrable(landmarks: np.ndarray, registration) -> bool:
     return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) > 1e-6
 
 
-def frames_in(rows: pa.RecordBatch) -> int:
-    """How many frames a batch of rows covers (each frame has exactly one row with ``face`` 0)."""
-    import pyarrow.compute as pc
-
-    return int(pc.sum(pc.equal(rows.column("face"), 0)).as_py() or 0)
-
-
 class ItemPreparer:
     """Everything before the model for work items: decode -> landmark tracking -> registration.
 
@@ -275,15 +248,23 @@ class ItemPreparer:
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
         self._planned_shots: list[int] = []
 
-    def _batches(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
-        reader = open_reader(item.path, self.decode_threads, image_fps=self.options.pipeline.decode.image_fps)
+    def _video(self, item: WorkItem) -> VideoInfo:
+        """What the driver's probe learnt about the item's video; probed here only when the item does
+        not carry it, or the file changed since (its content fingerprint differs)."""
+        if item.info is not None and content_fingerprint(item.path) == item.fingerprint:
+            return item.info
+        reader = open_reader(item.path, image_fps=self.options.pipeline.decode.image_fps)
         info = probe_video(item.path, reader)
         if info.num_frames < item.stop:
             raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
+        return info
+
+    def _batches(self, item: WorkItem, info: VideoInfo) -> Iterator[FrameBatch]:
+        reader = open_reader(item.path, self.decode_threads, image_fps=self.options.pipeline.decode.image_fps)
         sampled = select_frames(info, self.options.every, self.options.fps)
         indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
         decode = self.options.pipeline.decode
-        return info, iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
+        return iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
 
     def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
         """The item's video and its sampled frames in decoded batches; restarts the tracks. With
@@ -292,14 +273,15 @@ class ItemPreparer:
         self.tracker.reset()
         self._ends.reset(record=item.chunks > 1)  # a video in one item has no neighbour to link to
         self._planned = None
+        info = self._video(item)
         keep = self.options.keep_faces
         if keep is not None:
-            _, batches = self._batches(item)
+            batches = self._batches(item, info)
             planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames)]
             self._planned_shots = self.tracker.take_shots(len(planned))
             kept = select_tracks(track_presence(planned), keep)
             self._planned = [[f for f in faces if f.track in kept] for faces in planned]
-        return self._batches(item)
+        return info, self._batches(item, info)
 
     def _track(self, frames: np.ndarray) -> tuple[list[list[FaceObservation]], np.ndarray]:
         """Each frame's faces and shot."""
@@ -338,8 +320,35 @@ class ItemPreparer:
             yield self.prepare(batch, keep_frames)
 
 
+def build_predictor(weights: str | Path, options: AnnotateOptions) -> AUPredictor:
+    """The model as ``options`` ask for it (device, runtime, batch size, precision, compile): the one
+    place a run builds it, whichever executor runs the items."""
+    device = resolve_device(options.device)
+    autocast = None if options.precision == "fp32" else options.precision
+    return AUPredictor.from_checkpoint(
+        weights,
+        device=device,
+        batch_size=options.batch_size_for(device.type),
+        batch_candidates=options.pipeline.inference.cpu_batch_candidates,
+        runtime=options.pipeline.inference.runtime,
+        channels_last=True,
+        autocast=autocast,
+        compile=options.compile,
+    )
+
+
+def limit_threads(model_threads: int) -> None:
+    """The CPU threads of a worker process: ``model_threads`` for torch (the model, and FAN's tracker),
+    one for OpenCV (its warps are per face and small). The one place a worker sets them."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(max(1, model_threads))
+    cv2.setNumThreads(1)
+
+
 class Annotator:
-    """Loads the model and the landmark tracker once; annotates work items into Arrow record batches.
+    """Loads the model and the landmark tracker once; turns work items into Arrow record batches.
 
     Decoding, landmark tracking and registration run in a background thread, one batch ahead of the
     model, so that (on the CPU as on the GPU) the model is not left waiting. With ``tracker=False``
@@ -355,18 +364,8 @@ class Annotator:
         tracker: bool = True,
     ) -> None:
         self.options = options or AnnotateOptions()
-        device = resolve_device(self.options.device)
-        autocast = None if self.options.precision == "fp32" else self.options.precision
-        self.predictor = AUPredictor.from_checkpoint(
-            weights,
-            device=device,
-            batch_size=self.options.batch_size_for(device.type),
-            batch_candidates=self.options.pipeline.inference.cpu_batch_candidates,
-            runtime=self.options.pipeline.inference.runtime,
-            channels_last=True,
-            autocast=autocast,
-            compile=self.options.compile,
-        )
+        self.predictor = build_predictor(weights, self.options)
+        device = self.predictor.device
         self.config = self.predictor.config
         self.preparer = ItemPreparer(self.options, self.config.registration, device=str(device)) if tracker else None
         self.schema = OutputSchema(self.config.aus, self.options.save_landmarks)
@@ -391,7 +390,7 @@ class Annotator:
 
     def track_ends(self) -> dict:
         """The track evidence of the item annotated last (:meth:`ItemPreparer.track_ends`): call it
-        once :meth:`annotate` is exhausted, and hand it to :meth:`ResultStore.write_part`."""
+        once :meth:`item_rows` is exhausted, and hand it to :meth:`ResultStore.write_part`."""
         return self._preparer().track_ends()
 
     # -- stages ---------------------------------------------------------------------------------
@@ -439,7 +438,7 @@ class Annotator:
         )
 
     # -- a whole item ---------------------------------------------------------------------------
-    def annotate(self, item: WorkItem) -> Iterator[pa.RecordBatch]:
+    def item_rows(self, item: WorkItem) -> Iterator[pa.RecordBatch]:
         """Record batches for the item, in frame order (and its overlay segment, with ``render_dir``)."""
         info, batches = self._preparer().open(item)
         renderer = None
