@@ -356,15 +356,6 @@ class FeedEngine:
         for thread in self._threads:
             thread.start()
 
-    @property
-    def frames_done(self) -> int:
-        return self.frames.done
-
-    @property
-    def retries(self) -> int:
-        """Items started again after their producer died."""
-        return self.attempts.retries
-
     def producer_pids(self) -> list[int]:
         return [p.process.pid for p in self._producers]
 

@@ -79,7 +79,7 @@ def test_engine_rows_equal_the_in_process_rows(videos_dir, weights, small_batche
     with FeedEngine(weights, _options(slots=slots), producers) as engine:
         futures = {item.key: engine.submit(item) for item in items}
         results = {key: future.result(timeout=600) for key, future in futures.items()}
-        assert engine.frames_done == sum(i.frames for i in items)
+        assert engine.frames.done == sum(i.frames for i in items)
     for key, (rows, table) in results.items():
         assert rows == expected[key].num_rows
         assert table.equals(expected[key]), key  # every value, bit for bit
@@ -92,15 +92,15 @@ def test_a_killed_producer_costs_only_a_retry(long_video, weights, small_batches
     with FeedEngine(weights, small_batches, 1) as engine:
         future = engine.submit(items[0])
         deadline = time.monotonic() + 300
-        while engine.frames_done < 32 and time.monotonic() < deadline:  # the first batch is through the model
+        while engine.frames.done < 32 and time.monotonic() < deadline:  # the first batch is through the model
             time.sleep(0.01)
-        assert engine.frames_done < items[0].frames, "the item finished before the producer could be killed"
+        assert engine.frames.done < items[0].frames, "the item finished before the producer could be killed"
         victim = engine.producer_pids()[0]
         with caplog.at_level(logging.WARNING, logger="pipeline.feeder"):
             os.kill(victim, signal.SIGKILL)
             rows, table = future.result(timeout=600)
         assert engine.producer_pids()[0] != victim  # replaced
-        assert engine.retries == 1
+        assert engine.attempts.retries == 1
     assert "retrying" in caplog.text
     assert table.equals(expected[items[0].key])  # no duplicated or lost rows from the first attempt
 
@@ -113,9 +113,9 @@ def test_an_item_whose_producer_keeps_dying_fails_alone(long_video, videos_dir, 
     with FeedEngine(weights, _options(items_per_producer=1, max_attempts=1), 1) as engine:
         doomed, survivor = engine.submit(items[0]), engine.submit(items[1])
         deadline = time.monotonic() + 300
-        while engine.frames_done == 0 and time.monotonic() < deadline:
+        while engine.frames.done == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert 0 < engine.frames_done < items[0].frames, "the item finished before the producer could be killed"
+        assert 0 < engine.frames.done < items[0].frames, "the item finished before the producer could be killed"
         os.kill(engine.producer_pids()[0], signal.SIGKILL)
         with pytest.raises(ItemFailed, match=r"long\.mp4: the producer process died \(exit code -9\) on frames 0-159, 1 attempt"):
             doomed.result(timeout=600)

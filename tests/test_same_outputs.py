@@ -3,13 +3,16 @@
 Recorded once (``AU_HEATMAPS_RECORD_OUTPUTS=1 pytest tests/test_same_outputs.py``) from the in-process
 run of five option sets (default, ``--every 3``, ``--faces largest``, ``--save-landmarks``, items of 10
 frames) over three small videos stored beside the records (tests/data/same_outputs/: two people
-whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py.
+whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py, the model run by torch at batch 4 (the
+CPU's defaults when they were recorded; ONNX Runtime, the CPU's default since, is compared with
+torch by tests/test_runtime.py).
 Each option set is then run in this process, fed by one producer process (pipeline.feeder) and on
 a local Ray with two workers, and every output is compared with the record:
 
 - every column that does not come out of the network (video, frame, timestamps, face, track,
   face_detected, landmark_source, quality, boxes, landmarks, registration matrices, decode_error)
-  and the metadata (videos, tracks, items, options, errors; not versions, weights hash or timings)
+  and the metadata (videos, tracks, items, options, errors; not versions, weights hash, timings or
+  the files' fingerprints)
   bit for bit, always;
 - the model's columns (AU intensities and their peaks' x/y) bit for bit when this machine is the
   one that recorded them (same torch, CPU capability and thread count: ``same_outputs.json``),
@@ -51,6 +54,7 @@ EXECUTORS = {
     "producers": {"workers": 1, "producers": 1},
     "ray": {"workers": 2, "producers": 0, "executor": "ray"},
 }
+RUNTIME, BATCH_SIZE = "torch", 4  # what the records were made with (torch, batch 4: the CPU's defaults then)
 INTENSITY_TOLERANCE = 1e-3
 PEAK_TOLERANCE_PX = 1.0
 PEAKS_ALLOWED_TO_MOVE = 0.01
@@ -88,7 +92,7 @@ def options_for(run: str):
     pipeline = load_pipeline_config()
     if "chunk_frames" in settings:
         pipeline = with_overrides(pipeline, decode={"chunk_frames": settings.pop("chunk_frames")})
-    return AnnotateOptions(device="cpu", pipeline=pipeline, **settings)
+    return AnnotateOptions(device="cpu", runtime=RUNTIME, batch_size=BATCH_SIZE, pipeline=pipeline, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +147,11 @@ def read_metadata(path) -> dict:
 
 
 def comparable_metadata(metadata: dict) -> dict:
-    """The metadata that the rows depend on (not versions, weights hash, run key, layout, timings, paths)."""
+    """The metadata that the rows depend on (not versions, weights hash, run key, layout, timings, paths,
+    nor the videos' content fingerprints: they hold the files' modification times, new on every checkout)."""
     def strip(value):
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "path"}
+            return {k: strip(v) for k, v in value.items() if k not in ("path", "fingerprint")}
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
