@@ -86,9 +86,10 @@ def _worker_class():
             self.worker = ItemWorker(weights.local_path(), options, producers=producers, store=store, render_dir=render_dir)
 
         @ray.method(concurrency_group="work")
-        def run_item(self, item: WorkItem) -> ItemResult:
-            """The item written to its part file, or (no shared store) its rows for the driver."""
-            return self.worker.run(item)
+        def run_item(self, item: WorkItem, info=None) -> ItemResult:
+            """The item written to its part file, or (no shared store) its rows for the driver. ``info``:
+            the item's :class:`~pipeline.decode.VideoInfo`, sent once per video through the object store."""
+            return self.worker.run(item if info is None else replace(item, info=info))
 
         @ray.method(concurrency_group="status")
         def describe(self) -> dict:
@@ -198,10 +199,15 @@ def run_on_ray(
         in_flight: dict = {}  # future -> (actor slot, item)
         reported = collections.Counter()  # frames reported per actor slot so far, for the progress bar
 
+        infos: dict = {}  # video -> its probe in the object store (once, not with every item)
+
         def feed(slot: int) -> None:
             while queue and sum(1 for s, _ in in_flight.values() if s == slot) < per_actor:
                 item = queue.popleft()
-                in_flight[actors[slot].run_item.remote(item)] = (slot, item)
+                if item.info is not None and item.video not in infos:
+                    infos[item.video] = ray.put(item.info)
+                call = actors[slot].run_item.remote(replace(item, info=None), infos.get(item.video))
+                in_flight[call] = (slot, item)
 
         for slot in range(workers):
             feed(slot)

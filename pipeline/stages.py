@@ -135,7 +135,8 @@ class AnnotateOptions:
 def plan_items(
     sources: Sequence[VideoSource], options: AnnotateOptions
 ) -> tuple[list[WorkItem], dict[str, VideoInfo], list[ItemFailure]]:
-    """Probe every video and cut it into work items; unreadable videos become failures, not errors."""
+    """Probe every video (the run's only probe: each item carries what it learnt) and cut it into work
+    items; unreadable videos become failures, not errors."""
     items: list[WorkItem] = []
     infos: dict[str, VideoInfo] = {}
     failures: list[ItemFailure] = []
