@@ -23,8 +23,16 @@ from pipeline.stages import (
 )
 
 __all__ = [
-    "AnnotateOptions", "WorkItem", "ItemFailure", "plan_items", "register_faces", "FaceBatch", "ItemPreparer",
-    "Annotator", "frames_in", "build_predictor",
+    "AnnotateOptions",
+    "WorkItem",
+    "ItemFailure",
+    "plan_items",
+    "register_faces",
+    "FaceBatch",
+    "ItemPreparer",
+    "Annotator",
+    "frames_in",
+    "build_predictor",
 ]
 
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 
@@ -37,8 +39,16 @@ if TYPE_CHECKING:
     from pipeline.store import ResultStore
 
 __all__ = [
-    "Layout", "plan_layout", "local_gpus", "ray_address", "ItemResult", "write_item", "settle", "Attempts",
-    "FrameCount", "ItemWorker",
+    "Layout",
+    "plan_layout",
+    "local_gpus",
+    "ray_address",
+    "ItemResult",
+    "write_item",
+    "settle",
+    "Attempts",
+    "FrameCount",
+    "ItemWorker",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,7 +72,10 @@ class Layout:
     threads: int | None = field(default=None, compare=False)
 
     def describe(self) -> str:
-        workers = "workers per the Ray cluster" if self.workers is None else f"{self.workers} worker{'s' * (self.workers != 1)}"
+        if self.workers is None:
+            workers = "workers per the Ray cluster"
+        else:
+            workers = f"{self.workers} worker{'s' * (self.workers != 1)}"
         if self.producers is None:
             feed = "producers per worker from its CPUs"
         elif self.producers:
@@ -126,15 +139,19 @@ def plan_layout(
     if workers is None:
         workers = max(1, int(gpus / per_gpu)) if per_gpu > 0 else max(1, cpus // 2)
     if per_gpu > 0 and workers * per_gpu > gpus + 1e-9:
-        raise RuntimeError(f"{workers} workers x {per_gpu:g} GPU each need {workers * per_gpu:g} GPUs; there are {gpus:g}")
+        raise RuntimeError(
+            f"{workers} workers x {per_gpu:g} GPU each need {workers * per_gpu:g} GPUs; there are {gpus:g}"
+        )
     if cpus_per_worker is not None and (cpus_per_worker < 1 or workers * cpus_per_worker > cpus):
-        raise RuntimeError(f"{workers} workers x {cpus_per_worker} CPUs each need {workers * cpus_per_worker} CPUs; "
-                           f"there are {cpus}")
+        raise RuntimeError(
+            f"{workers} workers x {cpus_per_worker} CPUs each need {workers * cpus_per_worker} CPUs; there are {cpus}"
+        )
     threads = cpus_per_worker if cpus_per_worker is not None else max(1, cpus // workers)
     if producers is None:
         producers = max(1, (cpus - reserved_cores * machines) // workers) if per_gpu > 0 else 0
-    return Layout("ray" if workers > 1 else "process", workers, producers, "cuda" if per_gpu > 0 else "cpu",
-                  per_gpu, threads)
+    return Layout(
+        "ray" if workers > 1 else "process", workers, producers, "cuda" if per_gpu > 0 else "cpu", per_gpu, threads
+    )
 
 
 # -- an item's rows -> its part file ---------------------------------------------------------------
@@ -148,7 +165,7 @@ class ItemResult(NamedTuple):
 
 
 def write_item(
-    store: "ResultStore | None",
+    store: ResultStore | None,
     item: WorkItem,
     rows: Iterable[pa.RecordBatch] | pa.Table,
     tracks: TrackEvidence = None,
@@ -202,8 +219,9 @@ class Attempts:
         self.counts[item.key] += 1
         count = self.counts[item.key]
         if count >= self.max_attempts:
-            return ItemFailure.of(item, f"{item.path}: {worker} died ({cause}) on frames {item.start}-{item.stop - 1}, "
-                                        f"{count} attempt(s)")
+            return ItemFailure.of(
+                item, f"{item.path}: {worker} died ({cause}) on frames {item.start}-{item.stop - 1}, {count} attempt(s)"
+            )
         self.retries += 1
         log.warning("%s died (%s) on %s (attempt %d); retrying", worker, cause, item.key, count)
         return None
@@ -239,10 +257,10 @@ class ItemWorker:
     def __init__(
         self,
         weights: str | Path,
-        options: "AnnotateOptions",
+        options: AnnotateOptions,
         *,
         producers: int = 0,
-        store: "ResultStore | None" = None,
+        store: ResultStore | None = None,
         render_dir: str | Path | None = None,
         on_frames: Callable[[int], None] | None = None,
     ) -> None:
@@ -270,15 +288,20 @@ class ItemWorker:
             return self.engine.submit(item).result()
         with self._lock:
             annotator = self.annotator
-            return write_item(self.store, item, self.frames.counted(annotator.item_rows(item)), annotator.track_ends,
-                              annotator.schema.arrow_schema())
+            return write_item(
+                self.store,
+                item,
+                self.frames.counted(annotator.item_rows(item)),
+                annotator.track_ends,
+                annotator.schema.arrow_schema(),
+            )
 
     def run_all(self, items: list[WorkItem]) -> Iterator[tuple[WorkItem, ItemFailure | None]]:
         """Each item with its outcome (:func:`settle`), in the order they finish: with producers,
         longest first, all at once; else one after another, in order."""
         if self.engine is None:
             for item in items:
-                yield item, settle(item, lambda: self.run(item))
+                yield item, settle(item, functools.partial(self.run, item))
             return
         futures = {self.engine.submit(item): item for item in sorted(items, key=lambda i: -i.frames)}
         for future in concurrent.futures.as_completed(futures):
@@ -288,7 +311,7 @@ class ItemWorker:
         if self.engine is not None:
             self.engine.close()
 
-    def __enter__(self) -> "ItemWorker":
+    def __enter__(self) -> ItemWorker:
         return self
 
     def __exit__(self, *exc_info) -> None:

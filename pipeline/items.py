@@ -33,7 +33,7 @@ class WorkItem:
     chunk: int = 0
     chunks: int = 1
     fingerprint: str = ""  # the video's content (pipeline.fingerprint): a replaced video is redone on --resume
-    info: "VideoInfo | None" = field(default=None, compare=False, repr=False)
+    info: VideoInfo | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -51,7 +51,7 @@ class ItemFailure:
     stop: int | None = None
 
     @classmethod
-    def of(cls, item: WorkItem, reason: str | BaseException) -> "ItemFailure":
+    def of(cls, item: WorkItem, reason: str | BaseException) -> ItemFailure:
         """The failure of ``item``: a reason, or the exception that stopped it (see :func:`failure_reason`)."""
         text = failure_reason(item.path, reason) if isinstance(reason, BaseException) else reason
         return cls(item.video, item.path, text, item.start, item.stop)
@@ -62,7 +62,7 @@ def failure_reason(path: str, exc: BaseException) -> str:
     return str(exc) if path in str(exc) else f"{path}: {type(exc).__name__}: {exc}"
 
 
-def frames_in(rows: "pa.RecordBatch") -> int:
+def frames_in(rows: pa.RecordBatch) -> int:
     """How many frames a batch of rows covers (each frame has exactly one row with ``face`` 0)."""
     import pyarrow.compute as pc
 

@@ -24,6 +24,7 @@ only starts the actors, hands items out and brings results back.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -83,7 +84,8 @@ def _worker_class():
         def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, producers: int,
                      store, render_dir) -> None:
             limit_threads(threads - producers)
-            self.worker = ItemWorker(weights.local_path(), options, producers=producers, store=store, render_dir=render_dir)
+            self.worker = ItemWorker(weights.local_path(), options, producers=producers, store=store,
+                                     render_dir=render_dir)
 
         @ray.method(concurrency_group="work")
         def run_item(self, item: WorkItem, info=None) -> ItemResult:
@@ -157,8 +159,8 @@ def cluster_layout(options: RayOptions, plan) -> Layout:
     machines = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
     layout = plan_layout(plan.options.device, plan.options.pipeline.feed.reserved_cores, workers=options.workers,
                          producers=options.producers, render=plan.render_dir is not None,
-                         cpus=int(resources.get("CPU", 1)),
-                         gpus=0.0 if plan.options.device == "cpu" else float(resources.get("GPU", 0)), machines=machines,
+                         cpus=int(resources.get("CPU", 1)), machines=machines,
+                         gpus=0.0 if plan.options.device == "cpu" else float(resources.get("GPU", 0)),
                          gpus_per_worker=options.gpus_per_worker, cpus_per_worker=options.cpus_per_worker)
     return replace(layout, executor="ray")
 
@@ -192,7 +194,8 @@ def run_on_ray(
             )
 
         actors = [new_actor() for _ in range(workers)]
-        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, layout.gpus_per_worker, threads, producers)
+        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, layout.gpus_per_worker, threads,
+                 producers)
         per_actor = producers + 1 if producers else 2
         queue = collections.deque(sorted(todo, key=lambda i: -i.frames))
         attempts = Attempts(plan.options.pipeline.feed.max_attempts)
@@ -236,9 +239,9 @@ def run_on_ray(
                         reported[slot] = 0  # the replacement counts from zero
                         actors[slot] = new_actor()
                 except RayTaskError as exc:  # the item's own error (a video's, or the output's), raised on the worker
-                    on_item(item, settle(item, lambda: _reraise(exc)))
+                    on_item(item, settle(item, functools.partial(_reraise, exc)))
                 else:
-                    on_item(item, settle(item, lambda: _write_on_driver(plan.store, item, result)))
+                    on_item(item, settle(item, functools.partial(_write_on_driver, plan.store, item, result)))
                 feed(slot)
             _report_progress(actors, reported, on_frames)
             if actor_hook is not None:

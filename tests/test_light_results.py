@@ -27,13 +27,17 @@ def loaded_after(code: str) -> dict[str, bool]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("code", [
-    "import pipeline",
-    "import pipeline.results",
-    f"from pipeline import load_results\ndf = load_results({str(RESULTS)!r})\nassert len(df) > 0",
-    f"from pipeline.results import load_results, peaks_inside\ndf = load_results({str(RESULTS)!r}, faces_only=True)\n"
-    "assert peaks_inside(df).shape[0] == len(df)",
-], ids=["package", "results", "load_results", "peaks_inside"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pipeline",
+        "import pipeline.results",
+        f"from pipeline import load_results\ndf = load_results({str(RESULTS)!r})\nassert len(df) > 0",
+        f"from pipeline.results import load_results, peaks_inside\ndf = load_results({str(RESULTS)!r}, faces_only=True)\n"
+        "assert peaks_inside(df).shape[0] == len(df)",
+    ],
+    ids=["package", "results", "load_results", "peaks_inside"],
+)
 def test_reading_results_imports_neither_torch_nor_opencv(code) -> None:
     loaded = loaded_after(code)
     assert not any(loaded.values()), f"imported {[m for m, on in loaded.items() if on]}"
@@ -43,7 +47,8 @@ def test_au_export_imports_neither_torch_nor_opencv(tmp_path) -> None:
     out = tmp_path / "results.csv"
     loaded = loaded_after(
         "from pipeline.export_cli import main\n"
-        f"main([{str(RESULTS)!r}, '--csv', {str(out)!r}], standalone_mode=False)\n")
+        f"main([{str(RESULTS)!r}, '--csv', {str(out)!r}], standalone_mode=False)\n"
+    )
     assert out.is_file() and out.read_text().startswith('"video",')
     assert not any(loaded.values()), f"imported {[m for m, on in loaded.items() if on]}"
 
@@ -52,7 +57,8 @@ def test_au_plot_imports_neither_torch_nor_opencv(tmp_path) -> None:
     out = tmp_path / "plot.png"
     loaded = loaded_after(
         "from pipeline.render_cli import plot\n"
-        f"plot([{str(RESULTS)!r}, '--video', 'two.mp4', '--out', {str(out)!r}], standalone_mode=False)\n")
+        f"plot([{str(RESULTS)!r}, '--video', 'two.mp4', '--out', {str(out)!r}], standalone_mode=False)\n"
+    )
     assert out.is_file() and out.stat().st_size > 1000
     assert not any(loaded.values()), f"imported {[m for m, on in loaded.items() if on]}"
 

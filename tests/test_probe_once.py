@@ -40,8 +40,15 @@ def test_a_run_probes_each_video_once(probes, tmp_path, faces) -> None:
     weights = small_checkpoint(tmp_path / "small.pt")
     pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 10})  # two.mp4: 3 items
     out = tmp_path / "results.parquet"
-    summary = annotate([VIDEOS], out, AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline), weights=weights,
-                       progress=False, workers=1, producers=0)
+    summary = annotate(
+        [VIDEOS],
+        out,
+        AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline),
+        weights=weights,
+        progress=False,
+        workers=1,
+        producers=0,
+    )
     assert summary.ok, summary.failures
     assert len(load_results(out).attrs["au_heatmaps"]["items"]) == 6  # 3 + 2 + 1 items
     assert dict(probes) == {"two.mp4": 1, "astronaut.mp4": 1, "noise.mkv": 1}

@@ -3,9 +3,9 @@
 Recorded once (``AU_HEATMAPS_RECORD_OUTPUTS=1 pytest tests/test_same_outputs.py``) from the in-process
 run of five option sets (default, ``--every 3``, ``--faces largest``, ``--save-landmarks``, items of 10
 frames) over three small videos stored beside the records (tests/data/same_outputs/: two people
-whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py, the model run by torch at batch 4 (the
-CPU's defaults when they were recorded; ONNX Runtime, the CPU's default since, is compared with
-torch by tests/test_runtime.py).
+whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py,
+the model run by torch at batch 4 (the CPU's defaults when they were recorded; ONNX Runtime, the
+CPU's default since, is compared with torch by tests/test_runtime.py).
 Each option set is then run in this process, fed by one producer process (pipeline.feeder) and on
 a local Ray with two workers, and every output is compared with the record:
 
@@ -69,8 +69,9 @@ def make_inputs(folder: Path) -> None:
     from media import astronaut_frames, compose_people, noise_frames, write_video
 
     (folder / "sub").mkdir(parents=True, exist_ok=True)
-    swap = [[(170, 180, 105 * (1 + 0.2 * c)), (480, 180, 105 * (1 - 0.2 * c))]
-            for c in np.cos(np.pi * np.arange(24) / 12)]
+    swap = [
+        [(170, 180, 105 * (1 + 0.2 * c)), (480, 180, 105 * (1 - 0.2 * c))] for c in np.cos(np.pi * np.arange(24) / 12)
+    ]
     write_video(folder / "two.mp4", compose_people(swap))
     write_video(folder / "astronaut.mp4", astronaut_frames(14), fps=25)
     write_video(folder / "sub" / "noise.mkv", noise_frames(9, size=(320, 240)), fps=10)
@@ -80,13 +81,16 @@ def environment() -> dict:
     """What the model's float results depend on, beyond the code: see the module docstring."""
     import torch
 
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads()}
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def options_for(run: str):
-    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
+    from pipeline.stages import AnnotateOptions
 
     settings = dict(RUNS[run])
     pipeline = load_pipeline_config()
@@ -149,6 +153,7 @@ def read_metadata(path) -> dict:
 def comparable_metadata(metadata: dict) -> dict:
     """The metadata that the rows depend on (not versions, weights hash, run key, layout, timings, paths,
     nor the videos' content fingerprints: they hold the files' modification times, new on every checkout)."""
+
     def strip(value):
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if k not in ("path", "fingerprint")}

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from model.config import ModelConfig
-from pipeline.render.colours import AU_COLOURS, TRACK_COLOURS, au_colours, track_colour
+from pipeline.render.colours import AU_COLOURS, TRACK_COLOURS, au_colours, track_colour  # noqa: F401 (re-exported)
 from model.heatmaps import decode_maps, map_to_frame
 
 __all__ = [
