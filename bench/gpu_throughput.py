@@ -126,7 +126,7 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     """Frames/s through ``producers`` real producer processes and their slots, crops discarded."""
     import multiprocessing.connection
 
-    from pipeline.feeder import Assign, Crops, Faces, FreeSlot, ItemDone, ItemError, Producer, ProducerSpec, shared_memory_dir
+    from pipeline.feeder import Assign, Crops, Faces, FreeSlot, ItemEnd, Producer, ProducerSpec, shared_memory_dir
 
     feed = options.pipeline.feed
     slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
@@ -139,7 +139,7 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
         for producer in pool:
             producer.send(Assign(probe))
         for producer in pool:
-            while not isinstance(message := producer.conn.recv(), (ItemDone, ItemError)):
+            while not isinstance(message := producer.conn.recv(), ItemEnd):
                 if isinstance(message, Crops):
                     producer.send(FreeSlot(message.slot))
         queue = list(items)

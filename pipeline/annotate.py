@@ -11,29 +11,8 @@ from __future__ import annotations
 import sys
 import types
 
-from pipeline.items import ItemFailure, WorkItem, frames_in
-from pipeline.stages import (
-    AnnotateOptions,
-    Annotator,
-    FaceBatch,
-    ItemPreparer,
-    build_predictor,
-    plan_items,
-    register_faces,
-)
-
-__all__ = [
-    "AnnotateOptions",
-    "WorkItem",
-    "ItemFailure",
-    "plan_items",
-    "register_faces",
-    "FaceBatch",
-    "ItemPreparer",
-    "Annotator",
-    "frames_in",
-    "build_predictor",
-]
+from pipeline.stages import *  # noqa: F403 (the stages' public names, as they were here)
+from pipeline.stages import __all__  # noqa: F401
 
 
 class _CallableModule(types.ModuleType):

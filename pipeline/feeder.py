@@ -143,19 +143,13 @@ class Faces:
 
 
 @dataclass(frozen=True)
-class ItemDone:
-    """Producer -> consumer: every batch of item ``key`` is sent; ``tracks`` is its track evidence."""
+class ItemEnd:
+    """Producer -> consumer: item ``key`` is over. Done: every batch is sent, ``tracks`` is its track
+    evidence; or failed: ``failure`` names the file and what went wrong."""
 
     key: str
-    tracks: dict
-
-
-@dataclass(frozen=True)
-class ItemError:
-    """Producer -> consumer: item ``key`` failed; ``reason`` names the file and what went wrong."""
-
-    key: str
-    reason: str
+    tracks: dict | None = None
+    failure: str | None = None
 
 
 # -- the producer process ---------------------------------------------------------------------------
@@ -171,7 +165,7 @@ class ProducerSpec:
 
 def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     """Producer loop: its spec, then :class:`Assign` messages come in through ``conn``; :class:`Crops`,
-    :class:`Faces`, then :class:`ItemDone` or :class:`ItemError` go out. Slots come back as :class:`FreeSlot`."""
+    :class:`Faces`, then :class:`ItemEnd` go out. Slots come back as :class:`FreeSlot`."""
     limit_threads(1)
     try:
         spec: ProducerSpec = conn.recv()
@@ -212,9 +206,9 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
                         conn.send(Crops(item.key, slot, len(piece)))
                     conn.send(Faces(item.key, replace(faces, crops=crops[:0])))
             except Exception as exc:  # one bad video never costs the others their results
-                conn.send(ItemError(item.key, failure_reason(item.path, exc)))
+                conn.send(ItemEnd(item.key, failure=failure_reason(item.path, exc)))
                 continue
-            conn.send(ItemDone(item.key, preparer.track_ends()))
+            conn.send(ItemEnd(item.key, tracks=preparer.track_ends()))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     finally:
@@ -230,7 +224,7 @@ class _Job:
     future: concurrent.futures.Future
     rows: list[pa.RecordBatch] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)  # crops received for the next Faces message
-    tracks: dict | None = None  # the item's track evidence (ItemPreparer.track_ends), with ItemDone
+    tracks: dict | None = None  # the item's track evidence (ItemPreparer.track_ends), with ItemEnd
     abandoned: bool = False  # its producer died: rows still in the model queue are dropped
 
 
@@ -436,14 +430,13 @@ class FeedEngine:
                         job.crops = []
                         pending.append((job, replace(message.batch, crops=crops)))
                         pending_crops += len(crops)
-                    else:  # ItemDone / ItemError: everything of the item is in pending (or the model queue)
+                    else:  # ItemEnd: everything of the item is in pending (or the model queue)
                         with self._lock:
                             producer.jobs.popleft()
                         self._flush(pending)
                         pending, pending_crops = [], 0
-                        if isinstance(message, ItemDone):
-                            job.tracks = message.tracks
-                        self._model_queue.put(_ItemEnd(job, message.reason if isinstance(message, ItemError) else None))
+                        job.tracks = message.tracks
+                        self._model_queue.put(_ItemEnd(job, message.failure))
                 if pending and (pending_crops >= self.model_batch or not ready):
                     self._flush(pending)
                     pending, pending_crops = [], 0

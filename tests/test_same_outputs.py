@@ -1,6 +1,7 @@
 """The recorded outputs: the same commands give the same Parquet files, whichever executor runs them.
 
-Recorded once (``AU_HEATMAPS_RECORD_OUTPUTS=1 pytest tests/test_same_outputs.py``) from the in-process
+Recorded (``AU_HEATMAPS_RECORD_OUTPUTS=1 pytest tests/test_same_outputs.py -k in_process``; last
+from main at c14046a, before the shared execution core of issue 26) from the in-process
 run of five option sets (default, ``--every 3``, ``--faces largest``, ``--save-landmarks``, items of 10
 frames) over three small videos stored beside the records (tests/data/same_outputs/: two people
 whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py,
@@ -9,12 +10,12 @@ CPU's default since, is compared with torch by tests/test_runtime.py).
 Each option set is then run in this process, fed by one producer process (pipeline.feeder) and on
 a local Ray with two workers, and every output is compared with the record:
 
-- every column that does not come out of the network (video, frame, timestamps, face, track,
-  face_detected, landmark_source, quality, boxes, landmarks, registration matrices, decode_error)
-  and the metadata (videos, tracks, items, options, errors; not versions, weights hash, timings or
-  the files' fingerprints)
-  bit for bit, always;
-- the model's columns (AU intensities and their peaks' x/y) bit for bit when this machine is the
+- every column that does not come out of a float computation that differs between CPUs (video,
+  frame, timestamps, face, track, face_detected, landmark_source, quality, boxes, landmarks,
+  registration matrices, decode_error) and the metadata (videos, tracks, items, options, errors;
+  not versions, weights hash, timings or the files' fingerprints) bit for bit, always;
+- the model's columns (AU intensities and their peaks' x/y) and the head pose (pose_*: OpenCV's
+  solvePnP, compared within 1e-3 elsewhere) bit for bit when this machine is the
   one that recorded them (same torch, CPU capability and thread count: ``same_outputs.json``),
   else within a stated tolerance (intensities 1e-3 absolute; peaks within 1 frame pixel, where at
   most 1 % of them may move further: a peak is an arg-max, which a last-bit difference can move to
@@ -57,6 +58,7 @@ EXECUTORS = {
 RUNTIME, BATCH_SIZE = "torch", 4  # what the records were made with (torch, batch 4: the CPU's defaults then)
 INTENSITY_TOLERANCE = 1e-3
 PEAK_TOLERANCE_PX = 1.0
+POSE_TOLERANCE = 1e-3  # degrees, mm, pixels
 PEAKS_ALLOWED_TO_MOVE = 0.01
 
 
@@ -139,9 +141,11 @@ MODEL_SUFFIXES = ("_x", "_y")
 
 
 def model_columns(table) -> list[str]:
-    """The columns that come out of the network: the AU intensities and their peaks."""
+    """The columns whose floats may differ between CPUs: the network's (the AU intensities and their
+    peaks) and the head pose's (pose_*, where the results have it)."""
     aus = read_metadata(table)["model"]["au_columns"]
-    return [c for au in aus for c in (au, f"{au}_x", f"{au}_y")]
+    pose = [c for c in pq.read_schema(table).names if c.startswith("pose_")]
+    return [c for au in aus for c in (au, f"{au}_x", f"{au}_y")] + pose
 
 
 def read_metadata(path) -> dict:
@@ -176,7 +180,9 @@ def assert_model_columns_close(got: pa.Table, expected: pa.Table, columns, what:
         a = got.column(column).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
         b = expected.column(column).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
         assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: column {column}: nulls differ"
-        if column.endswith(MODEL_SUFFIXES):
+        if column.startswith("pose_"):
+            assert np.allclose(a, b, atol=POSE_TOLERANCE, rtol=0, equal_nan=True), f"{what}: column {column}"
+        elif column.endswith(MODEL_SUFFIXES):
             far = np.abs(a - b)[~np.isnan(a)] > PEAK_TOLERANCE_PX
             moved, total = moved + int(far.sum()), total + far.size
         else:
