@@ -1,7 +1,7 @@
 """The recorded outputs: the same commands give the same Parquet files, whichever executor runs them.
 
 Recorded (``AU_HEATMAPS_RECORD_OUTPUTS=1 pytest tests/test_same_outputs.py -k in_process``; last
-from main at c14046a, before the shared execution core of issue 26) from the in-process
+from main at 34dc0fb, before the shared execution core of issue 26) from the in-process
 run of five option sets (default, ``--every 3``, ``--faces largest``, ``--save-landmarks``, items of 10
 frames) over three small videos stored beside the records (tests/data/same_outputs/: two people
 whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py,
