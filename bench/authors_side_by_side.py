@@ -55,9 +55,18 @@ def long_video(source: Path, frames: int, folder: Path) -> Path:
     order = clip + clip[::-1]
     out = folder / f"{source.stem}_{frames}.mp4"
     height, width = clip[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=30, codec="libx264", pix_fmt_in="bgr24",
-                                         pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
-                                         output_params=["-crf", "18"], ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(out),
+        (width, height),
+        fps=30,
+        codec="libx264",
+        pix_fmt_in="bgr24",
+        pix_fmt_out="yuv420p",
+        quality=None,
+        macro_block_size=1,
+        output_params=["-crf", "18"],
+        ffmpeg_log_level="error",
+    )
     writer.send(None)
     for i in range(frames):
         writer.send(np.ascontiguousarray(order[i % len(order)]))
@@ -85,7 +94,9 @@ def authors_way(video: Path, weights: Path) -> tuple[int, float]:
             face = tracker.detect(rgb)
             if not face.found:
                 continue
-            crop = warp_face(rgb, registration_matrix(face.landmarks, config.registration), config.registration.crop_size)
+            crop = warp_face(
+                rgb, registration_matrix(face.landmarks, config.registration), config.registration.crop_size
+            )
             tensor = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
             decode_maps(network(tensor).numpy(), config.heatmap.max_intensity)
     seconds = time.perf_counter() - started
@@ -122,10 +133,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        video = Path(args.video) if args.video else long_video(shared / "testdata" / "single_face.mp4", args.frames, folder)
+        video = (
+            Path(args.video) if args.video else long_video(shared / "testdata" / "single_face.mp4", args.frames, folder)
+        )
         weights = Path(args.weights)
-        print(f"video {video.name}; weights {weights.name}; {cpu_name()}, {os.cpu_count()} CPUs, "
-              f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+        print(
+            f"video {video.name}; weights {weights.name}; {cpu_name()}, {os.cpu_count()} CPUs, "
+            f"torch {torch.__version__} with {torch.get_num_threads()} threads"
+        )
         ours(video, weights, folder / "warm-up.parquet")  # fills the ONNX graph and batch-size caches
         best_a = best_b = float("inf")
         frames_a = frames_b = 0
@@ -140,11 +155,21 @@ def main() -> None:
         raise SystemExit(f"the two read different frame counts: {frames_a} and {frames_b}")
     authors_fps, ours_fps = frames_a / best_a, frames_b / best_b
     ratio = ours_fps / authors_fps
-    figures = {"video": str(video.name), "frames": frames_a, "cpu": cpu_name(), "cpus": os.cpu_count(),
-               "authors_fps": authors_fps, "au_annotate_fps": ours_fps, "ratio": ratio, "target": TARGET,
-               "inference": inference}
-    print(f"authors' per-frame way {authors_fps:.1f} frames/s; au-annotate {ours_fps:.1f} frames/s "
-          f"(model: {inference}); ratio {ratio:.2f} (target >= {TARGET}): {'PASS' if ratio >= TARGET else 'FAIL'}")
+    figures = {
+        "video": str(video.name),
+        "frames": frames_a,
+        "cpu": cpu_name(),
+        "cpus": os.cpu_count(),
+        "authors_fps": authors_fps,
+        "au_annotate_fps": ours_fps,
+        "ratio": ratio,
+        "target": TARGET,
+        "inference": inference,
+    }
+    print(
+        f"authors' per-frame way {authors_fps:.1f} frames/s; au-annotate {ours_fps:.1f} frames/s "
+        f"(model: {inference}); ratio {ratio:.2f} (target >= {TARGET}): {'PASS' if ratio >= TARGET else 'FAIL'}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     raise SystemExit(0 if ratio >= TARGET else 1)

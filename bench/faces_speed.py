@@ -67,8 +67,11 @@ def _compare(tree: Path, video: str, repeat: int, passes: int) -> dict[str, floa
             start = time.thread_time()
             tracker.track(frames)
             times[name].append(time.thread_time() - start)
-    return {"frames": len(frames), **{f"{name}_fps": len(frames) / min(t) for name, t in times.items()},
-            **{f"{name}_median_fps": len(frames) / float(np.median(t)) for name, t in times.items()}}
+    return {
+        "frames": len(frames),
+        **{f"{name}_fps": len(frames) / min(t) for name, t in times.items()},
+        **{f"{name}_median_fps": len(frames) / float(np.median(t)) for name, t in times.items()},
+    }
 
 
 def _per_face(passes: int) -> dict[str, float]:
@@ -77,7 +80,6 @@ def _per_face(passes: int) -> dict[str, float]:
 
     sys.path.insert(0, str(ROOT / "tests"))
     from media import compose_people, group_photo  # the test videos' makers (tests/media.py)
-
     from pipeline.landmarks import DlibTracker
 
     cv2.setNumThreads(1)
@@ -121,7 +123,9 @@ def _model_per_face(weights: str) -> float:
 def main() -> int:
     shared = Path(os.environ.get("AU_HEATMAPS_SHARED", "../shared"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", type=Path, help="source tree of the earlier version to compare the single-face tracker with")
+    parser.add_argument(
+        "--before", type=Path, help="source tree of the earlier version to compare the single-face tracker with"
+    )
     parser.add_argument("--video", default=str(shared / "testdata" / "single_face.mp4"))
     parser.add_argument("--weights", default=str(shared / "fixtures" / "authors_format_random.pth.tar"))
     parser.add_argument("--passes", type=int, default=3)
@@ -148,9 +152,11 @@ def main() -> int:
         ratio = result["after_fps"] / result["before_fps"]
         met = ratio >= TARGET
         figures.update(single_face=result, single_face_ratio=ratio, met=met)
-        print(f"\nsingle face ({Path(args.video).name}, {result['frames']} frames, {args.passes} alternating passes): "
-              f"before {result['before_fps']:.1f} frames/s (median {result['before_median_fps']:.1f}), "
-              f"now {result['after_fps']:.1f} (median {result['after_median_fps']:.1f}): {ratio:.3f} x")
+        print(
+            f"\nsingle face ({Path(args.video).name}, {result['frames']} frames, {args.passes} alternating passes): "
+            f"before {result['before_fps']:.1f} frames/s (median {result['before_median_fps']:.1f}), "
+            f"now {result['after_fps']:.1f} (median {result['after_median_fps']:.1f}): {ratio:.3f} x"
+        )
         print(f"target: >= {TARGET} x the earlier tracker (fastest passes): {'met' if met else 'MISSED'}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

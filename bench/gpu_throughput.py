@@ -64,8 +64,23 @@ def make_videos(source: Path, folder: Path, count: int, frames: int) -> list[Pat
     else:
         import imageio_ffmpeg
 
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-stream_loop", str(loops),
-                        "-i", str(source), "-c", "copy", "-an", str(first)], check=True)
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-loglevel",
+                "error",
+                "-y",
+                "-stream_loop",
+                str(loops),
+                "-i",
+                str(source),
+                "-c",
+                "copy",
+                "-an",
+                str(first),
+            ],
+            check=True,
+        )
     videos = [first]
     for number in range(1, count):
         videos.append(folder / f"video{number:02d}{source.suffix}")
@@ -85,15 +100,19 @@ class GpuSampler:
     def _run(self, period: float) -> None:
         while not self._stop.wait(period):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
                 values = [float(v) for v in out.split()]
                 if values:
                     self.samples.append(float(np.mean(values)))
             except Exception:
                 return
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         if self.available:
             self._thread.start()
         return self
@@ -110,14 +129,16 @@ class GpuSampler:
 
 def stage_rates(video: Path, weights: str, options) -> tuple[dict[str, float], np.ndarray]:
     """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``), and the crops."""
-    from pipeline.stages import Annotator
-    from pipeline.decode import probe_video, select_frames
     from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
+
+    from pipeline.decode import probe_video, select_frames
+    from pipeline.stages import Annotator
 
     annotator = Annotator(weights, options)
     info = probe_video(video)
-    seconds, frames, crops = time_stages(annotator, info, select_frames(info), options,
-                                         min_crops=4 * annotator.predictor.batch_size)
+    seconds, frames, crops = time_stages(
+        annotator, info, select_frames(info), options, min_crops=4 * annotator.predictor.batch_size
+    )
     rates = {stage: (len(crops) if stage == "model" else frames) / value for stage, value in seconds.items()}
     return rates, crops[:frames]
 
@@ -129,10 +150,17 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     from pipeline.feeder import Assign, Crops, Faces, FreeSlot, ItemEnd, Producer, ProducerSpec, shared_memory_dir
 
     feed = options.pipeline.feed
-    slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
+    slot_bytes = feed.crops_per_slot * registration.crop_size**2 * 3
     folder = tempfile.mkdtemp(dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes))
-    pool = [Producer(i, ProducerSpec(options, registration, os.path.join(folder, f"{i}.slots"), feed.slots_per_producer,
-                                     feed.crops_per_slot)) for i in range(producers)]
+    pool = [
+        Producer(
+            i,
+            ProducerSpec(
+                options, registration, os.path.join(folder, f"{i}.slots"), feed.slots_per_producer, feed.crops_per_slot
+            ),
+        )
+        for i in range(producers)
+    ]
     try:
         # start-up (imports, loading the tracker) is not the producers' rate: wait until each is ready
         probe = dataclasses.replace(items[0], stop=min(items[0].stop, 16), frames=min(items[0].frames, 16))
@@ -187,10 +215,16 @@ def engine_rate(items, weights: str, options, producers: int) -> dict[str, objec
         stats = engine.stats
         batches = stats.batches - before.batches
         crops = stats.crops - before.crops
-    return {"producers": producers, "fps": rows / seconds, "seconds": seconds, "startup_seconds": startup,
-            "gpu_utilisation": sampler.mean, "mean_batch": crops / max(batches, 1),
-            "model_thread_busy": (stats.model_seconds - before.model_seconds) / seconds,
-            "rows_thread_share": (stats.rows_seconds - before.rows_seconds) / seconds}
+    return {
+        "producers": producers,
+        "fps": rows / seconds,
+        "seconds": seconds,
+        "startup_seconds": startup,
+        "gpu_utilisation": sampler.mean,
+        "mean_batch": crops / max(batches, 1),
+        "model_thread_busy": (stats.model_seconds - before.model_seconds) / seconds,
+        "rows_thread_share": (stats.rows_seconds - before.rows_seconds) / seconds,
+    }
 
 
 def variant_options(options, variant: str):
@@ -206,18 +240,27 @@ def value_effects(weights: str, crops: np.ndarray, options, variants: list[str])
     GPU and against the CPU (fp32), on the same registered crops."""
     from pipeline.stages import Annotator
 
-    cpu = Annotator(weights, dataclasses.replace(options, device="cpu", precision="fp32", compile=False, batch_size=None),
-                    tracker=False).predictor.predict(crops).intensities
+    cpu = (
+        Annotator(
+            weights,
+            dataclasses.replace(options, device="cpu", precision="fp32", compile=False, batch_size=None),
+            tracker=False,
+        )
+        .predictor.predict(crops)
+        .intensities
+    )
     gpu = None
     effects = {}
     for variant in ["fp32"] + [v for v in variants if v != "fp32"]:
         predictor = Annotator(weights, variant_options(options, variant), tracker=False).predictor  # as a run builds it
         values = predictor.predict(crops).intensities
         gpu = values if gpu is None else gpu
-        effects[variant] = {"max_vs_gpu_fp32": float(np.abs(values - gpu).max()),
-                            "mean_vs_gpu_fp32": float(np.abs(values - gpu).mean()),
-                            "max_vs_cpu": float(np.abs(values - cpu).max()),
-                            "mean_vs_cpu": float(np.abs(values - cpu).mean())}
+        effects[variant] = {
+            "max_vs_gpu_fp32": float(np.abs(values - gpu).max()),
+            "mean_vs_gpu_fp32": float(np.abs(values - gpu).mean()),
+            "max_vs_cpu": float(np.abs(values - cpu).max()),
+            "mean_vs_cpu": float(np.abs(values - cpu).mean()),
+        }
     return effects
 
 
@@ -239,8 +282,12 @@ def rows_equal(first: Path, second: Path) -> dict[str, object]:
         equal &= bool(np.array_equal(x, y, equal_nan=True))
         both = np.isfinite(x) & np.isfinite(y)
         largest = max(largest, float(np.abs(x[both] - y[both]).max(initial=0.0)))
-    return {"rows": [len(a), len(b)], "same_keys": same_keys, "largest_difference": largest if same_keys else None,
-            "identical": equal}
+    return {
+        "rows": [len(a), len(b)],
+        "same_keys": same_keys,
+        "largest_difference": largest if same_keys else None,
+        "identical": equal,
+    }
 
 
 def main() -> None:
@@ -249,21 +296,43 @@ def main() -> None:
     parser.add_argument("--source", default=str(shared / "testdata" / "single_face.mp4"))
     parser.add_argument("--weights", default=str(shared / "fixtures" / "authors_format_random.pth.tar"))
     parser.add_argument("--videos", type=int, default=None, help="default: 16 with CUDA, 8 without")
-    parser.add_argument("--frames", type=int, default=None, help="frames per video; default: 472 with CUDA, 144 without")
-    parser.add_argument("--end-to-end-videos", type=int, default=None,
-                        help="videos for the end-to-end run (default: all with CUDA; 2 without: the model on the CPU is slow)")
-    parser.add_argument("--producers", default="auto", help="producers for the steady state and end to end (auto: the layout's)")
-    parser.add_argument("--producer-counts", type=int, nargs="*", default=[1, 2],
-                        help="producer-side rate measured with each of these counts (the ratio is 2 / 1 where both are given; none: skip)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames per video; default: 472 with CUDA, 144 without"
+    )
+    parser.add_argument(
+        "--end-to-end-videos",
+        type=int,
+        default=None,
+        help="videos for the end-to-end run (default: all with CUDA; 2 without: the model on the CPU is slow)",
+    )
+    parser.add_argument(
+        "--producers", default="auto", help="producers for the steady state and end to end (auto: the layout's)"
+    )
+    parser.add_argument(
+        "--producer-counts",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="producer-side rate measured with each of these counts (the ratio is 2 / 1 where both are given; none: skip)",
+    )
     parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--variants", nargs="+", default=None,
-                        help="steady state once per variant: fp32|bf16|fp16, optionally +compile (default: --precision [+compile])")
-    parser.add_argument("--check-values", action="store_true",
-                        help="CUDA: producer-fed rows against in-process rows, and each variant's values against fp32")
-    parser.add_argument("--gpus", type=int, nargs="+", default=None, help="GPU counts for end to end (default: 1, and all when more)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="steady state once per variant: fp32|bf16|fp16, optionally +compile (default: --precision [+compile])",
+    )
+    parser.add_argument(
+        "--check-values",
+        action="store_true",
+        help="CUDA: producer-fed rows against in-process rows, and each variant's values against fp32",
+    )
+    parser.add_argument(
+        "--gpus", type=int, nargs="+", default=None, help="GPU counts for end to end (default: 1, and all when more)"
+    )
     parser.add_argument("--skip-stages", action="store_true", help="skip the one-process stage rates")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file (rewritten after each measurement)")
@@ -272,16 +341,21 @@ def main() -> None:
 
     import torch
 
-    from pipeline.stages import AnnotateOptions
     from pipeline.run import annotate, plan_items
     from pipeline.sources import VideoSource
+    from pipeline.stages import AnnotateOptions
 
     cuda = torch.cuda.is_available()
     gpus = torch.cuda.device_count() if cuda else 0
     videos_count = args.videos or (16 if cuda else 8)
     frames = args.frames or (472 if cuda else 144)
-    options = AnnotateOptions(device="cuda" if cuda else "cpu", precision=args.precision if cuda else "fp32",
-                              batch_size=args.batch_size, compile=args.compile, landmarks=args.landmarks)
+    options = AnnotateOptions(
+        device="cuda" if cuda else "cpu",
+        precision=args.precision if cuda else "fp32",
+        batch_size=args.batch_size,
+        compile=args.compile,
+        landmarks=args.landmarks,
+    )
     variants = args.variants or [args.precision + ("+compile" if args.compile else "")]
     work = tempfile.TemporaryDirectory()
     folder = Path(work.name) / "videos"
@@ -291,12 +365,23 @@ def main() -> None:
     total = sum(i.frames for i in items)
     first_info = next(iter(infos.values()))
     device = torch.cuda.get_device_name(0) if cuda else cpu_name()
-    print(f"{videos_count} videos x {items[0].frames} frames ({total} frames), {first_info.width}x{first_info.height} "
-          f"{Path(args.source).name} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; landmarks {args.landmarks}; "
-          f"precision {options.precision}, compile {args.compile}", flush=True)
-    figures: dict[str, object] = {"videos": videos_count, "frames_per_video": items[0].frames, "frames": total,
-                                  "device": device, "gpus": gpus, "cpus": os.cpu_count(), "precision": options.precision,
-                                  "compile": args.compile, "landmarks": args.landmarks}
+    print(
+        f"{videos_count} videos x {items[0].frames} frames ({total} frames), {first_info.width}x{first_info.height} "
+        f"{Path(args.source).name} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; landmarks {args.landmarks}; "
+        f"precision {options.precision}, compile {args.compile}",
+        flush=True,
+    )
+    figures: dict[str, object] = {
+        "videos": videos_count,
+        "frames_per_video": items[0].frames,
+        "frames": total,
+        "device": device,
+        "gpus": gpus,
+        "cpus": os.cpu_count(),
+        "precision": options.precision,
+        "compile": args.compile,
+        "landmarks": args.landmarks,
+    }
 
     def save() -> None:
         if args.json:
@@ -306,7 +391,10 @@ def main() -> None:
     if not args.skip_stages:
         stages, crops = stage_rates(videos[0], args.weights, options)
         figures["stages_fps"] = stages
-        print("stage alone (one process)  " + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items()) + " frames/s", flush=True)
+        print(
+            "stage alone (one process)  " + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items()) + " frames/s",
+            flush=True,
+        )
         save()
 
     from model.checkpoint import read_checkpoint
@@ -316,8 +404,11 @@ def main() -> None:
     for count in args.producer_counts:
         share = items[: max(4, 4 * count)]
         producer_rates[count] = producer_side_rate(share, options, registration, count)
-        print(f"producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
-              f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos)", flush=True)
+        print(
+            f"producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
+            f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos)",
+            flush=True,
+        )
     figures["producer_side_fps"] = producer_rates
     save()
     passed = True
@@ -326,7 +417,9 @@ def main() -> None:
         figures["producer_ratio"] = producer_ratio
         if not cuda:
             ok = producer_ratio >= CPU_PRODUCER_RATIO
-            print(f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): {'PASS' if ok else 'FAIL'}")
+            print(
+                f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): {'PASS' if ok else 'FAIL'}"
+            )
             passed &= ok
         else:
             print(f"producer side 2 / 1 = {producer_ratio:.2f}")
@@ -334,19 +427,27 @@ def main() -> None:
     from pipeline.run import plan_layout
 
     feed = options.pipeline.feed
-    producers = (plan_layout(options.device, feed.reserved_cores, workers=1).producers
-                 if args.producers == "auto" else int(args.producers))
+    producers = (
+        plan_layout(options.device, feed.reserved_cores, workers=1).producers
+        if args.producers == "auto"
+        else int(args.producers)
+    )
     if cuda:
         figures["steady_state"] = {}
         for number, variant in enumerate(variants):
             steady = engine_rate(items, args.weights, variant_options(options, variant), producers)
             figures["steady_state"][variant] = steady
             save()
-            utilisation = f", GPU busy {steady['gpu_utilisation']:.0f}%" if steady["gpu_utilisation"] is not None else ""
-            print(f"one GPU, {variant}, {producers} producers, steady state: {steady['fps']:,.0f} frames/s "
-                  f"({total} frames in {steady['seconds']:.1f} s; start-up {steady['startup_seconds']:.1f} s before that"
-                  f"{utilisation}; model thread busy {100 * steady['model_thread_busy']:.0f}% + rows "
-                  f"{100 * steady['rows_thread_share']:.0f}%, mean batch {steady['mean_batch']:.0f})", flush=True)
+            utilisation = (
+                f", GPU busy {steady['gpu_utilisation']:.0f}%" if steady["gpu_utilisation"] is not None else ""
+            )
+            print(
+                f"one GPU, {variant}, {producers} producers, steady state: {steady['fps']:,.0f} frames/s "
+                f"({total} frames in {steady['seconds']:.1f} s; start-up {steady['startup_seconds']:.1f} s before that"
+                f"{utilisation}; model thread busy {100 * steady['model_thread_busy']:.0f}% + rows "
+                f"{100 * steady['rows_thread_share']:.0f}%, mean batch {steady['mean_batch']:.0f})",
+                flush=True,
+            )
             if number == 0:
                 passed_gpu = steady["fps"] >= GPU_TARGET_FPS
                 print(f"target >= {GPU_TARGET_FPS:,.0f} frames/s per GPU: {'PASS' if passed_gpu else 'FAIL'}")
@@ -360,15 +461,28 @@ def main() -> None:
         end_to_end = {}
         for workers in counts:
             with GpuSampler() as sampler:
-                summary = annotate(chosen, Path(work.name) / f"out{workers}.parquet", options, weights=args.weights,
-                                   workers=workers, producers=None if args.producers == "auto" else producers,
-                                   progress=False)
+                summary = annotate(
+                    chosen,
+                    Path(work.name) / f"out{workers}.parquet",
+                    options,
+                    weights=args.weights,
+                    workers=workers,
+                    producers=None if args.producers == "auto" else producers,
+                    progress=False,
+                )
             assert summary.ok and summary.rows == expected_rows, summary.failures
-            end_to_end[workers] = {"fps": summary.frames_per_second, "seconds": summary.seconds,
-                                   "layout": summary.layout.describe(), "gpu_utilisation": sampler.mean}
+            end_to_end[workers] = {
+                "fps": summary.frames_per_second,
+                "seconds": summary.seconds,
+                "layout": summary.layout.describe(),
+                "gpu_utilisation": sampler.mean,
+            }
             utilisation = f", GPU busy {sampler.mean:.0f}%" if sampler.mean is not None else ""
-            print(f"end to end ({len(chosen)} videos), {summary.layout.describe()}: {summary.frames_per_second:,.0f} frames/s "
-                  f"({summary.seconds:.1f} s, start-up included{utilisation})", flush=True)
+            print(
+                f"end to end ({len(chosen)} videos), {summary.layout.describe()}: {summary.frames_per_second:,.0f} frames/s "
+                f"({summary.seconds:.1f} s, start-up included{utilisation})",
+                flush=True,
+            )
         figures["end_to_end"] = end_to_end
         save()
         if cuda and len(counts) > 1:
@@ -383,21 +497,39 @@ def main() -> None:
             effects = value_effects(args.weights, crops[:128], options, variants)
             figures["value_effects"] = effects
             for variant, effect in effects.items():
-                print(f"values, {variant}: max |diff| {effect['max_vs_gpu_fp32']:.2g} vs GPU fp32 (mean "
-                      f"{effect['mean_vs_gpu_fp32']:.2g}), {effect['max_vs_cpu']:.2g} vs CPU (mean {effect['mean_vs_cpu']:.2g})",
-                      flush=True)
+                print(
+                    f"values, {variant}: max |diff| {effect['max_vs_gpu_fp32']:.2g} vs GPU fp32 (mean "
+                    f"{effect['mean_vs_gpu_fp32']:.2g}), {effect['max_vs_cpu']:.2g} vs CPU (mean {effect['mean_vs_cpu']:.2g})",
+                    flush=True,
+                )
         check = videos[:2]
-        fed = annotate(check, Path(work.name) / "fed.parquet", options, weights=args.weights, workers=1,
-                       producers=producers, progress=False)
-        alone = annotate(check, Path(work.name) / "alone.parquet", options, weights=args.weights, workers=1,
-                         producers=0, progress=False)
+        fed = annotate(
+            check,
+            Path(work.name) / "fed.parquet",
+            options,
+            weights=args.weights,
+            workers=1,
+            producers=producers,
+            progress=False,
+        )
+        alone = annotate(
+            check,
+            Path(work.name) / "alone.parquet",
+            options,
+            weights=args.weights,
+            workers=1,
+            producers=0,
+            progress=False,
+        )
         assert fed.ok and alone.ok, (fed.failures, alone.failures)
         same = rows_equal(Path(work.name) / "fed.parquet", Path(work.name) / "alone.parquet")
         figures["fed_vs_in_process"] = same
         save()
-        print(f"rows, {producers} producers vs in-process on the GPU ({same['rows'][0]} rows): "
-              f"{'identical' if same['identical'] else 'DIFFERENT, largest difference %s' % same['largest_difference']}",
-              flush=True)
+        print(
+            f"rows, {producers} producers vs in-process on the GPU ({same['rows'][0]} rows): "
+            f"{'identical' if same['identical'] else 'DIFFERENT, largest difference %s' % same['largest_difference']}",
+            flush=True,
+        )
         passed &= bool(same["identical"])
 
     save()

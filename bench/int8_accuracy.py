@@ -60,8 +60,11 @@ def main() -> None:
 
     shared = Path(os.environ.get("AU_HEATMAPS_SHARED", "../shared"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="*", default=[str(shared / "testdata" / n) for n in
-                                                       ("single_face.mp4", "bmvc_example.mp4", "face_noface.mov")])
+    parser.add_argument(
+        "videos",
+        nargs="*",
+        default=[str(shared / "testdata" / n) for n in ("single_face.mp4", "bmvc_example.mp4", "face_noface.mov")],
+    )
     parser.add_argument("--weights", default=str(shared / "fixtures" / "authors_format_random.pth.tar"))
     parser.add_argument("--calibration", type=int, default=64, help="calibration crops from the first video")
     parser.add_argument("--json")
@@ -83,33 +86,51 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         fp32_path, int8_path = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         fp32_path.write_bytes(export_onnx(checkpoint.build_network().eval(), config.registration.crop_size))
-        quantize_static(str(fp32_path), str(int8_path), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(fp32_path),
+            str(int8_path),
+            Crops(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         fp32, int8 = OnnxNetwork(fp32_path, 2), OnnxNetwork(int8_path, 2)
         figures: dict = {"cpu": cpu_name(), "weights": Path(args.weights).name, "videos": {}}
         worst_intensity = worst_peak = 0.0
         for name, faces in crops.items():
-            a = decode_maps(np.concatenate([fp32(faces[i : i + 4]) for i in range(0, len(faces), 4)]),
-                            config.heatmap.max_intensity)
-            b = decode_maps(np.concatenate([int8(faces[i : i + 4]) for i in range(0, len(faces), 4)]),
-                            config.heatmap.max_intensity)
+            a = decode_maps(
+                np.concatenate([fp32(faces[i : i + 4]) for i in range(0, len(faces), 4)]), config.heatmap.max_intensity
+            )
+            b = decode_maps(
+                np.concatenate([int8(faces[i : i + 4]) for i in range(0, len(faces), 4)]), config.heatmap.max_intensity
+            )
             intensity = float(np.abs(a.intensities - b.intensities).max())
             moved = np.hypot(*(a.peaks - b.peaks).transpose(2, 0, 1))
-            figures["videos"][name] = {"faces": len(faces), "max_intensity_error": intensity,
-                                       "max_peak_error_map_px": float(moved.max()),
-                                       "peaks_moved_over_1px": float((moved > 1).mean()),
-                                       "mean_intensity_fp32": float(a.intensities.mean())}
+            figures["videos"][name] = {
+                "faces": len(faces),
+                "max_intensity_error": intensity,
+                "max_peak_error_map_px": float(moved.max()),
+                "peaks_moved_over_1px": float((moved > 1).mean()),
+                "mean_intensity_fp32": float(a.intensities.mean()),
+            }
             worst_intensity, worst_peak = max(worst_intensity, intensity), max(worst_peak, float(moved.max()))
-            print(f"{name}: {len(faces)} faces; intensities within {intensity:.3f}, peaks within {moved.max():.2f} map px "
-                  f"({(moved > 1).mean():.1%} moved > 1 px); mean fp32 intensity {a.intensities.mean():.2f}")
+            print(
+                f"{name}: {len(faces)} faces; intensities within {intensity:.3f}, peaks within {moved.max():.2f} map px "
+                f"({(moved > 1).mean():.1%} moved > 1 px); mean fp32 intensity {a.intensities.mean():.2f}"
+            )
         sample = np.concatenate(list(crops.values()))[:32]
         figures["fp32_fps"], figures["int8_fps"] = rate(fp32, sample), rate(int8, sample)
     ok = worst_intensity <= MAX_INTENSITY_ERROR and worst_peak <= MAX_PEAK_ERROR
     figures.update(max_intensity_error=worst_intensity, max_peak_error_map_px=worst_peak, meets_bar=ok)
-    print(f"frames/s at batch 4, 2 threads: float32 {figures['fp32_fps']:.1f}, int8 {figures['int8_fps']:.1f}; "
-          f"{cpu_name()}")
-    print(f"worst: intensities {worst_intensity:.3f} (bar {MAX_INTENSITY_ERROR}), peaks {worst_peak:.2f} map px "
-          f"(bar {MAX_PEAK_ERROR}): {'offer int8' if ok else 'do NOT offer int8'}")
+    print(
+        f"frames/s at batch 4, 2 threads: float32 {figures['fp32_fps']:.1f}, int8 {figures['int8_fps']:.1f}; "
+        f"{cpu_name()}"
+    )
+    print(
+        f"worst: intensities {worst_intensity:.3f} (bar {MAX_INTENSITY_ERROR}), peaks {worst_peak:.2f} map px "
+        f"(bar {MAX_PEAK_ERROR}): {'offer int8' if ok else 'do NOT offer int8'}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     raise SystemExit(0 if ok else 1)

@@ -55,8 +55,29 @@ def write_long_video(path: Path, frames: int, fps: int = 30) -> None:
     period = astronaut_frames(150, size=(640, 480))
     cycle = np.concatenate([period, period[::-1]])
     encoder = subprocess.Popen(
-        [ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x480",
-         "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "23", str(path)],
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            "640x480",
+            "-r",
+            str(fps),
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-crf",
+            "23",
+            str(path),
+        ],
         stdin=subprocess.PIPE,
     )
     written = 0
@@ -71,8 +92,8 @@ def write_long_video(path: Path, frames: int, fps: int = 30) -> None:
 
 def measure(video: str, out: str, every: int, weights: str) -> None:
     """In a fresh process: annotate ``video``, print RSS samples (seconds, MB), rows and seconds as JSON."""
-    from pipeline.stages import AnnotateOptions
     from pipeline.run import annotate
+    from pipeline.stages import AnnotateOptions
 
     started = time.perf_counter()
     samples: list[tuple[float, float]] = []
@@ -97,9 +118,28 @@ def write_testsrc_video(path: Path, minutes: float) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from media import ffmpeg_exe
 
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
-                    "-t", str(minutes * 60), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
-                   check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=30",
+            "-t",
+            str(minutes * 60),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def measure_decode(video: str, every: int) -> None:
@@ -114,7 +154,9 @@ def measure_decode(video: str, every: int) -> None:
     started = time.perf_counter()
     info = probe_video(video)
     frames = 0
-    for batch in iter_frame_batches(info, select_frames(info, every=every), decode.batch_frames, None, decode.max_batch_megabytes):
+    for batch in iter_frame_batches(
+        info, select_frames(info, every=every), decode.batch_frames, None, decode.max_batch_megabytes
+    ):
         frames += len(batch)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": frames, "seconds": time.perf_counter() - started, "peak_mb": peak}))
@@ -126,16 +168,28 @@ def compare_lengths(minutes: list[float], every: int) -> bool:
         for length in minutes:
             video = Path(tmp) / f"testsrc_{length:g}min.mp4"
             write_testsrc_video(video, length)
-            line = subprocess.run([sys.executable, __file__, "--every", str(every), "--measure-decode", str(video)],
-                                  check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            line = (
+                subprocess.run(
+                    [sys.executable, __file__, "--every", str(every), "--measure-decode", str(video)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             result = json.loads(line)
             results.append(result)
-            print(f"{length:g} min (640x360, 30 fps, every {every}): {result['frames']} frames decoded in "
-                  f"{result['seconds']:.1f} s, peak RSS {result['peak_mb']:.0f} MB")
+            print(
+                f"{length:g} min (640x360, 30 fps, every {every}): {result['frames']} frames decoded in "
+                f"{result['seconds']:.1f} s, peak RSS {result['peak_mb']:.0f} MB"
+            )
     ratio = results[-1]["peak_mb"] / results[0]["peak_mb"]
     ok = ratio <= TARGET_LENGTH_RATIO
-    print(f"peak of the {minutes[-1]:g}-minute video / the {minutes[0]:g}-minute one: {ratio:.3f} "
-          f"(target <= {TARGET_LENGTH_RATIO:.2f}): {'PASS' if ok else 'FAIL'}")
+    print(
+        f"peak of the {minutes[-1]:g}-minute video / the {minutes[0]:g}-minute one: {ratio:.3f} "
+        f"(target <= {TARGET_LENGTH_RATIO:.2f}): {'PASS' if ok else 'FAIL'}"
+    )
     return ok
 
 
@@ -145,8 +199,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12000)
     parser.add_argument("--every", type=int, default=None, help="every N-th frame (default 10; 4 with --lengths)")
     parser.add_argument("--weights", default=str(shared / "fixtures" / "authors_format_random.pth.tar"))
-    parser.add_argument("--lengths", nargs=2, type=float, metavar=("SHORT", "LONG"),
-                        help="decoder only: compare the peak memory of two test videos of these many minutes")
+    parser.add_argument(
+        "--lengths",
+        nargs=2,
+        type=float,
+        metavar=("SHORT", "LONG"),
+        help="decoder only: compare the peak memory of two test videos of these many minutes",
+    )
     parser.add_argument("--measure", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--measure-decode", metavar="VIDEO", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,25 +223,46 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "long.mp4"
         write_long_video(video, args.frames)
-        line = subprocess.run(
-            [sys.executable, __file__, "--every", str(args.every), "--weights", args.weights,
-             "--measure", str(video), str(Path(tmp) / "out.parquet")],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        line = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--every",
+                    str(args.every),
+                    "--weights",
+                    args.weights,
+                    "--measure",
+                    str(video),
+                    str(Path(tmp) / "out.parquet"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     result = json.loads(line)
     times = np.array([t for t, _ in result["samples"]])
     rss = np.array([m for _, m in result["samples"]])
     quarter = times <= times[-1] / 4
     expected_rows = len(range(0, args.frames, args.every))
-    print(f"{args.frames} frames ({args.frames / 30 / 60:.1f} min at 30 fps, every {args.every}): "
-          f"{result['rows']} rows (expected {expected_rows}) in {result['seconds']:.0f} s")
-    print("RSS by tenth of the run, median/peak MB: "
-          + " ".join(f"{np.median(part):.0f}/{part.max():.0f}" for part in np.array_split(rss, 10)))
+    print(
+        f"{args.frames} frames ({args.frames / 30 / 60:.1f} min at 30 fps, every {args.every}): "
+        f"{result['rows']} rows (expected {expected_rows}) in {result['seconds']:.0f} s"
+    )
+    print(
+        "RSS by tenth of the run, median/peak MB: "
+        + " ".join(f"{np.median(part):.0f}/{part.max():.0f}" for part in np.array_split(rss, 10))
+    )
     growth = rss.max() - rss[quarter].max()
     print(f"peak after the first quarter {rss[quarter].max():.0f} MB, over the whole run {rss.max():.0f} MB")
     ok = growth < TARGET_GROWTH_MB and result["rows"] == expected_rows
-    print(f"growth over the last three quarters: {growth:.0f} MB (target < {TARGET_GROWTH_MB:.0f} MB): "
-          f"{'PASS' if ok else 'FAIL'}")
+    print(
+        f"growth over the last three quarters: {growth:.0f} MB (target < {TARGET_GROWTH_MB:.0f} MB): "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     raise SystemExit(0 if ok else 1)
 
 

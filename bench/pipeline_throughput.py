@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from model.cpu import cpu_name
-from pipeline.stages import AnnotateOptions, Annotator, register_faces
 from pipeline.decode import iter_frame_batches, probe_video, select_frames
 from pipeline.pose import row_poses
 from pipeline.run import plan_items
 from pipeline.sources import VideoSource
+from pipeline.stages import AnnotateOptions, Annotator, register_faces
 
 TARGET_RATIO = 0.8
 TARGET_RUNTIME_RATIO = 1.6
@@ -96,23 +96,31 @@ class _OpenVino:
 
         self.threads = threads
         # float32: on CPUs with bfloat16 OpenVINO computes in bfloat16 unless told (maps off by ~1e-2, not 1e-6)
-        self.compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                         "INFERENCE_PRECISION_HINT": "f32"})
+        self.compiled = openvino.Core().compile_model(
+            onnx_path, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        )
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return self.compiled(crops)[0]
 
 
-def model_stage_table(weights: str, crops: np.ndarray, runtimes: list[str], sizes: list[int], passes: int,
-                      threads: int) -> dict[str, dict[int, float]]:
+def model_stage_table(
+    weights: str, crops: np.ndarray, runtimes: list[str], sizes: list[int], passes: int, threads: int
+) -> dict[str, dict[int, float]]:
     """Frames/s of the network alone on ``crops`` by runtime and batch size (best of ``passes`` alternating)."""
     from model.predictor import AUPredictor
 
     predictors = {}
     for name in runtimes:
         runtime = "onnxruntime" if name in ("onnxruntime", "openvino") else "torch"
-        predictors[name] = AUPredictor.from_checkpoint(weights, device="cpu", runtime=runtime, threads=threads,
-                                                       channels_last=name == "torch", batch_size=max(sizes))
+        predictors[name] = AUPredictor.from_checkpoint(
+            weights,
+            device="cpu",
+            runtime=runtime,
+            threads=threads,
+            channels_last=name == "torch",
+            batch_size=max(sizes),
+        )
         if name == "openvino":  # for comparison only: OpenVINO compiles the same cached ONNX graph
             predictors[name].onnx = _OpenVino(predictors[name].onnx.source, threads)
     table: dict[str, dict[int, float]] = {name: {} for name in runtimes}
@@ -137,28 +145,40 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
     parser.add_argument("--repeat", type=int, default=2, help="end-to-end passes (the best is kept)")
-    parser.add_argument("--runtime", default=None, choices=["auto", "torch", "onnxruntime"],
-                        help="the runtime of the stage and end-to-end figures [default: configs/pipeline.yaml]")
-    parser.add_argument("--runtimes", default="torch,torch-contiguous,onnxruntime" + (",openvino" if _has_openvino() else ""),
-                        help="runtimes of the model-stage table (CPU only; empty: no table)")
+    parser.add_argument(
+        "--runtime",
+        default=None,
+        choices=["auto", "torch", "onnxruntime"],
+        help="the runtime of the stage and end-to-end figures [default: configs/pipeline.yaml]",
+    )
+    parser.add_argument(
+        "--runtimes",
+        default="torch,torch-contiguous,onnxruntime" + (",openvino" if _has_openvino() else ""),
+        help="runtimes of the model-stage table (CPU only; empty: no table)",
+    )
     parser.add_argument("--batch-sizes", default="1,2,4,8", help="batch sizes of the model-stage table")
     parser.add_argument("--model-passes", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    options = AnnotateOptions(device=args.device, batch_size=args.batch_size, landmarks=args.landmarks,
-                              runtime=args.runtime)
+    options = AnnotateOptions(
+        device=args.device, batch_size=args.batch_size, landmarks=args.landmarks, runtime=args.runtime
+    )
     annotator = Annotator(args.weights, options)
     batch_size = annotator.predictor.batch_size
     info = probe_video(args.video)
     indices = select_frames(info)
-    print(f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; device {annotator.predictor.device}, "
-          f"{annotator.predictor.runtime_name}, batch {batch_size}, threads {annotator.predictor.threads}, {cpu_name()}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; device {annotator.predictor.device}, "
+        f"{annotator.predictor.runtime_name}, batch {batch_size}, threads {annotator.predictor.threads}, {cpu_name()}, "
+        f"{os.cpu_count()} CPUs"
+    )
 
     seconds, frames, crops = time_stages(annotator, info, indices, options)
-    decode_s, landmarks_s, registration_s, model_s = (seconds[k] for k in ("decode", "landmarks", "registration", "model"))
+    decode_s, landmarks_s, registration_s, model_s = (
+        seconds[k] for k in ("decode", "landmarks", "registration", "model")
+    )
 
     # end to end (weights and tracker already loaded, as in a worker)
     item = plan_items([VideoSource(Path(args.video), Path(args.video).name)], options)[0][0]
@@ -192,13 +212,17 @@ def main() -> None:
     print(f"{'stage':<14}{'frames/s':>10}")
     for stage in ("decode", "landmarks", "registration", "pose", "model", "end_to_end"):
         print(f"{stage:<14}{figures[stage + '_fps']:>10.1f}")
-    print(f"end-to-end / model-only = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
+    print(
+        f"end-to-end / model-only = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
+    )
     passed = ratio >= TARGET_RATIO
     share = seconds["pose"] / (decode_s + landmarks_s + registration_s + seconds["pose"])
     figures["pose_share_of_producer_side"] = share
-    print(f"head pose: {figures['pose_ms_per_face']:.3f} ms a face, {100 * share:.2f}% of the producer side "
-          f"(decode + landmarks + registration + pose; target <= {100 * TARGET_POSE_SHARE:.0f}%): "
-          f"{'PASS' if share <= TARGET_POSE_SHARE else 'FAIL'}")
+    print(
+        f"head pose: {figures['pose_ms_per_face']:.3f} ms a face, {100 * share:.2f}% of the producer side "
+        f"(decode + landmarks + registration + pose; target <= {100 * TARGET_POSE_SHARE:.0f}%): "
+        f"{'PASS' if share <= TARGET_POSE_SHARE else 'FAIL'}"
+    )
     passed = passed and share <= TARGET_POSE_SHARE
 
     runtimes = [r for r in args.runtimes.split(",") if r]
@@ -210,7 +234,9 @@ def main() -> None:
         repeated = repeated[: max(16, 2 * max(sizes))]  # enough for two batches of the largest size, no more
         table = model_stage_table(args.weights, repeated, runtimes, sizes, args.model_passes, args.threads)
         figures["model_fps_by_runtime"] = {name: {str(k): v for k, v in row.items()} for name, row in table.items()}
-        print(f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, best of {args.model_passes})")
+        print(
+            f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, best of {args.model_passes})"
+        )
         print(f"{'runtime':<18}" + "".join(f"{'batch ' + str(s):>10}" for s in sizes))
         for name, row in table.items():
             print(f"{name:<18}" + "".join(f"{row[s]:>10.1f}" for s in sizes))
@@ -221,8 +247,10 @@ def main() -> None:
             best_torch = max(max(row.values()) for row in torch_rows)
             speedup = max(table["onnxruntime"].values()) / best_torch
             figures["onnxruntime_over_best_torch"] = speedup
-            print(f"ONNX Runtime's best / torch's best = {speedup:.2f} (target >= {TARGET_RUNTIME_RATIO}): "
-                  f"{'PASS' if speedup >= TARGET_RUNTIME_RATIO else 'FAIL'}")
+            print(
+                f"ONNX Runtime's best / torch's best = {speedup:.2f} (target >= {TARGET_RUNTIME_RATIO}): "
+                f"{'PASS' if speedup >= TARGET_RUNTIME_RATIO else 'FAIL'}"
+            )
             passed = passed and speedup >= TARGET_RUNTIME_RATIO
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -39,9 +39,9 @@ def main() -> None:
     import ray
     import torch
 
-    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
     from pipeline.run import annotate
+    from pipeline.stages import AnnotateOptions
 
     ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
     cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -50,8 +50,10 @@ def main() -> None:
         device="cuda" if gpus else "cpu",
         pipeline=with_overrides(load_pipeline_config(), decode={"chunk_frames": args.chunk_frames}),
     )
-    print(f"local Ray: {cpus} CPUs, {gpus} GPUs; videos {args.videos} x {args.repeat}; "
-          f"work items of {args.chunk_frames} frames")
+    print(
+        f"local Ray: {cpus} CPUs, {gpus} GPUs; videos {args.videos} x {args.repeat}; "
+        f"work items of {args.chunk_frames} frames"
+    )
     from pipeline.sources import discover_videos
 
     links = tempfile.TemporaryDirectory()
@@ -62,11 +64,21 @@ def main() -> None:
 
     def timed(workers: int, cpus_per_worker: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            summary = annotate(inputs, Path(tmp) / "out.parquet", options, weights=args.weights, progress=False,
-                               workers=workers, cpus_per_worker=cpus_per_worker, executor="ray")
+            summary = annotate(
+                inputs,
+                Path(tmp) / "out.parquet",
+                options,
+                weights=args.weights,
+                progress=False,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                executor="ray",
+            )
         rate = summary.frames_annotated / summary.seconds
-        print(f"{workers} worker(s), {cpus_per_worker} CPU(s) and torch thread(s) each: {summary.frames_annotated} "
-              f"frames in {summary.seconds:.1f} s -> {rate:.2f} frames/s")
+        print(
+            f"{workers} worker(s), {cpus_per_worker} CPU(s) and torch thread(s) each: {summary.frames_annotated} "
+            f"frames in {summary.seconds:.1f} s -> {rate:.2f} frames/s"
+        )
         return rate
 
     results = {}
@@ -81,7 +93,9 @@ def main() -> None:
         ratio = results[2] / results[1]
         if whole_machine:
             print(f"for context: 2 workers / 1 worker with all {cpus} CPUs = {results[2] / whole_machine:.2f}")
-        print(f"2 workers / 1 worker = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}")
+        print(
+            f"2 workers / 1 worker = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
+        )
         raise SystemExit(0 if ratio >= TARGET_RATIO else 1)
 
 

@@ -39,7 +39,10 @@ def main() -> None:
     config = load_model_config()
     results = pd.read_parquet(args.results).sort_values("frame")
     landmarks = np.stack(
-        [results[[f"x_{i}" for i in range(68)]].to_numpy(float), results[[f"y_{i}" for i in range(68)]].to_numpy(float)],
+        [
+            results[[f"x_{i}" for i in range(68)]].to_numpy(float),
+            results[[f"y_{i}" for i in range(68)]].to_numpy(float),
+        ],
         axis=2,
     )
     m = config.heatmap.map_size
@@ -56,7 +59,10 @@ def main() -> None:
     for _ in range(args.repeat):
         t = time.perf_counter()
         frames = np.concatenate(
-            [reader.get_batch(list(range(s, min(s + args.batch_size, n)))).asnumpy() for s in range(0, n, args.batch_size)]
+            [
+                reader.get_batch(list(range(s, min(s + args.batch_size, n)))).asnumpy()
+                for s in range(0, n, args.batch_size)
+            ]
         )
         best["decode (decord)"] = min(best.get("decode (decord)", 1e9), time.perf_counter() - t)
 
@@ -64,14 +70,22 @@ def main() -> None:
         t = time.perf_counter()
         for i in range(n):
             render_frame(frames[i], [faces[i]], config=config, header=frame_header(i, i / 25), landmarks=True)
-        best["draw (render_frame, landmarks on)"] = min(best.get("draw (render_frame, landmarks on)", 1e9), time.perf_counter() - t)
+        best["draw (render_frame, landmarks on)"] = min(
+            best.get("draw (render_frame, landmarks on)", 1e9), time.perf_counter() - t
+        )
 
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             with VideoRenderer(Path(tmp) / "o.mp4", fps=25, size=(width, height), config=config, landmarks=True) as r:
                 for s in range(0, n, args.batch_size):
-                    r.add(frames[s : s + args.batch_size], results.iloc[s : s + args.batch_size], maps[s : s + args.batch_size])
-            best["draw + encode (VideoRenderer)"] = min(best.get("draw + encode (VideoRenderer)", 1e9), time.perf_counter() - t)
+                    r.add(
+                        frames[s : s + args.batch_size],
+                        results.iloc[s : s + args.batch_size],
+                        maps[s : s + args.batch_size],
+                    )
+            best["draw + encode (VideoRenderer)"] = min(
+                best.get("draw + encode (VideoRenderer)", 1e9), time.perf_counter() - t
+            )
     faces_n = int(results["face_detected"].sum())
     print(f"{args.video}: {n} frames {width}x{height}, {faces_n} with a face; best of {args.repeat}")
     for name, seconds in best.items():

@@ -135,10 +135,16 @@ def measure(path: str, config: LandmarkConfig, repeat: int, passes: int) -> dict
 def main() -> int:
     shared = Path(os.environ.get("AU_HEATMAPS_SHARED", "../shared"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="*", default=[str(shared / "testdata" / "single_face.mp4")],
-                        help="the first one is checked against the target; the others are for information")
+    parser.add_argument(
+        "videos",
+        nargs="*",
+        default=[str(shared / "testdata" / "single_face.mp4")],
+        help="the first one is checked against the target; the others are for information",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="the video's frames are tracked this many times per pass")
-    parser.add_argument("--passes", type=int, default=5, help="alternating timed passes of each way; the fastest counts")
+    parser.add_argument(
+        "--passes", type=int, default=5, help="alternating timed passes of each way; the fastest counts"
+    )
     parser.add_argument("--check-interval", type=int, help="override landmarks.check_interval (configs/pipeline.yaml)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -146,19 +152,27 @@ def main() -> int:
     config = load_pipeline_config().landmarks
     if args.check_interval is not None:
         config = replace(config, check_interval=args.check_interval)
-    print(f"{cpu_name()}, {os.cpu_count()} CPUs, one thread; "
-          f"landmarks: redetect_interval {config.redetect_interval}, check_interval {config.check_interval}")
+    print(
+        f"{cpu_name()}, {os.cpu_count()} CPUs, one thread; "
+        f"landmarks: redetect_interval {config.redetect_interval}, check_interval {config.check_interval}"
+    )
 
     results = []
     for path in args.videos:
         figures = measure(path, config, args.repeat, args.passes)
         results.append(figures)
-        print(f"\n{Path(path).name}: {figures['frames']} frames ({args.repeat} x the video), best of {args.passes} passes, "
-              f"sources {figures['sources']}")
-        print(f"  authors' way (detect + predict every frame): {figures['authors_fps']:7.1f} frames/s CPU "
-              f"({figures['authors_wall_fps']:.1f} wall)")
-        print(f"  tracker:                                     {figures['tracker_fps']:7.1f} frames/s CPU "
-              f"({figures['tracker_wall_fps']:.1f} wall)")
+        print(
+            f"\n{Path(path).name}: {figures['frames']} frames ({args.repeat} x the video), best of {args.passes} passes, "
+            f"sources {figures['sources']}"
+        )
+        print(
+            f"  authors' way (detect + predict every frame): {figures['authors_fps']:7.1f} frames/s CPU "
+            f"({figures['authors_wall_fps']:.1f} wall)"
+        )
+        print(
+            f"  tracker:                                     {figures['tracker_fps']:7.1f} frames/s CPU "
+            f"({figures['tracker_wall_fps']:.1f} wall)"
+        )
         print(f"  ratio {figures['ratio']:.2f} x")
         print("  tracker parts, ms per frame (CPU):")
         for name, ms in figures["parts_ms"].items():
@@ -166,8 +180,10 @@ def main() -> int:
 
     ratio = results[0]["ratio"]
     met = ratio >= TARGET_RATIO
-    print(f"\ntarget: tracker >= {TARGET_RATIO:g} x the authors' way on {Path(args.videos[0]).name}: "
-          f"{ratio:.2f} x, {'met' if met else 'MISSED'}")
+    print(
+        f"\ntarget: tracker >= {TARGET_RATIO:g} x the authors' way on {Path(args.videos[0]).name}: "
+        f"{ratio:.2f} x, {'met' if met else 'MISSED'}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"target_ratio": TARGET_RATIO, "met": met, "results": results}, indent=2))
     return 0 if met else 1

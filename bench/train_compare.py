@@ -40,10 +40,11 @@ import json  # noqa: E402
 import math  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
+from typing import Any
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -87,8 +88,10 @@ class GridPoint:
         except ValueError:
             value = math.nan
         if optimizer not in OPTIMIZERS or not value > 0:
-            raise ValueError(f"grid point {text.strip()!r}: expected OPTIMIZER:RATE with OPTIMIZER one of "
-                             f"{', '.join(OPTIMIZERS)} and RATE > 0 (e.g. adam:1e-4)")
+            raise ValueError(
+                f"grid point {text.strip()!r}: expected OPTIMIZER:RATE with OPTIMIZER one of "
+                f"{', '.join(OPTIMIZERS)} and RATE > 0 (e.g. adam:1e-4)"
+            )
         return cls(optimizer, value)
 
 
@@ -160,12 +163,16 @@ def finished_run(job: Job, config: Any, model_config: Any) -> Run | None:
         return None
     saved = json.loads(path.read_text())
     if saved["budget"] != _budget(config):
-        raise SystemExit(f"{job.run_dir} was trained with the budget {saved['budget']}, not {_budget(config)}: "
-                         "use another --out, or remove that folder to train it again")
+        raise SystemExit(
+            f"{job.run_dir} was trained with the budget {saved['budget']}, not {_budget(config)}: "
+            "use another --out, or remove that folder to train it again"
+        )
     changed = _differences(saved["settings"], settings(config, model_config))
     if changed:
-        raise SystemExit(f"{job.run_dir} was trained with other settings ({'; '.join(changed[:5])}"
-                         f"{' ...' if len(changed) > 5 else ''}): use another --out, or remove that folder to train it again")
+        raise SystemExit(
+            f"{job.run_dir} was trained with other settings ({'; '.join(changed[:5])}"
+            f"{' ...' if len(changed) > 5 else ''}): use another --out, or remove that folder to train it again"
+        )
     val_icc = math.nan if saved["val_icc"] is None else float(saved["val_icc"])
     return Run(job, val_icc, int(saved["steps"]), float(saved["minutes"]), str(saved["stopped_by"]))
 
@@ -176,9 +183,15 @@ def _started(run_dir: Path) -> bool:
 
 
 def job_config(config: Any, job: Job, threads: int | None) -> Any:
-    return config.with_changes(architecture=job.architecture, training={
-        "optimizer": job.point.optimizer, "learning_rate": job.point.learning_rate, "seed": job.seed,
-        "num_threads": threads})
+    return config.with_changes(
+        architecture=job.architecture,
+        training={
+            "optimizer": job.point.optimizer,
+            "learning_rate": job.point.learning_rate,
+            "seed": job.seed,
+            "num_threads": threads,
+        },
+    )
 
 
 def record(job: Job, config: Any, model_config: Any, results: Sequence[Any]) -> Run:
@@ -186,13 +199,29 @@ def record(job: Job, config: Any, model_config: Any, results: Sequence[Any]) -> 
     mark its folder finished."""
     iccs = [r.best_metrics.mean_icc if r.best_metrics is not None else math.nan for r in results]
     val_icc = float(np.nanmean(iccs)) if not np.all(np.isnan(iccs)) else math.nan
-    run = Run(job, val_icc, sum(r.steps for r in results), sum(r.elapsed_s for r in results) / 60.0,
-              ",".join(sorted({r.stopped_by for r in results})))
-    job.run_dir.joinpath(FINISHED).write_text(json.dumps(
-        {"val_icc": None if math.isnan(val_icc) else val_icc, "steps": run.steps, "minutes": run.minutes,
-         "stopped_by": run.stopped_by, "budget": _budget(config), "optimizer": job.point.optimizer,
-         "learning_rate": job.point.learning_rate, "seed": job.seed, "settings": settings(config, model_config)},
-        indent=1))
+    run = Run(
+        job,
+        val_icc,
+        sum(r.steps for r in results),
+        sum(r.elapsed_s for r in results) / 60.0,
+        ",".join(sorted({r.stopped_by for r in results})),
+    )
+    job.run_dir.joinpath(FINISHED).write_text(
+        json.dumps(
+            {
+                "val_icc": None if math.isnan(val_icc) else val_icc,
+                "steps": run.steps,
+                "minutes": run.minutes,
+                "stopped_by": run.stopped_by,
+                "budget": _budget(config),
+                "optimizer": job.point.optimizer,
+                "learning_rate": job.point.learning_rate,
+                "seed": job.seed,
+                "settings": settings(config, model_config),
+            },
+            indent=1,
+        )
+    )
     return run
 
 
@@ -237,8 +266,12 @@ class JobRunner:
             future.set_result(done)
             return future
         args = (job_config(self.config, job, self.threads), job.run_dir)
-        kwargs = {"resume": _started(job.run_dir), "progress": self.progress, "splits": self.splits,
-                  "model_config": self.model_config}
+        kwargs = {
+            "resume": _started(job.run_dir),
+            "progress": self.progress,
+            "splits": self.splits,
+            "model_config": self.model_config,
+        }
         if self.pool is None:
             try:
                 future.set_result(self._finish(job, run_training(*args, **kwargs)))
@@ -282,8 +315,10 @@ class JobRunner:
 
     def _finish(self, job: Job, results: Sequence[Any]) -> Run:
         run = record(job, self.config, self.model_config, results)
-        self.log(f"{job.architecture} {job.point.name} seed {job.seed}: validation ICC {run.val_icc:.3f}, "
-                 f"{run.steps} steps, {run.minutes:.1f} min ({run.stopped_by})")
+        self.log(
+            f"{job.architecture} {job.point.name} seed {job.seed}: validation ICC {run.val_icc:.3f}, "
+            f"{run.steps} steps, {run.minutes:.1f} min ({run.stopped_by})"
+        )
         return run
 
     def close(self, abort: bool = False) -> None:
@@ -301,14 +336,26 @@ def wait_for_a_grid_run(grids: dict[str, list[Future]], reruns: dict[str, list[F
     """Block until one more grid run of an architecture whose seeds have not started finishes (only the
     unfinished count: ``wait`` returns at once when any future it is given is done, and the driver then
     spun a core while the last grid point trained)."""
-    pending = [f for architecture, futures in grids.items() if architecture not in reruns for f in futures if not f.done()]
+    pending = [
+        f for architecture, futures in grids.items() if architecture not in reruns for f in futures if not f.done()
+    ]
     if pending:
         wait(pending, return_when=FIRST_COMPLETED)
 
 
-def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, architectures: Sequence[str],
-              grid: Sequence[GridPoint], seeds: Sequence[int], jobs: int = 1, progress: bool = False,
-              log: Any = print) -> tuple[list[Run], dict[str, list[Run]]]:
+def train_all(
+    config: Any,
+    model_config: Any,
+    splits: Any,
+    out: Path,
+    *,
+    architectures: Sequence[str],
+    grid: Sequence[GridPoint],
+    seeds: Sequence[int],
+    jobs: int = 1,
+    progress: bool = False,
+    log: Any = print,
+) -> tuple[list[Run], dict[str, list[Run]]]:
     """Every architecture over the grid with the first seed, then its best point with the other seeds (at
     once when the grid has one point); returns every run and, per architecture, the chosen ones (best first)."""
     runner = JobRunner(config, model_config, splits, jobs, progress, log)
@@ -340,9 +387,21 @@ def train_all(config: Any, model_config: Any, splits: Any, out: Path, *, archite
     return runs, chosen
 
 
-def compare(config: Any, model_config: Any, splits: Any, test: Any, out: Path, *, architectures: Sequence[str],
-            grid: Sequence[GridPoint], seeds: Sequence[int], stds: Sequence[float], jobs: int = 1,
-            progress: bool = False, log: Any = print) -> dict[str, Any]:
+def compare(
+    config: Any,
+    model_config: Any,
+    splits: Any,
+    test: Any,
+    out: Path,
+    *,
+    architectures: Sequence[str],
+    grid: Sequence[GridPoint],
+    seeds: Sequence[int],
+    stds: Sequence[float],
+    jobs: int = 1,
+    progress: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
     """Train the grid and the seeds, evaluate on ``test`` (a record set), sweep; write the report files."""
     from train.datasets import EvaluationSet
     from train.experiments import noise_sweep, plot_sweeps
@@ -351,16 +410,27 @@ def compare(config: Any, model_config: Any, splits: Any, test: Any, out: Path, *
 
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    runs, chosen = train_all(config, model_config, splits, out, architectures=architectures, grid=grid, seeds=seeds,
-                             jobs=jobs, progress=progress, log=log)
+    runs, chosen = train_all(
+        config,
+        model_config,
+        splits,
+        out,
+        architectures=architectures,
+        grid=grid,
+        seeds=seeds,
+        jobs=jobs,
+        progress=progress,
+        log=log,
+    )
 
     evaluation = EvaluationSet(test, model_config)
     per_seed = []
     for architecture, family in chosen.items():
         for run in family:
             entry = resolve_models([run.run_dir])[0]
-            metrics = evaluate_entry(entry, evaluation.crops, evaluation.labels, model_config.aus,
-                                     batch_size=config.training.eval_batch_size)
+            metrics = evaluate_entry(
+                entry, evaluation.crops, evaluation.labels, model_config.aus, batch_size=config.training.eval_batch_size
+            )
             per_seed.append(report_table({architecture: metrics}).assign(seed=run.seed))
     table = summarise(pd.concat(per_seed, ignore_index=True), chosen)
 
@@ -369,20 +439,37 @@ def compare(config: Any, model_config: Any, splits: Any, test: Any, out: Path, *
         rows = []
         for run in chosen[architecture]:
             network, trained_config, _, _ = load_trained(run.run_dir / "best.pt")
-            rows.append(noise_sweep(network, trained_config, test, stds, units="crop",
-                                    batch_size=config.training.eval_batch_size).assign(model=architecture, seed=run.seed))
+            rows.append(
+                noise_sweep(
+                    network, trained_config, test, stds, units="crop", batch_size=config.training.eval_batch_size
+                ).assign(model=architecture, seed=run.seed)
+            )
         sweeps[architecture] = pd.concat(rows, ignore_index=True)
     sweep = pd.concat(sweeps.values(), ignore_index=True) if sweeps else pd.DataFrame()
 
-    selection = pd.DataFrame([{"model": r.architecture, "optimizer": r.point.optimizer,
-                               "learning_rate": r.point.learning_rate, "seed": r.seed,
-                               "val_icc": r.val_icc, "steps": r.steps, "minutes": r.minutes, "stopped_by": r.stopped_by,
-                               "chosen": int(any(r is c for c in chosen[r.architecture]))} for r in runs])
+    selection = pd.DataFrame(
+        [
+            {
+                "model": r.architecture,
+                "optimizer": r.point.optimizer,
+                "learning_rate": r.point.learning_rate,
+                "seed": r.seed,
+                "val_icc": r.val_icc,
+                "steps": r.steps,
+                "minutes": r.minutes,
+                "stopped_by": r.stopped_by,
+                "chosen": int(any(r is c for c in chosen[r.architecture])),
+            }
+            for r in runs
+        ]
+    )
     selection.to_csv(out / "selection.csv", index=False, float_format="%.4f")
     table.to_csv(out / "report.csv", index=False, float_format="%.4f")
     if len(sweep):
         sweep.to_csv(out / "sweep.csv", index=False, float_format="%.4f")
-        plot_sweeps(sweeps, out / "noise_sweep.png", title="Landmark noise (synthetic test draw, mean and spread over seeds)")
+        plot_sweeps(
+            sweeps, out / "noise_sweep.png", title="Landmark noise (synthetic test draw, mean and spread over seeds)"
+        )
     return {"table": table, "selection": selection, "sweep": sweep, "minutes": (time.monotonic() - began) / 60.0}
 
 
@@ -399,7 +486,9 @@ def summarise(per_seed: pd.DataFrame, chosen: dict[str, list[Run]]) -> pd.DataFr
     table["seeds"] = table["model"].map({a: len(runs) for a, runs in chosen.items()})
     order = {a: i for i, a in enumerate(chosen)}
     table = table.sort_values(["measure", "model", "statistic"], key=lambda c: c.map(order) if c.name == "model" else c)
-    return table[["model", "optimizer", "learning_rate", "seeds", "measure", "statistic", *values]].reset_index(drop=True)
+    return table[["model", "optimizer", "learning_rate", "seeds", "measure", "statistic", *values]].reset_index(
+        drop=True
+    )
 
 
 def ordering_note(table: pd.DataFrame) -> str:
@@ -421,37 +510,67 @@ def ordering_note(table: pd.DataFrame) -> str:
     gaps = ", ".join(gap(a, b) for a, b in zip(paper, paper[1:]))
     spreads = ", ".join(f"{a} {spread[a]:.3f}" for a in present)
     verdict = "holds" if ours == paper else f"does not hold (here: {' > '.join(ours)})"
-    return (f"The paper's ordering by mean ICC ({' > '.join(paper)}) {verdict}. Differences of the means: {gaps}; "
-            f"spread (std over seeds) of each mean: {spreads}.")
+    return (
+        f"The paper's ordering by mean ICC ({' > '.join(paper)}) {verdict}. Differences of the means: {gaps}; "
+        f"spread (std over seeds) of each mean: {spreads}."
+    )
 
 
 def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels: Sequence[str]) -> Path:
     table, selection, sweep = result["table"], result["selection"], result["sweep"]
-    lines = ["# Synthetic comparison (issue 15): Table 1 and Fig. 4", "", *header, "",
-             "## Grid point (optimiser, rate) chosen on validation", "",
-             "| model | optimiser | learning rate | seed | validation ICC | steps | minutes | stopped by | chosen |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Synthetic comparison (issue 15): Table 1 and Fig. 4",
+        "",
+        *header,
+        "",
+        "## Grid point (optimiser, rate) chosen on validation",
+        "",
+        "| model | optimiser | learning rate | seed | validation ICC | steps | minutes | stopped by | chosen |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in selection.iterrows():
-        lines.append(f"| {r['model']} | {r['optimizer']} | {r['learning_rate']:g} | {r['seed']} | {r['val_icc']:.3f} | {r['steps']} | "
-                     f"{r['minutes']:.1f} | {r['stopped_by']} | {'yes' if r['chosen'] else ''} |")
-    lines += ["", "## Table 1 layout: test draw of the held-out identity, mean ± std over seeds", "",
-              "| measure | model | optimiser, lr | seeds | " + " | ".join(labels) + " | Avg. |", "|" + "---|" * (len(labels) + 5)]
+        lines.append(
+            f"| {r['model']} | {r['optimizer']} | {r['learning_rate']:g} | {r['seed']} | {r['val_icc']:.3f} | {r['steps']} | "
+            f"{r['minutes']:.1f} | {r['stopped_by']} | {'yes' if r['chosen'] else ''} |"
+        )
+    lines += [
+        "",
+        "## Table 1 layout: test draw of the held-out identity, mean ± std over seeds",
+        "",
+        "| measure | model | optimiser, lr | seeds | " + " | ".join(labels) + " | Avg. |",
+        "|" + "---|" * (len(labels) + 5),
+    ]
     for measure in ("ICC", "MSE", "PCC"):
         block = table[table["measure"] == measure]
         for model in dict.fromkeys(block["model"]):
             mean = block[(block["model"] == model) & (block["statistic"] == "mean")].iloc[0]
             std = block[(block["model"] == model) & (block["statistic"] == "std")].iloc[0]
             cells = " | ".join(f"{mean[a]:.2f} ± {std[a]:.2f}" for a in [*labels, "avg"])
-            lines.append(f"| {measure} | {model} | {mean['optimizer']} {mean['learning_rate']:g} | {mean['seeds']} | {cells} |")
+            lines.append(
+                f"| {measure} | {model} | {mean['optimizer']} {mean['learning_rate']:g} | {mean['seeds']} | {cells} |"
+            )
     lines += ["", ordering_note(table), ""]
     if len(sweep):
         mean = sweep.groupby(["model", "std"], sort=False)[["icc", "mse", "pcc"]].mean().reset_index()
-        lines += ["## Landmark-noise sweep (Fig. 4): mean over seeds", "", "![noise sweep](noise_sweep.png)", "",
-                  "| model | noise std (crop px) | ICC | MSE | PCC |", "|---|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['std']:g} | {r['icc']:.3f} | {r['mse']:.3f} | {r['pcc']:.3f} |" for _, r in mean.iterrows()]
-    lines += ["", f"Training: {selection['minutes'].sum():.0f} min over {len(selection)} networks (the sum of their own "
-              f"wall times, which count whatever shared the cores). This invocation (training what was not already "
-              f"finished, evaluation, sweep): {result['minutes']:.1f} min.", ""]
+        lines += [
+            "## Landmark-noise sweep (Fig. 4): mean over seeds",
+            "",
+            "![noise sweep](noise_sweep.png)",
+            "",
+            "| model | noise std (crop px) | ICC | MSE | PCC |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['std']:g} | {r['icc']:.3f} | {r['mse']:.3f} | {r['pcc']:.3f} |"
+            for _, r in mean.iterrows()
+        ]
+    lines += [
+        "",
+        f"Training: {selection['minutes'].sum():.0f} min over {len(selection)} networks (the sum of their own "
+        f"wall times, which count whatever shared the cores). This invocation (training what was not already "
+        f"finished, evaluation, sweep): {result['minutes']:.1f} min.",
+        "",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -466,20 +585,41 @@ def _floats(text: str, what: str) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="synthetic.yaml", help="training config (default: the shipped synthetic.yaml)")
+    parser.add_argument(
+        "--config", default="synthetic.yaml", help="training config (default: the shipped synthetic.yaml)"
+    )
     parser.add_argument("--data", default=None, help="test-video folder (default $AU_HEATMAPS_SHARED/testdata)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
-    parser.add_argument("--architectures", default=",".join(ARCHITECTURES), help="comma separated, of " + ", ".join(ARCHITECTURES))
-    parser.add_argument("--grid", default=",".join(GRID),
-                        help="optimiser:rate points every architecture is tuned on, comma separated (default %(default)s)")
-    parser.add_argument("--seeds", default=",".join(str(s) for s in SEEDS), help="the first chooses the rate; the rest rerun it")
-    parser.add_argument("--budget-minutes", type=float, default=None,
-                        help="wall-time budget of each network (default: the config's time_budget_minutes; 0: none)")
-    parser.add_argument("--steps", type=int, default=None, help="step budget of each network (default: the config's max_steps)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="networks trained at once, each in its own process with cores/jobs threads (default 1); "
-                             "with more than one, prefer a --steps budget: a wall-time budget then depends on the others")
-    parser.add_argument("--stds", default=",".join(f"{s:g}" for s in SWEEP_STDS), help="landmark-noise stds of the sweep (crop pixels)")
+    parser.add_argument(
+        "--architectures", default=",".join(ARCHITECTURES), help="comma separated, of " + ", ".join(ARCHITECTURES)
+    )
+    parser.add_argument(
+        "--grid",
+        default=",".join(GRID),
+        help="optimiser:rate points every architecture is tuned on, comma separated (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds", default=",".join(str(s) for s in SEEDS), help="the first chooses the rate; the rest rerun it"
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="wall-time budget of each network (default: the config's time_budget_minutes; 0: none)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="step budget of each network (default: the config's max_steps)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="networks trained at once, each in its own process with cores/jobs threads (default 1); "
+        "with more than one, prefer a --steps budget: a wall-time budget then depends on the others",
+    )
+    parser.add_argument(
+        "--stds", default=",".join(f"{s:g}" for s in SWEEP_STDS), help="landmark-noise stds of the sweep (crop pixels)"
+    )
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     args = parser.parse_args()
 
@@ -500,7 +640,8 @@ def main() -> None:
     if not grid or args.jobs < 1:
         raise SystemExit("--grid needs at least one point and --jobs at least 1")
     config = load_train_config(args.config).with_changes(
-        training={"time_budget_minutes": args.budget_minutes, "max_steps": args.steps})
+        training={"time_budget_minutes": args.budget_minutes, "max_steps": args.steps}
+    )
     model_config = config.model_config()
     splits = build_splits(config, model_config, args.data)
     test = replace(splits.validation, split="test")
@@ -523,13 +664,25 @@ def main() -> None:
     ]
     for line in header:
         print(line)
-    result = compare(config, model_config, splits, test, args.out, architectures=architectures,
-                     grid=grid, seeds=seeds, jobs=args.jobs, stds=_floats(args.stds, "--stds"),
-                     progress=args.progress)
+    result = compare(
+        config,
+        model_config,
+        splits,
+        test,
+        args.out,
+        architectures=architectures,
+        grid=grid,
+        seeds=seeds,
+        jobs=args.jobs,
+        stds=_floats(args.stds, "--stds"),
+        progress=args.progress,
+    )
     path = write_markdown(args.out, result, header, model_config.aus.labels)
     print(path.read_text())
-    print(f"wrote {path}, {args.out / 'report.csv'}, {args.out / 'selection.csv'}, {args.out / 'sweep.csv'} and "
-          f"{args.out / 'noise_sweep.png'}")
+    print(
+        f"wrote {path}, {args.out / 'report.csv'}, {args.out / 'selection.csv'}, {args.out / 'sweep.csv'} and "
+        f"{args.out / 'noise_sweep.png'}"
+    )
 
 
 if __name__ == "__main__":

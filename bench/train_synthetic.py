@@ -41,11 +41,17 @@ def load_average() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="synthetic.yaml", help="training config (default: the shipped synthetic.yaml)")
+    parser.add_argument(
+        "--config", default="synthetic.yaml", help="training config (default: the shipped synthetic.yaml)"
+    )
     parser.add_argument("--data", default=None, help="test-video folder (default $AU_HEATMAPS_SHARED/testdata)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="training time budget per model (default: the config's time_budget_minutes)")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="training time budget per model (default: the config's time_budget_minutes)",
+    )
     parser.add_argument("--skip-resnet", action="store_true", help="train only the heatmap model")
     parser.add_argument("--skip-heatmap", action="store_true", help="train only the ResNet-18 baseline")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
@@ -65,17 +71,21 @@ def main() -> None:
     if args.minutes is not None:
         config = config.with_changes(training={"time_budget_minutes": args.minutes})
     model_config = config.model_config()
-    print(f"config {config.source}; budget {config.training.time_budget_minutes} min per model; "
-          f"torch {torch.__version__}, {config.training.num_threads or torch.get_num_threads()} threads, "
-          f"{cpu_name()}, {os.cpu_count()} cores")
+    print(
+        f"config {config.source}; budget {config.training.time_budget_minutes} min per model; "
+        f"torch {torch.__version__}, {config.training.num_threads or torch.get_num_threads()} threads, "
+        f"{cpu_name()}, {os.cpu_count()} cores"
+    )
     print(f"load at start: {load_average()}")
 
     began = time.monotonic()
     splits = build_splits(config, model_config, args.data)
     validation = EvaluationSet(splits.validation, model_config)
     data_seconds = time.monotonic() - began
-    print(f"data: {len(splits.train)} training records per epoch ({', '.join(splits.train.identities)}), "
-          f"{len(validation)} validation faces ({', '.join(splits.validation.identities)}); built in {data_seconds:.0f} s")
+    print(
+        f"data: {len(splits.train)} training records per epoch ({', '.join(splits.train.identities)}), "
+        f"{len(validation)} validation faces ({', '.join(splits.validation.identities)}); built in {data_seconds:.0f} s"
+    )
 
     results: dict[str, dict] = {}
     rows = {}
@@ -85,23 +95,42 @@ def main() -> None:
         run_config = config.with_changes(architecture=architecture)
         run_dir = args.out / architecture
         model_start = time.monotonic()
-        trainer = Trainer(run_config, model_config, splits.train, splits.validation, run_dir, progress=args.progress,
-                          validation_set=validation)
+        trainer = Trainer(
+            run_config,
+            model_config,
+            splits.train,
+            splits.validation,
+            run_dir,
+            progress=args.progress,
+            validation_set=validation,
+        )
         print(f"{architecture}: training precision {trainer.precision} (config: {config.training.precision})")
         outcome = trainer.fit()
         network, _, _, _ = load_trained(outcome.best_path)
-        predictions = predict_intensities(network, validation.crops, batch_size=config.training.eval_batch_size,
-                                          max_intensity=model_config.heatmap.max_intensity)
+        predictions = predict_intensities(
+            network,
+            validation.crops,
+            batch_size=config.training.eval_batch_size,
+            max_intensity=model_config.heatmap.max_intensity,
+        )
         metrics = evaluate_intensities(predictions, validation.labels, model_config.aus.labels)
-        seconds = time.monotonic() - model_start + (data_seconds if architecture == "heatmap" or args.skip_heatmap else 0.0)
+        seconds = (
+            time.monotonic() - model_start + (data_seconds if architecture == "heatmap" or args.skip_heatmap else 0.0)
+        )
         rows[architecture] = metrics
         results[architecture] = {
-            "wall_minutes": seconds / 60.0, "steps": outcome.steps, "samples": outcome.steps * config.training.batch_size,
-            "stopped_by": outcome.stopped_by, "best_checkpoint": str(outcome.best_path), "precision": trainer.precision,
+            "wall_minutes": seconds / 60.0,
+            "steps": outcome.steps,
+            "samples": outcome.steps * config.training.batch_size,
+            "stopped_by": outcome.stopped_by,
+            "best_checkpoint": str(outcome.best_path),
+            "precision": trainer.precision,
             **metrics.to_dict(),
         }
-        print(f"\n{architecture}: {outcome.steps} steps ({outcome.steps * config.training.batch_size} faces) in "
-              f"{seconds / 60:.1f} min (data + training + validation), best of {outcome.log_path}:")
+        print(
+            f"\n{architecture}: {outcome.steps} steps ({outcome.steps * config.training.batch_size} faces) in "
+            f"{seconds / 60:.1f} min (data + training + validation), best of {outcome.log_path}:"
+        )
         print(metrics.table())
         print(f"load now: {load_average()}")
 
@@ -109,12 +138,18 @@ def main() -> None:
     passed_icc = heat is not None and heat["mean_icc"] >= TARGET_ICC
     passed_time = heat is not None and heat["wall_minutes"] <= TARGET_MINUTES
     if heat is not None:
-        print(f"\ntarget: mean validation ICC >= {TARGET_ICC} -> {heat['mean_icc']:.3f} "
-              f"{'PASS' if passed_icc else 'FAIL'}; wall time <= {TARGET_MINUTES:.0f} min -> {heat['wall_minutes']:.1f} min "
-              f"{'PASS' if passed_time else 'FAIL'}")
+        print(
+            f"\ntarget: mean validation ICC >= {TARGET_ICC} -> {heat['mean_icc']:.3f} "
+            f"{'PASS' if passed_icc else 'FAIL'}; wall time <= {TARGET_MINUTES:.0f} min -> {heat['wall_minutes']:.1f} min "
+            f"{'PASS' if passed_time else 'FAIL'}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"target": {"icc": TARGET_ICC, "minutes": TARGET_MINUTES, "icc_met": passed_icc, "time_met": passed_time},
-               "models": results, "load_at_end": load_average(), "total_minutes": (time.monotonic() - wall_start) / 60}
+    summary = {
+        "target": {"icc": TARGET_ICC, "minutes": TARGET_MINUTES, "icc_met": passed_icc, "time_met": passed_time},
+        "models": results,
+        "load_at_end": load_average(),
+        "total_minutes": (time.monotonic() - wall_start) / 60,
+    }
     (args.out / "results.json").write_text(json.dumps(summary, indent=2))
     write_report(rows, args.out, title="Synthetic benchmark (validation: held-out identities)")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'report.md'}")

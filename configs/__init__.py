@@ -26,7 +26,6 @@ def config_path(name: str) -> Path:
     if not shipped.is_file():
         available = sorted(p.name for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
         raise FileNotFoundError(
-            f"config {name!r}: no such file, and no shipped config of that name "
-            f"(shipped: {', '.join(available)})"
+            f"config {name!r}: no such file, and no shipped config of that name (shipped: {', '.join(available)})"
         )
     return Path(str(shipped))

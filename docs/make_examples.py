@@ -90,7 +90,9 @@ def chosen_intensities(t: float) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=ROOT / "out" / "examples", help="folder for the video, results and overlay")
+    parser.add_argument(
+        "--work", type=Path, default=ROOT / "out" / "examples", help="folder for the video, results and overlay"
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder for the PNGs")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -122,8 +124,15 @@ def main() -> None:
         row = {"video": video.name, "frame": i, "timestamp": t, "face": 0}
         boxes, scores, _ = detector.run(frame, 0, 0.0)
         if not boxes:
-            rows.append({**row, "face_detected": False, "landmark_source": "none", "landmark_quality": 0.0,
-                         "registration": None})
+            rows.append(
+                {
+                    **row,
+                    "face_detected": False,
+                    "landmark_source": "none",
+                    "landmark_quality": 0.0,
+                    "registration": None,
+                }
+            )
             maps.append(None)
             continue
         best = boxes[int(np.argmax(scores))]
@@ -133,9 +142,16 @@ def main() -> None:
         face_maps = encode_au_maps(transform_points(landmarks, M), chosen_intensities(t), aus, config)
         decoded = decode_maps(face_maps, config.heatmap.max_intensity)
         peaks = map_to_frame(decoded.peaks, M, config.map_stride)
-        row.update(face_detected=True, landmark_source="detected", landmark_quality=1.0,
-                   face_x0=best.left(), face_y0=best.top(), face_x1=best.right(), face_y1=best.bottom(),
-                   registration=M.reshape(6).tolist())
+        row.update(
+            face_detected=True,
+            landmark_source="detected",
+            landmark_quality=1.0,
+            face_x0=best.left(),
+            face_y0=best.top(),
+            face_x1=best.right(),
+            face_y1=best.bottom(),
+            registration=M.reshape(6).tolist(),
+        )
         for k, column in enumerate(aus.columns):
             row[column] = float(decoded.intensities[k])
             row[f"{column}_x"], row[f"{column}_y"] = (float(v) for v in peaks[k])

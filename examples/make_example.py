@@ -41,13 +41,24 @@ def main() -> None:
     source = data.astronaut()
     n = int(SECONDS * FPS)
     writer = imageio_ffmpeg.write_frames(
-        str(OUT), (WIDTH, HEIGHT), fps=FPS, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-        output_params=["-crf", "24", "-preset", "slow", "-movflags", "+faststart"], macro_block_size=16,
+        str(OUT),
+        (WIDTH, HEIGHT),
+        fps=FPS,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=None,
+        output_params=["-crf", "24", "-preset", "slow", "-movflags", "+faststart"],
+        macro_block_size=16,
     )
     writer.send(None)
     for i in range(n):
-        writer.send(np.ascontiguousarray(cv2.warpAffine(source, camera(i, n), (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC,
-                                                        borderMode=cv2.BORDER_REFLECT)))
+        writer.send(
+            np.ascontiguousarray(
+                cv2.warpAffine(
+                    source, camera(i, n), (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+                )
+            )
+        )
     writer.close()
     print(f"{OUT}: {n} frames, {WIDTH}x{HEIGHT} at {FPS} frames/s, {OUT.stat().st_size / 1024:.0f} KB")
 

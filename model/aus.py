@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class AUSet:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AUSet":
+    def from_dict(cls, data: dict[str, Any]) -> AUSet:
         try:
             aus = tuple(
                 ActionUnit(

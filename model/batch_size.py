@@ -17,8 +17,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 CACHE_FILE = "batch-sizes.json"
 
 
-def measure_batch_sizes(forward: Callable[[np.ndarray], object], crop_size: int, candidates: Sequence[int],
-                        repeats: int = 3) -> dict[int, float]:
+def measure_batch_sizes(
+    forward: Callable[[np.ndarray], object], crop_size: int, candidates: Sequence[int], repeats: int = 3
+) -> dict[int, float]:
     """Frames/s of ``forward`` (uint8 crops (N, S, S, 3) -> anything) at each batch size of ``candidates``: one
     warm-up batch, then the fastest of ``repeats`` timed batches (the fastest, since other work on the machine
     only ever slows a batch down)."""
@@ -54,8 +55,13 @@ def _cache_key(description: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def fastest_batch_size(forward: Callable[[np.ndarray], object], crop_size: int, candidates: Sequence[int],
-                       description: dict, cache: Path | None = None) -> tuple[int, dict[int, float] | None]:
+def fastest_batch_size(
+    forward: Callable[[np.ndarray], object],
+    crop_size: int,
+    candidates: Sequence[int],
+    description: dict,
+    cache: Path | None = None,
+) -> tuple[int, dict[int, float] | None]:
     """The fastest of ``candidates`` for ``forward`` on this CPU, and the rates measured now (None: the choice
     was remembered). ``description`` names what runs (runtime, threads, network shape): with the CPU, the key of
     the remembered choice."""
@@ -74,11 +80,15 @@ def fastest_batch_size(forward: Callable[[np.ndarray], object], crop_size: int, 
             return size, None
     rates = measure_batch_sizes(forward, crop_size, candidates)
     size = max(rates, key=lambda s: rates[s])
-    log.info("CPU batch size %d (frames/s by batch size: %s)", size,
-             ", ".join(f"{s}: {r:.1f}" for s, r in rates.items()))
+    log.info(
+        "CPU batch size %d (frames/s by batch size: %s)", size, ", ".join(f"{s}: {r:.1f}" for s, r in rates.items())
+    )
     remembered = remembered if isinstance(remembered, dict) else {}
-    remembered[key] = {"batch_size": size, "frames_per_second": {str(s): round(r, 2) for s, r in rates.items()},
-                       **description}
+    remembered[key] = {
+        "batch_size": size,
+        "frames_per_second": {str(s): round(r, 2) for s, r in rates.items()},
+        **description,
+    }
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")

@@ -131,8 +131,14 @@ def read_checkpoint(path: str | Path, base_config: ModelConfig | None = None) ->
             f"{path}: the network has {maps.shape[0]} output maps but the AU list has {len(config.aus)} "
             f"({', '.join(config.aus.labels)})"
         )
-    return Checkpoint(state_dict=state_dict, model_config=config, format="authors", path=path, sha256=sha,
-                      epoch=int(raw.get("epoch", 0)))
+    return Checkpoint(
+        state_dict=state_dict,
+        model_config=config,
+        format="authors",
+        path=path,
+        sha256=sha,
+        epoch=int(raw.get("epoch", 0)),
+    )
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -110,16 +110,14 @@ class ModelConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; ``aus`` may be a mapping or the name of an AU file."""
         aus_field = data.get("aus", "aus_bp4d.yaml")
         aus = AUSet.from_dict(aus_field) if isinstance(aus_field, dict) else load_au_set(aus_field)
         network = dict(data.get("network", {}))
         network.setdefault("num_maps", len(aus))
         if network["num_maps"] != len(aus):
-            raise ValueError(
-                f"network.num_maps = {network['num_maps']} but the AU list has {len(aus)} AUs"
-            )
+            raise ValueError(f"network.num_maps = {network['num_maps']} but the AU list has {len(aus)} AUs")
         reg = dict(data.get("registration", {}))
         if "anchors" in reg:
             reg["anchors"] = tuple(int(i) for i in reg["anchors"])

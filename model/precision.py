@@ -32,7 +32,7 @@ def normalise_precision(precision: str) -> str:
     return LEGACY_PRECISIONS.get(precision, precision)
 
 
-def autocast_dtype(precision: str) -> "torch.dtype | None":
+def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a precision: None for ``fp32`` (no autocast), else bfloat16 or float16."""
     import torch
 

@@ -97,8 +97,9 @@ class AUPredictor:
         network = network.eval().to(self.device)
         self.onnx: OnnxNetwork | None = None
         if resolve_runtime(runtime, self.device.type) == "onnxruntime":
-            self.onnx = onnx_network(network, checkpoint, self.crop_size,
-                                     threads if threads is not None else torch.get_num_threads())
+            self.onnx = onnx_network(
+                network, checkpoint, self.crop_size, threads if threads is not None else torch.get_num_threads()
+            )
         self.channels_last = channels_last and self.onnx is None
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
@@ -124,8 +125,11 @@ class AUPredictor:
         """How the network runs (for a results file's metadata): runtime, device, batch size, threads, CPU."""
         from model.cpu import cpu_name
 
-        description: dict[str, object] = {"runtime": self.runtime_name, "device": str(self.device),
-                                          "batch_size": self.batch_size}
+        description: dict[str, object] = {
+            "runtime": self.runtime_name,
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+        }
         if self.device.type == "cpu":
             description.update(threads=self.threads, cpu=cpu_name())
         return description
@@ -134,8 +138,12 @@ class AUPredictor:
         from model.batch_size import fastest_batch_size
 
         network = self.config.network
-        description = {"runtime": self.runtime_name, "threads": self.threads, "torch": torch.__version__,
-                       "network": [network.features, network.hourglass_depth, network.num_maps, self.crop_size]}
+        description = {
+            "runtime": self.runtime_name,
+            "threads": self.threads,
+            "torch": torch.__version__,
+            "network": [network.features, network.hourglass_depth, network.num_maps, self.crop_size],
+        }
         if self.onnx is not None:
             from model.runtime import onnxruntime_version
 
@@ -144,7 +152,7 @@ class AUPredictor:
         return size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs: object) -> "AUPredictor":
+    def from_checkpoint(cls, path: str | Path, **kwargs: object) -> AUPredictor:
         """Load weights of either checkpoint format (see :mod:`model.checkpoint`)."""
         checkpoint = read_checkpoint(path)
         return cls(checkpoint.build_network(), checkpoint.model_config, checkpoint=checkpoint, **kwargs)  # type: ignore[arg-type]
@@ -158,8 +166,9 @@ class AUPredictor:
         if self.device.type == "cuda":
             # One pinned buffer, reused: pinning a fresh one per batch costs more than the copy.
             if self._staging is None or self._staging.shape[0] < len(crops):
-                self._staging = torch.empty((max(len(crops), self.batch_size),) + tuple(crops.shape[1:]),
-                                            dtype=torch.uint8).pin_memory()
+                self._staging = torch.empty(
+                    (max(len(crops), self.batch_size),) + tuple(crops.shape[1:]), dtype=torch.uint8
+                ).pin_memory()
             staging = self._staging[: len(crops)]
             staging.copy_(tensor)
             tensor = staging.to(self.device, non_blocking=True)
@@ -173,7 +182,9 @@ class AUPredictor:
         crops = np.asarray(crops)
         size = self.crop_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
-            raise ValueError(f"expected uint8 RGB crops of shape (N, {size}, {size}, 3), got {crops.dtype} {crops.shape}")
+            raise ValueError(
+                f"expected uint8 RGB crops of shape (N, {size}, {size}, 3), got {crops.dtype} {crops.shape}"
+            )
         m = self.config.heatmap.map_size
         out = np.empty((len(crops), len(self.config.aus), m, m), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
@@ -190,8 +201,10 @@ class AUPredictor:
         if padded > count:
             chunk = np.concatenate([chunk, np.zeros((padded - count,) + chunk.shape[1:], chunk.dtype)])
         batch = self._to_input(chunk)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype,
-                                                    enabled=self.autocast_dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None),
+        ):
             maps = self._forward(batch)
         # .cpu() waits for the GPU, so the pinned buffer is free again for the next batch
         return maps[:count].float().cpu().numpy()

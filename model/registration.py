@@ -7,7 +7,7 @@ is warped with bilinear interpolation and a black border (``cv2.warpAffine`` def
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -83,9 +83,7 @@ def warp_face(frame: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarr
     )
 
 
-def warp_faces(
-    frames: np.ndarray | Sequence[np.ndarray], matrices: np.ndarray, crop_size: int
-) -> np.ndarray:
+def warp_faces(frames: np.ndarray | Sequence[np.ndarray], matrices: np.ndarray, crop_size: int) -> np.ndarray:
     """Warp a batch: frames (N, H, W, C) (or a list of frames) with affines (N, 2, 3) -> (N, S, S, C)."""
     if len(frames) != len(matrices):
         raise ValueError(f"{len(frames)} frames but {len(matrices)} matrices")

@@ -62,22 +62,28 @@ def resolve_runtime(runtime: str, device_type: str) -> str:
         return "onnxruntime" if device_type == "cpu" and onnxruntime_version() is not None else "torch"
     if runtime == "onnxruntime":
         if device_type != "cpu":
-            raise ValueError(f"--runtime onnxruntime runs the model on the CPU; the device here is {device_type} "
-                             "(use --runtime torch or auto there, or --device cpu)")
+            raise ValueError(
+                f"--runtime onnxruntime runs the model on the CPU; the device here is {device_type} "
+                "(use --runtime torch or auto there, or --device cpu)"
+            )
         if onnxruntime_version() is None:
-            raise ValueError("--runtime onnxruntime: the onnxruntime package is not installed (pip install onnxruntime)")
+            raise ValueError(
+                "--runtime onnxruntime: the onnxruntime package is not installed (pip install onnxruntime)"
+            )
     return runtime
 
 
-def _graph_key(checkpoint: "Checkpoint", crop_size: int) -> str:
+def _graph_key(checkpoint: Checkpoint, crop_size: int) -> str:
     import torch
 
-    blob = f"{checkpoint.sha256}|torch {torch.__version__}|opset {OPSET}|ort {onnxruntime_version()}|" \
-           f"crop {crop_size}|graph {GRAPH_VERSION}"
+    blob = (
+        f"{checkpoint.sha256}|torch {torch.__version__}|opset {OPSET}|ort {onnxruntime_version()}|"
+        f"crop {crop_size}|graph {GRAPH_VERSION}"
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def onnx_cache_path(checkpoint: "Checkpoint", crop_size: int) -> Path | None:
+def onnx_cache_path(checkpoint: Checkpoint, crop_size: int) -> Path | None:
     """Where the ONNX graph of these weights is kept: beside the weights file where that folder is writable, else
     in the weights cache; None for weights that came from no file (nothing to key the cache on)."""
     if not checkpoint.sha256 or checkpoint.path is None:
@@ -100,7 +106,7 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _with_uint8_input(network: "torch.nn.Module") -> "torch.nn.Module":
+def _with_uint8_input(network: torch.nn.Module) -> torch.nn.Module:
     """``network`` behind the torch path's input conversion: uint8 NHWC crops -> float [0, 1] NCHW."""
     import torch
 
@@ -115,7 +121,7 @@ def _with_uint8_input(network: "torch.nn.Module") -> "torch.nn.Module":
     return UInt8Input().eval()
 
 
-def export_onnx(network: "torch.nn.Module", crop_size: int) -> bytes:
+def export_onnx(network: torch.nn.Module, crop_size: int) -> bytes:
     """The ONNX graph of ``network`` (eval mode, on the CPU, float32) taking uint8 crops (N, S, S, 3)."""
     import torch
 
@@ -124,9 +130,16 @@ def export_onnx(network: "torch.nn.Module", crop_size: int) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
-        torch.onnx.export(wrapped, (example,), buffer, dynamo=False, opset_version=OPSET,
-                          input_names=["crops"], output_names=["maps"],
-                          dynamic_axes={"crops": {0: "faces"}, "maps": {0: "faces"}})
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["crops"],
+            output_names=["maps"],
+            dynamic_axes={"crops": {0: "faces"}, "maps": {0: "faces"}},
+        )
     return buffer.getvalue()
 
 
@@ -148,13 +161,14 @@ class OnnxNetwork:
         model = str(model) if isinstance(model, Path) else model
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, crops: "np.ndarray") -> "np.ndarray":
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Maps (N, K, M, M) float32 of C-contiguous uint8 crops (N, S, S, 3)."""
         return self.session.run(["maps"], {"crops": crops})[0]
 
 
-def onnx_network(network: "torch.nn.Module", checkpoint: "Checkpoint | None", crop_size: int,
-                 threads: int) -> OnnxNetwork | None:
+def onnx_network(
+    network: torch.nn.Module, checkpoint: Checkpoint | None, crop_size: int, threads: int
+) -> OnnxNetwork | None:
     """``network`` in ONNX Runtime, from the cached graph of its weights (exported and cached at first use); None,
     with one warning saying why, when the graph cannot be exported or loaded (the caller runs torch)."""
     path = onnx_cache_path(checkpoint, crop_size) if checkpoint is not None else None
@@ -175,6 +189,10 @@ def onnx_network(network: "torch.nn.Module", checkpoint: "Checkpoint | None", cr
                 log.info("could not cache the ONNX graph at %s: %s", path, exc)
         return OnnxNetwork(graph, threads, str(path) if path is not None else "in memory")
     except Exception as exc:
-        warnings.warn(f"ONNX Runtime could not run the model ({type(exc).__name__}: {exc}); running it in torch "
-                      "instead (--runtime torch says so without trying)", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ONNX Runtime could not run the model ({type(exc).__name__}: {exc}); running it in torch "
+            "instead (--runtime torch says so without trying)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None

@@ -103,8 +103,11 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
     from model.checkpoint import CheckpointError, read_checkpoint
 
     if urllib.parse.urlparse(url).scheme == "http":
-        log.warning("downloading weights over plain http (%s): anyone on the network path can change them; "
-                    "prefer https, or give the expected hash as URL#sha256=HEX", url)
+        log.warning(
+            "downloading weights over plain http (%s): anyone on the network path can change them; "
+            "prefer https, or give the expected hash as URL#sha256=HEX",
+            url,
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -112,8 +115,14 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                          desc=f"Downloading {dest.name}", disable=not progress) as bar:
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=f"Downloading {dest.name}",
+                    disable=not progress,
+                ) as bar:
                     while block := response.read(1 << 16):
                         out.write(block)
                         bar.update(len(block))
@@ -170,4 +179,3 @@ def resolve_weights(weights: str | os.PathLike[str] | None = None, *, progress: 
     if not path.is_file():
         raise WeightsError(f"weights file {path} (from {origin}) does not exist")
     return path
-

@@ -134,7 +134,10 @@ def read_avi_index(path: str | Path) -> AviIndex | None:
         if sizes is None and idx1 is not None and movi is not None:
             data, size = idx1
             handle.seek(data)
-            table = np.frombuffer(handle.read(size - size % 16), dtype=np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")]))
+            table = np.frombuffer(
+                handle.read(size - size % 16),
+                dtype=np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")]),
+            )
             ids = table["id"]
             video = (np.char.startswith(ids, stream_id)) & (np.char.endswith(ids, b"dc") | np.char.endswith(ids, b"db"))
             sizes = table["size"][video].astype(np.int64).tolist()

@@ -40,69 +40,181 @@ Then, in Python:
     epilog=EXAMPLES,
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file, .parquet or .csv (one row per face per annotated frame, one for a frame without "
-                   "a face). Written atomically at the end; finished videos are kept in OUT.parts/ until then.")
-@click.option("--weights", metavar="PATH|URL",
-              help="Model weights (authors' released format or an au-train checkpoint). Default: "
-                   "$AU_HEATMAPS_WEIGHTS, else the authors' BP4D model, downloaded once into the cache.")
-@click.option("--landmarks", type=click.Choice(["dlib", "fan"]), default="dlib", show_default=True,
-              help="Landmark tracker: dlib (offline, CPU; as the authors' code) or face-alignment's FAN (GPU when available).")
-@click.option("--device", default="auto", show_default=True,
-              help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
-              help="What runs the model: auto (ONNX Runtime on the CPU, torch on CUDA), torch, or onnxruntime "
-                   "(CPU only) [default: auto; configs/pipeline.yaml].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Faces per model batch [default: on the CPU the fastest for this machine, measured once; "
-                   "64 on CUDA; configs/pipeline.yaml].")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).")
-@click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Annotate every N-th decoded frame only (frames 0, N, 2N, ...).")
-@click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="F",
-              help="Annotate F frames per second of video time (the first frame of each 1/F s; right for variable frame rates).")
-@click.option("--resume", is_flag=True,
-              help="Keep what an interrupted (or finished) run with the same weights and options already did; do the rest.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file, .parquet or .csv (one row per face per annotated frame, one for a frame without "
+    "a face). Written atomically at the end; finished videos are kept in OUT.parts/ until then.",
+)
+@click.option(
+    "--weights",
+    metavar="PATH|URL",
+    help="Model weights (authors' released format or an au-train checkpoint). Default: "
+    "$AU_HEATMAPS_WEIGHTS, else the authors' BP4D model, downloaded once into the cache.",
+)
+@click.option(
+    "--landmarks",
+    type=click.Choice(["dlib", "fan"]),
+    default="dlib",
+    show_default=True,
+    help="Landmark tracker: dlib (offline, CPU; as the authors' code) or face-alignment's FAN (GPU when available).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where the model runs: auto (CUDA if available), cpu, cuda, cuda:1, ...",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default=None,
+    help="What runs the model: auto (ONNX Runtime on the CPU, torch on CUDA), torch, or onnxruntime "
+    "(CPU only) [default: auto; configs/pipeline.yaml].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Faces per model batch [default: on the CPU the fastest for this machine, measured once; "
+    "64 on CUDA; configs/pipeline.yaml].",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="Model arithmetic on CUDA (bf16/fp16 are faster; the CPU always uses fp32).",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Annotate every N-th decoded frame only (frames 0, N, 2N, ...).",
+)
+@click.option(
+    "--fps",
+    "sample_fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="F",
+    help="Annotate F frames per second of video time (the first frame of each 1/F s; right for variable frame rates).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep what an interrupted (or finished) run with the same weights and options already did; do the rest.",
+)
 @click.option("--save-landmarks", is_flag=True, help="Add the 68 landmarks (x_0..x_67, y_0..y_67) to the output.")
-@click.option("--faces", "faces", default="all", show_default=True, metavar="all|largest|N",
-              help="Which faces get rows: all tracked faces; largest: the one most present person of each "
-                   "work item; N: the N most present.")
-@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
-              help="Parallel workers. auto: one per GPU, or one per two CPU cores without a GPU (per the "
-                   "cluster with --address). One worker runs in this process; more start a local Ray.")
-@click.option("--producers", default="auto", show_default=True, metavar="N|auto",
-              help="CPU processes per worker that decode, track and register, feeding its model through shared "
-                   "memory. auto: with GPUs, all cores but two shared between the GPU workers; without, 0 "
-                   "(each worker tracks in its own thread). 0 turns the pool off.")
-@click.option("--compile", "compile_model", is_flag=True,
-              help="torch.compile the network (CUDA only; a one-off compile of ~30 s, then faster batches).")
-@click.option("--address", default=None, metavar="ADDR",
-              help="Ray cluster to join ('auto' or host:port; also $RAY_ADDRESS). Implies Ray.")
-@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
-              help="GPUs per Ray worker (e.g. 0.5 puts two workers on a GPU) [default: 1 when GPUs exist].")
-@click.option("--cpus-per-worker", type=click.IntRange(min=1), default=None, metavar="N",
-              help="CPUs Ray reserves for each worker, also its torch threads [default: the CPUs shared evenly].")
-@click.option("--chunk-frames", type=click.IntRange(min=1), default=None,
-              help="Cut long videos into work items of this many frames [default: 9000].")
-@click.option("--image-fps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="F",
-              help="Frame rate of image sequences (folders of numbered frames) and still images: "
-                   "timestamps are index / F [default: 25; configs/pipeline.yaml].")
-@click.option("--camera-fov", type=click.FloatRange(min=1, max=179), default=None, metavar="DEG",
-              help="Horizontal field of view of the camera, degrees, for head pose (pose_* columns) "
-                   "[default: 65.24, OpenFace's assumption; configs/pipeline.yaml].")
-@click.option("--focal-length", type=click.FloatRange(min=0, min_open=True), default=None, metavar="PX",
-              help="The camera's focal length in pixels (of the decoded frames), for head pose; "
-                   "instead of --camera-fov.")
-@click.option("--config", "config_path", default="pipeline.yaml", show_default=True,
-              help="Pipeline settings file (YAML), shipped name or path.")
-@click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-              help="Also write an overlay MP4 per video into DIR (heatmaps over the face, intensities); "
-                   "not with --every/--fps. With Ray workers, DIR must be visible to them.")
+@click.option(
+    "--faces",
+    "faces",
+    default="all",
+    show_default=True,
+    metavar="all|largest|N",
+    help="Which faces get rows: all tracked faces; largest: the one most present person of each "
+    "work item; N: the N most present.",
+)
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Parallel workers. auto: one per GPU, or one per two CPU cores without a GPU (per the "
+    "cluster with --address). One worker runs in this process; more start a local Ray.",
+)
+@click.option(
+    "--producers",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="CPU processes per worker that decode, track and register, feeding its model through shared "
+    "memory. auto: with GPUs, all cores but two shared between the GPU workers; without, 0 "
+    "(each worker tracks in its own thread). 0 turns the pool off.",
+)
+@click.option(
+    "--compile",
+    "compile_model",
+    is_flag=True,
+    help="torch.compile the network (CUDA only; a one-off compile of ~30 s, then faster batches).",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster to join ('auto' or host:port; also $RAY_ADDRESS). Implies Ray.",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs per Ray worker (e.g. 0.5 puts two workers on a GPU) [default: 1 when GPUs exist].",
+)
+@click.option(
+    "--cpus-per-worker",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="CPUs Ray reserves for each worker, also its torch threads [default: the CPUs shared evenly].",
+)
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cut long videos into work items of this many frames [default: 9000].",
+)
+@click.option(
+    "--image-fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="F",
+    help="Frame rate of image sequences (folders of numbered frames) and still images: "
+    "timestamps are index / F [default: 25; configs/pipeline.yaml].",
+)
+@click.option(
+    "--camera-fov",
+    type=click.FloatRange(min=1, max=179),
+    default=None,
+    metavar="DEG",
+    help="Horizontal field of view of the camera, degrees, for head pose (pose_* columns) "
+    "[default: 65.24, OpenFace's assumption; configs/pipeline.yaml].",
+)
+@click.option(
+    "--focal-length",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="PX",
+    help="The camera's focal length in pixels (of the decoded frames), for head pose; instead of --camera-fov.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default="pipeline.yaml",
+    show_default=True,
+    help="Pipeline settings file (YAML), shipped name or path.",
+)
+@click.option(
+    "--render",
+    "render_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also write an overlay MP4 per video into DIR (heatmaps over the face, intensities); "
+    "not with --every/--fps. With Ray workers, DIR must be visible to them.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--verbose", "-v", is_flag=True, help="Log details (and tracebacks of failed videos).")
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, _, value: _version(ctx, value),
-              help="Show the version and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _, value: _version(ctx, value),
+    help="Show the version and exit.",
+)
 def main(
     inputs: tuple[Path, ...],
     out: Path,
@@ -146,11 +258,13 @@ def main(
 
     from model.checkpoint import CheckpointError
     from model.weights import WeightsError
-    from pipeline.stages import AnnotateOptions
     from pipeline.config import load_pipeline_config, with_overrides
     from pipeline.sources import InputError, NoInputsError
+    from pipeline.stages import AnnotateOptions
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if every is not None and sample_fps is not None:
         raise click.UsageError("choose one of --every and --fps")
     if camera_fov is not None and focal_length is not None:
@@ -168,17 +282,34 @@ def main(
         if focal_length is not None:
             pipeline = with_overrides(pipeline, pose={"focal_length": focal_length})
         options = AnnotateOptions(
-            landmarks=landmarks, every=every, fps=sample_fps, save_landmarks=save_landmarks,
-            device=device, runtime=runtime, batch_size=batch_size, precision=precision, compile=compile_model, pipeline=pipeline,
+            landmarks=landmarks,
+            every=every,
+            fps=sample_fps,
+            save_landmarks=save_landmarks,
+            device=device,
+            runtime=runtime,
+            batch_size=batch_size,
+            precision=precision,
+            compile=compile_model,
+            pipeline=pipeline,
             faces=faces,
         )
         from pipeline.run import OutputNotWritten, annotate
 
         try:
             summary = annotate(
-                inputs, out, options, weights=weights, resume=resume, progress=not quiet,
-                workers=worker_count, producers=producer_count, address=address, gpus_per_worker=gpus_per_worker,
-                cpus_per_worker=cpus_per_worker, render_dir=render_dir,
+                inputs,
+                out,
+                options,
+                weights=weights,
+                resume=resume,
+                progress=not quiet,
+                workers=worker_count,
+                producers=producer_count,
+                address=address,
+                gpus_per_worker=gpus_per_worker,
+                cpus_per_worker=cpus_per_worker,
+                render_dir=render_dir,
                 on_layout=lambda layout: click.echo(f"layout: {layout.describe()}", err=True),
             )
         except OutputNotWritten as exc:
@@ -193,7 +324,9 @@ def main(
         where = f"{exc.filename}: " if exc.filename else ""
         raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Finished videos are kept in {out}.parts/; run again with --resume to go on.", err=True)
+        click.echo(
+            f"\nInterrupted. Finished videos are kept in {out}.parts/; run again with --resume to go on.", err=True
+        )
         sys.exit(130)
 
     _print_summary(summary, out, render_dir)
@@ -228,22 +361,35 @@ def _print_summary(summary, out: Path, render_dir: Path | None) -> None:
     for line in describe_faces(summary.faces):
         click.echo(line, err=True)
     if summary.frames_undecodable:
-        click.echo(f"{sum(summary.frames_undecodable.values())} frames could not be decoded (rows with face_detected = false "
-                   "and a decode_error): " + ", ".join(f"{v}: {n}" for v, n in sorted(summary.frames_undecodable.items())), err=True)
+        click.echo(
+            f"{sum(summary.frames_undecodable.values())} frames could not be decoded (rows with face_detected = false "
+            "and a decode_error): " + ", ".join(f"{v}: {n}" for v, n in sorted(summary.frames_undecodable.items())),
+            err=True,
+        )
     if summary.items_redone:
-        click.echo(f"{summary.items_redone} items redone: video changed since the earlier run ("
-                   + ", ".join(summary.videos_changed) + ")", err=True)
+        click.echo(
+            f"{summary.items_redone} items redone: video changed since the earlier run ("
+            + ", ".join(summary.videos_changed)
+            + ")",
+            err=True,
+        )
     if summary.parts_set_aside:
         name, reason = summary.parts_set_aside[0]
         more = f" (and {len(summary.parts_set_aside) - 1} more)" if len(summary.parts_set_aside) > 1 else ""
-        click.echo(f"{len(summary.parts_set_aside)} part files could not be read, set aside in {summary.damaged_dir}/ "
-                   f"and their items annotated again: {name}: {reason}{more}", err=True)
+        click.echo(
+            f"{len(summary.parts_set_aside)} part files could not be read, set aside in {summary.damaged_dir}/ "
+            f"and their items annotated again: {name}: {reason}{more}",
+            err=True,
+        )
     if render_dir is not None:
         click.echo(f"overlay videos in {render_dir}/", err=True)
         if summary.overlays_missing:
-            click.echo(f"no overlay for {len(summary.overlays_missing)} video(s) annotated by an earlier run "
-                       f"(make them with: au-render {out} VIDEO_ROOT --out {render_dir}): "
-                       + ", ".join(summary.overlays_missing), err=True)
+            click.echo(
+                f"no overlay for {len(summary.overlays_missing)} video(s) annotated by an earlier run "
+                f"(make them with: au-render {out} VIDEO_ROOT --out {render_dir}): "
+                + ", ".join(summary.overlays_missing),
+                err=True,
+            )
     if summary.failures:
         where = f"listed in {summary.errors_file}" if summary.errors_file else "the errors file could not be written"
         click.echo(f"{len(summary.failures)} failed ({where}):", err=True)

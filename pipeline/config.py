@@ -49,9 +49,13 @@ class InferenceConfig:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"inference.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.batch_size_cpu != "auto" and not (isinstance(self.batch_size_cpu, int) and self.batch_size_cpu >= 1):
-            raise ValueError(f"inference.batch_size_cpu must be 'auto' or a whole number >= 1, got {self.batch_size_cpu!r}")
+            raise ValueError(
+                f"inference.batch_size_cpu must be 'auto' or a whole number >= 1, got {self.batch_size_cpu!r}"
+            )
         if not self.cpu_batch_candidates or min(self.cpu_batch_candidates) < 1:
-            raise ValueError(f"inference.cpu_batch_candidates must be whole numbers >= 1, got {self.cpu_batch_candidates}")
+            raise ValueError(
+                f"inference.cpu_batch_candidates must be whole numbers >= 1, got {self.cpu_batch_candidates}"
+            )
         _require_at_least("inference", self, 1, "batch_size_cuda", "row_group_rows")
 
 
@@ -101,7 +105,9 @@ class LandmarkConfig:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"landmarks.{name} must lie in (0, 1], got {getattr(self, name)}")
         if not -1.0 <= self.appearance_min_correlation <= 1.0:
-            raise ValueError(f"landmarks.appearance_min_correlation must lie in [-1, 1], got {self.appearance_min_correlation}")
+            raise ValueError(
+                f"landmarks.appearance_min_correlation must lie in [-1, 1], got {self.appearance_min_correlation}"
+            )
 
 
 @dataclass(frozen=True)

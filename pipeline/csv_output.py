@@ -13,8 +13,8 @@ output (:mod:`pipeline.store`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,8 +22,16 @@ import pyarrow.csv as pacsv
 
 from pipeline.store import Location, atomic_output, read_run_metadata
 
-__all__ = ["CSV_SUFFIX", "is_csv", "csv_schema", "flatten_batch", "write_csv", "parquet_to_csv",
-           "metadata_location", "write_metadata_json"]
+__all__ = [
+    "CSV_SUFFIX",
+    "is_csv",
+    "csv_schema",
+    "flatten_batch",
+    "write_csv",
+    "parquet_to_csv",
+    "metadata_location",
+    "write_metadata_json",
+]
 
 CSV_SUFFIX = ".csv"
 
@@ -66,8 +74,9 @@ def flatten_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
-def write_csv(batches: Iterable[pa.RecordBatch], schema: pa.Schema, target: Location,
-              action: str = "write the CSV file") -> int:
+def write_csv(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, target: Location, action: str = "write the CSV file"
+) -> int:
     """Write ``batches`` (in ``schema``, the Parquet columns) as CSV to a temporary file, then move it
     onto ``target``; returns the rows. OS errors become one-line :class:`pipeline.store.StorageError`."""
     rows = 0

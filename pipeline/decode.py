@@ -26,9 +26,9 @@ import contextlib
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -245,7 +245,8 @@ class VideoFileReader:
                     fps = index.rate / index.scale
             else:
                 note = "AVI frames carry no presentation times" + (
-                    "" if index is None else f" and its index lists {len(index.slots)} frames, not {num_frames}")
+                    "" if index is None else f" and its index lists {len(index.slots)} frames, not {num_frames}"
+                )
                 source = "index/fps"
         if note and source == "pts":
             source = "index/fps"
@@ -266,14 +267,22 @@ class VideoFileReader:
             try:
                 reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
             except Exception as exc:  # decord raises RuntimeError / DECORDError
-                raise VideoError(f"{path}: not a video or image (the decoder says: {_decord_reason(exc, path)})") from exc
+                raise VideoError(
+                    f"{path}: not a video or image (the decoder says: {_decord_reason(exc, path)})"
+                ) from exc
             try:
                 num_frames = len(reader)
                 fps = float(reader.get_avg_fps())
             except Exception as exc:
-                raise VideoError(f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})") from exc
+                raise VideoError(
+                    f"{path}: not a video or image (cannot decode its first frame: {_decord_reason(exc, path)})"
+                ) from exc
         try:
-            times = np.asarray(reader.get_frame_timestamp(np.arange(num_frames)), dtype=np.float64)[:, 0] if num_frames else np.empty(0)
+            times = (
+                np.asarray(reader.get_frame_timestamp(np.arange(num_frames)), dtype=np.float64)[:, 0]
+                if num_frames
+                else np.empty(0)
+            )
             note = _check_timestamps(times)
         except Exception as exc:
             times, note = np.empty(0), f"decoder gave no timestamps ({_short(exc)})"
@@ -309,7 +318,9 @@ class VideoFileReader:
                         pts.append(packet.pts)
             except Exception as exc:  # damaged data: the frames before it are what the stream holds
                 if not pts or strict:
-                    raise VideoError(f"{path}: not a video or image (cannot read its first packet: {_short(exc)})") from exc
+                    raise VideoError(
+                        f"{path}: not a video or image (cannot read its first packet: {_short(exc)})"
+                    ) from exc
         finally:
             container.close()
         if strict and declared and len(pts) != declared:
@@ -422,7 +433,9 @@ class VideoFileReader:
                 yield index, frame
         self._ended = True
 
-    def _read(self, info: VideoInfo, chunk: np.ndarray, keyframes: np.ndarray, out: np.ndarray) -> tuple[str | None, ...]:
+    def _read(
+        self, info: VideoInfo, chunk: np.ndarray, keyframes: np.ndarray, out: np.ndarray
+    ) -> tuple[str | None, ...]:
         first, last = int(chunk[0]), int(chunk[-1])
         start = int(keyframes[np.searchsorted(keyframes, first, side="right") - 1]) if info.frame_pts is not None else 0
         if self._frames is None or first < self._position or start > self._position:
@@ -483,8 +496,18 @@ class ImageReader:
             raise VideoError(f"{what}: not a video or image ({_short(exc)})") from exc
         n = len(files)
         times = np.arange(n, dtype=np.float64) / self.fps
-        return VideoInfo(self.path, n, self.fps, int(first.shape[1]), int(first.shape[0]), times, "index/fps",
-                         self.sequence.describe(), None, np.arange(n))
+        return VideoInfo(
+            self.path,
+            n,
+            self.fps,
+            int(first.shape[1]),
+            int(first.shape[0]),
+            times,
+            "index/fps",
+            self.sequence.describe(),
+            None,
+            np.arange(n),
+        )
 
     def batches(self, info: VideoInfo, indices: np.ndarray, size: int) -> Iterator[FrameBatch]:
         indices = np.asarray(indices)
@@ -500,15 +523,18 @@ class ImageReader:
                     errors.append(f"{name}: {_short(exc)}")
                     continue
                 if image.shape[:2] != (info.height, info.width):
-                    errors.append(f"{name}: {image.shape[1]}x{image.shape[0]}, not the sequence's {info.width}x{info.height}")
+                    errors.append(
+                        f"{name}: {image.shape[1]}x{image.shape[0]}, not the sequence's {info.width}x{info.height}"
+                    )
                     continue
                 frames[k] = image
                 errors.append(None)
             yield FrameBatch(chunk, info.timestamps[chunk], frames, tuple(errors) if any(errors) else ())
 
 
-def open_reader(path: str | Path, num_threads: int = 0, image_fps: float | None = None,
-                probe_with: str | None = None) -> VideoFileReader | ImageReader:
+def open_reader(
+    path: str | Path, num_threads: int = 0, image_fps: float | None = None, probe_with: str | None = None
+) -> VideoFileReader | ImageReader:
     """A reader for a video file, an image file or an image-sequence folder, with a
     :class:`VideoError` naming the file when it cannot be read. ``image_fps``: frame rate given to
     images (default: ``decode.image_fps`` of the shipped pipeline settings)."""
@@ -520,11 +546,17 @@ def open_reader(path: str | Path, num_threads: int = 0, image_fps: float | None 
             raise VideoError(f"{path}: a folder that is not an image sequence (numbered images of one name pattern)")
         return ImageReader(path, sequence, image_fps if image_fps is not None else _default_image_fps())
     if is_image_file(path) or sniff_image(path):
-        return ImageReader(path, ImageSequence(path.parent, (path,), (0,)), image_fps if image_fps is not None else _default_image_fps())
+        return ImageReader(
+            path,
+            ImageSequence(path.parent, (path,), (0,)),
+            image_fps if image_fps is not None else _default_image_fps(),
+        )
     return VideoFileReader(path, num_threads, probe_with)
 
 
-def probe_video(path: str | Path, reader: VideoFileReader | ImageReader | None = None, image_fps: float | None = None) -> VideoInfo:
+def probe_video(
+    path: str | Path, reader: VideoFileReader | ImageReader | None = None, image_fps: float | None = None
+) -> VideoInfo:
     """Frame count, frame rate, size and per-frame timestamps of a video (or image, or image sequence)."""
     reader = reader if reader is not None else open_reader(path, image_fps=image_fps)
     return reader.probe()

@@ -32,8 +32,13 @@ out and missing values are empty cells, never zeros. See docs/output.md.
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("results")
 @click.option("--csv", "csv_out", default=None, metavar="PATH", help="The CSV file to write (a path or a URI).")
-@click.option("--openface", "openface_dir", default=None, metavar="DIR",
-              help="Write OpenFace-style CSV files, one per video, into DIR (a folder path or URI).")
+@click.option(
+    "--openface",
+    "openface_dir",
+    default=None,
+    metavar="DIR",
+    help="Write OpenFace-style CSV files, one per video, into DIR (a folder path or URI).",
+)
 def main(results: str, csv_out: str | None, openface_dir: str | None) -> None:
     """Write RESULTS (a Parquet file au-annotate wrote: a path or a URI) as a CSV file (--csv) and/or
     as OpenFace-style CSV files (--openface)."""

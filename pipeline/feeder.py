@@ -41,9 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -233,14 +233,18 @@ class Producer:
 
     def __init__(self, index: int, spec: ProducerSpec) -> None:
         self.index = index
-        self.buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=True)
+        self.buffer = SlotBuffer(
+            spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=True
+        )
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parent.parent)  # this copy of the code, wherever it runs
         env["PYTHONPATH"] = os.pathsep.join([package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline.feeder", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+            pass_fds=[theirs.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
         theirs.close()
         self.conn = multiprocessing.connection.Connection(ours.detach())
@@ -329,13 +333,19 @@ class FeedEngine:
         self.frames = frames if frames is not None else FrameCount(on_frames)
         self.stats = EngineStats()
         registration = self.annotator.config.registration
-        slot_bytes = feed.crops_per_slot * registration.crop_size ** 2 * 3
-        self._folder = tempfile.mkdtemp(prefix="au-heatmaps-slots-",
-                                        dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes))
+        slot_bytes = feed.crops_per_slot * registration.crop_size**2 * 3
+        self._folder = tempfile.mkdtemp(
+            prefix="au-heatmaps-slots-", dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes)
+        )
         tracker_device = str(self.annotator.predictor.device) if options.landmarks == "fan" else "cpu"
         self._spec = lambda index, generation: ProducerSpec(
-            options, registration, os.path.join(self._folder, f"p{index}-{generation}.slots"), feed.slots_per_producer,
-            feed.crops_per_slot, tracker_device)
+            options,
+            registration,
+            os.path.join(self._folder, f"p{index}-{generation}.slots"),
+            feed.slots_per_producer,
+            feed.crops_per_slot,
+            tracker_device,
+        )
         self._generation = 0
         self._producers = [self._start_producer(i) for i in range(producers)]
         self._waiting: collections.deque[_Job] = collections.deque()
@@ -380,7 +390,7 @@ class FeedEngine:
                 job.future.set_exception(ItemFailed(f"{job.item.path}: the run was stopped before this item finished"))
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    def __enter__(self) -> "FeedEngine":
+    def __enter__(self) -> FeedEngine:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -449,7 +459,9 @@ class FeedEngine:
             log.exception("au-heatmaps feeder failed")
             for job in self._all_jobs():
                 if not job.future.done():
-                    job.future.set_exception(ItemFailed(f"{job.item.path}: feeder failed ({type(exc).__name__}: {exc})"))
+                    job.future.set_exception(
+                        ItemFailed(f"{job.item.path}: feeder failed ({type(exc).__name__}: {exc})")
+                    )
         finally:
             self._model_queue.put(None)
 
@@ -511,14 +523,19 @@ class FeedEngine:
                 for job, _ in batch:
                     job.abandoned = True
                     if not job.future.done():
-                        job.future.set_exception(ItemFailed(f"{job.item.path}: model failed ({type(exc).__name__}: {exc})"))
+                        job.future.set_exception(
+                            ItemFailed(f"{job.item.path}: model failed ({type(exc).__name__}: {exc})")
+                        )
                 continue
             started = time.perf_counter()
             offset = 0
             for job, faces in batch:
                 count = len(faces.crops)
-                part = replace(prediction, intensities=prediction.intensities[offset : offset + count],
-                               peaks=prediction.peaks[offset : offset + count])
+                part = replace(
+                    prediction,
+                    intensities=prediction.intensities[offset : offset + count],
+                    peaks=prediction.peaks[offset : offset + count],
+                )
                 offset += count
                 rows = self.annotator.rows(job.item.video, faces, part)
                 job.rows.append(rows)
@@ -527,7 +544,9 @@ class FeedEngine:
 
     def _finish(self, job: _Job) -> None:
         try:
-            result: ItemResult = write_item(self.store, job.item, job.rows, job.tracks, self.annotator.schema.arrow_schema())
+            result: ItemResult = write_item(
+                self.store, job.item, job.rows, job.tracks, self.annotator.schema.arrow_schema()
+            )
         except Exception as exc:
             job.future.set_exception(exc)
             return

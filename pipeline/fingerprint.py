@@ -19,7 +19,7 @@ _WHOLE = 4 << 20  # hash files up to this size entirely
 _EDGE = 1 << 20  # else the first and last MiB
 
 
-def _file_fingerprint(path: Path, digest: "hashlib._Hash") -> None:
+def _file_fingerprint(path: Path, digest: hashlib._Hash) -> None:
     stat = path.stat()
     digest.update(f"file {stat.st_size} {stat.st_mtime_ns}\n".encode())
     with open(path, "rb") as stream:
@@ -32,7 +32,7 @@ def _file_fingerprint(path: Path, digest: "hashlib._Hash") -> None:
             digest.update(stream.read(_EDGE))
 
 
-def _folder_fingerprint(path: Path, digest: "hashlib._Hash") -> None:
+def _folder_fingerprint(path: Path, digest: hashlib._Hash) -> None:
     entries = []
     for folder, dirs, files in os.walk(path):
         dirs.sort()

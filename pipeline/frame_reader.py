@@ -5,8 +5,8 @@ is not installed (Linux aarch64, macOS arm64): ``len``, ``reader[i].asnumpy()``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -29,8 +29,9 @@ ids 0, 1, ... in order of first appearance.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,8 +41,19 @@ if TYPE_CHECKING:
     from pipeline.config import LandmarkConfig
 
 __all__ = [
-    "iou_matrix", "match_by_overlap", "match_by_descriptor", "FaceDescriber", "Track", "TrackBook",
-    "track_presence", "select_tracks", "parse_faces", "TrackEnds", "ItemTracks", "read_item_tracks", "link_items",
+    "iou_matrix",
+    "match_by_overlap",
+    "match_by_descriptor",
+    "FaceDescriber",
+    "Track",
+    "TrackBook",
+    "track_presence",
+    "select_tracks",
+    "parse_faces",
+    "TrackEnds",
+    "ItemTracks",
+    "read_item_tracks",
+    "link_items",
     "summarise_linked",
 ]
 
@@ -61,7 +73,9 @@ def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def match_by_overlap(detections: Sequence[Sequence[float]], tracks: Sequence[Sequence[float]], min_iou: float) -> list[tuple[int, int]]:
+def match_by_overlap(
+    detections: Sequence[Sequence[float]], tracks: Sequence[Sequence[float]], min_iou: float
+) -> list[tuple[int, int]]:
     """Unambiguous (detection, track) pairs: IoU >= ``min_iou``, and neither overlaps anything else
     by that much (two tracks on one detection, or the reverse, are left to the descriptor)."""
     if len(detections) == 0 or len(tracks) == 0:
@@ -137,7 +151,9 @@ class FaceDescriber:
         if self._model is None:
             from pipeline.landmarks import dlib_model_path
 
-            self._model = self._dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+            self._model = self._dlib.face_recognition_model_v1(
+                str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
+            )
         return np.array([np.asarray(self._model.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
 
 
@@ -150,7 +166,9 @@ class Track:
     landmarks: np.ndarray | None = None
     chip: np.ndarray | None = None  # aligned face at the latest detection (for the descriptor)
     descriptor: np.ndarray | None = None  # of that chip, once computed
-    identity_chip: np.ndarray | None = None  # the face the person was last known by (track start, or a descriptor match)
+    identity_chip: np.ndarray | None = (
+        None  # the face the person was last known by (track start, or a descriptor match)
+    )
     identity_descriptor: np.ndarray | None = None  # of that chip, once computed
 
 
@@ -161,7 +179,7 @@ class TrackBook:
     new track); the landmark backends share it, each keeping its own state on its tracks (``new_track``
     makes them)."""
 
-    def __init__(self, config: "LandmarkConfig", new_track: Callable[[int], Track] = Track) -> None:
+    def __init__(self, config: LandmarkConfig, new_track: Callable[[int], Track] = Track) -> None:
         self.config = config
         self._new_track = new_track
         self.describer = FaceDescriber()  # lent to the item's TrackEnds too: its model is loaded once
@@ -186,7 +204,9 @@ class TrackBook:
         (:meth:`FaceDescriber.faceness`)."""
         if score >= self.config.open_min_detection_score:
             return True
-        return self.describer.faceness(image, landmarks, self.config.open_face_padding) >= self.config.open_min_face_score
+        return (
+            self.describer.faceness(image, landmarks, self.config.open_face_padding) >= self.config.open_min_face_score
+        )
 
     def same_person(self, track: Track, chip: np.ndarray, descriptors: dict[int, np.ndarray], key: int) -> bool:
         """Whether ``chip`` (a face that continues ``track``) shows the track's person: it correlates by
@@ -224,7 +244,11 @@ class TrackBook:
         return np.array([t.descriptor for t in tracks])
 
     def associate(
-        self, image: np.ndarray, boxes: Sequence[Sequence[float]], landmarks: Sequence[np.ndarray], where: Sequence[Sequence[float]],
+        self,
+        image: np.ndarray,
+        boxes: Sequence[Sequence[float]],
+        landmarks: Sequence[np.ndarray],
+        where: Sequence[Sequence[float]],
         scores: Sequence[float] | None = None,
     ) -> list[Track | None]:
         """The track of each face of a fresh detection of ``image`` (``boxes`` and ``landmarks`` in frame
@@ -241,7 +265,9 @@ class TrackBook:
         chips = {d: self.describer.chip(image, landmarks[d]) for d in range(len(boxes))}
         descriptors: dict[int, np.ndarray] = {}
         pairs = match_by_overlap(boxes, where, cfg.assoc_min_iou)
-        owner: dict[int, Track | None] = {d: live[t] for d, t in pairs if self.same_person(live[t], chips[d], descriptors, d)}
+        owner: dict[int, Track | None] = {
+            d: live[t] for d, t in pairs if self.same_person(live[t], chips[d], descriptors, d)
+        }
         for track in live:
             if track not in owner.values():
                 self._end(track)
@@ -251,7 +277,9 @@ class TrackBook:
             todo = [d for d in unexplained if d not in descriptors]
             descriptors.update(zip(todo, self.describer.describe([chips[d] for d in todo])))
             queries = np.array([descriptors[d] for d in unexplained])
-            for q, c, _ in match_by_descriptor(queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin):
+            for q, c, _ in match_by_descriptor(
+                queries, self._descriptors(candidates), cfg.reid_max_distance, cfg.reid_margin
+            ):
                 owner[unexplained[q]] = candidates[c]
                 self._ended.remove(candidates[c])
                 candidates[c].identity_chip, candidates[c].identity_descriptor = chips[unexplained[q]], queries[q]
@@ -277,7 +305,9 @@ def chip_correlation(a: np.ndarray, b: np.ndarray, side: int = 24) -> float:
     import cv2
 
     def patch(chip: np.ndarray) -> np.ndarray:
-        grey = cv2.resize(np.asarray(chip)[..., 1], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        grey = (
+            cv2.resize(np.asarray(chip)[..., 1], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        )
         grey -= grey.mean()
         norm = float(np.linalg.norm(grey))
         return grey / norm if norm > 1e-3 else grey
@@ -348,7 +378,10 @@ class TrackEnds:
             if not face.found:
                 continue
             if face.track not in self._first:
-                self._first[face.track] = (int(frames[position]), self._describer.chip(images[position], face.landmarks))
+                self._first[face.track] = (
+                    int(frames[position]),
+                    self._describer.chip(images[position], face.landmarks),
+                )
                 self._detected[face.track] = face.source == "detected"
             if face.source == "detected" or not self._detected[face.track]:
                 latest[face.track] = (position, face)
@@ -405,15 +438,16 @@ class ItemTracks:
     linked: bool = False
 
 
-def read_item_tracks(batches: Iterable["pa.RecordBatch"], evidence: dict | None) -> ItemTracks:
+def read_item_tracks(batches: Iterable[pa.RecordBatch], evidence: dict | None) -> ItemTracks:
     """An item's tracks from its rows (columns frame, track, face_x0, face_y0, face_x1, face_y1, in
     frame order) and the evidence its part file keeps (:meth:`TrackEnds.result`; None for a part
     written without it: its tracks are then linked by overlap only)."""
     item = ItemTracks(linked=bool(evidence and evidence.get("linked")))
     for batch in batches:
         data = batch.to_pydict()
-        for frame, track, x0, y0, x1, y1 in zip(data["frame"], data["track"], data["face_x0"], data["face_y0"],
-                                                 data["face_x1"], data["face_y1"]):
+        for frame, track, x0, y0, x1, y1 in zip(
+            data["frame"], data["track"], data["face_x0"], data["face_y0"], data["face_x1"], data["face_y1"]
+        ):
             if item.first_frame is None:
                 item.first_frame = frame
             item.last_frame = frame
@@ -449,7 +483,7 @@ class _VideoTrack:
     last_descriptor: np.ndarray | None
 
 
-def link_items(items: Sequence[ItemTracks], config: "LandmarkConfig") -> list[dict[int, int]]:
+def link_items(items: Sequence[ItemTracks], config: LandmarkConfig) -> list[dict[int, int]]:
     """The video's track id of every track of every item (``items``: a video's items in frame order):
     one mapping (id in the item -> id in the video) per item. Video ids are 0, 1, ... in order of
     first appearance (tracks that appear on the same frame: in the order of their ids in the item).
@@ -480,8 +514,9 @@ def link_items(items: Sequence[ItemTracks], config: "LandmarkConfig") -> list[di
             # 1. overlap across the boundary, confirmed by the descriptor
             ending = [v for v in video if v.last_frame == previous_last]
             starting = [t for t in local if item.tracks[t].first_frame == item.first_frame]
-            pairs = match_by_overlap([item.tracks[t].first_box for t in starting], [v.last_box for v in ending],
-                                     config.assoc_min_iou)
+            pairs = match_by_overlap(
+                [item.tracks[t].first_box for t in starting], [v.last_box for v in ending], config.assoc_min_iou
+            )
             for s, e in pairs:
                 here, there = item.tracks[starting[s]].first_descriptor, ending[e].last_descriptor
                 if here is not None and there is not None and np.linalg.norm(here - there) > config.reid_max_distance:
@@ -489,20 +524,33 @@ def link_items(items: Sequence[ItemTracks], config: "LandmarkConfig") -> list[di
                 mapping[starting[s]] = ending[e].id
             # 2. re-identification by descriptor
             taken = set(mapping.values())
-            candidates = sorted((v for v in video if v.id not in taken and v.last_descriptor is not None),
-                                key=lambda v: (v.last_frame, v.id))[-config.reid_memory:] if config.reid_memory else []
+            candidates = (
+                sorted(
+                    (v for v in video if v.id not in taken and v.last_descriptor is not None),
+                    key=lambda v: (v.last_frame, v.id),
+                )[-config.reid_memory :]
+                if config.reid_memory
+                else []
+            )
             queries = [t for t in local if t not in mapping and item.tracks[t].first_descriptor is not None]
             if candidates and queries:
-                for q, c, _ in match_by_descriptor(np.array([item.tracks[t].first_descriptor for t in queries]),
-                                                   np.array([v.last_descriptor for v in candidates]),
-                                                   config.reid_max_distance, config.reid_margin):
+                for q, c, _ in match_by_descriptor(
+                    np.array([item.tracks[t].first_descriptor for t in queries]),
+                    np.array([v.last_descriptor for v in candidates]),
+                    config.reid_max_distance,
+                    config.reid_margin,
+                ):
                     mapping[queries[q]] = candidates[c].id
         for track in local:
             if track not in mapping:
                 mapping[track] = len(video)
                 video.append(_VideoTrack(len(video), 0, (0.0, 0.0, 0.0, 0.0), None))
             entry, state = item.tracks[track], video[mapping[track]]
-            state.last_frame, state.last_box, state.last_descriptor = entry.last_frame, entry.last_box, entry.last_descriptor
+            state.last_frame, state.last_box, state.last_descriptor = (
+                entry.last_frame,
+                entry.last_box,
+                entry.last_descriptor,
+            )
         maps.append(mapping)
         if item.last_frame is not None:
             previous_last = item.last_frame
@@ -521,7 +569,13 @@ def summarise_linked(items: Sequence[ItemTracks], maps: Sequence[dict[int, int]]
             total[3] += entry.width
             total[4] += entry.height
     return [
-        {"track": track, "frames": int(count), "first_frame": int(first), "last_frame": int(last),
-         "mean_box_width": round(width / count, 1), "mean_box_height": round(height / count, 1)}
+        {
+            "track": track,
+            "frames": int(count),
+            "first_frame": int(first),
+            "last_frame": int(last),
+            "mean_box_width": round(width / count, 1),
+            "mean_box_height": round(height / count, 1),
+        }
         for track, (count, first, last, width, height) in sorted(totals.items())
     ]

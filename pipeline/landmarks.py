@@ -23,9 +23,9 @@ import importlib.util
 import math
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -237,7 +237,9 @@ class DlibTracker(LandmarkTracker):
     def _shape(self, image: np.ndarray, box: Box) -> np.ndarray:
         rect = self._dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
         parts = self._predictor(image, rect).parts()
-        return np.fromiter((v for p in parts for v in (p.x, p.y)), dtype=np.float32, count=2 * len(parts)).reshape(-1, 2)
+        return np.fromiter((v for p in parts for v in (p.x, p.y)), dtype=np.float32, count=2 * len(parts)).reshape(
+            -1, 2
+        )
 
     def _check_region(self, image: np.ndarray, box: Box) -> tuple[int, int, int, int] | None:
         """The region around ``box`` that the local check looks at (x0, y0, x1, y1), or None when the
@@ -310,7 +312,9 @@ class DlibTracker(LandmarkTracker):
             if track is None:  # not a face
                 continue
             track.evidence, track.since_check = score, 0
-            track.reference = self._appearance(image, self._tracking_box(shape)) if self.config.check_interval > 1 else None
+            track.reference = (
+                self._appearance(image, self._tracking_box(shape)) if self.config.check_interval > 1 else None
+            )
             track.anchor = track.reference
             observations.append(FaceObservation(shape, _logistic(score), "detected", box, track.id))
         self._since_detection = 1
@@ -418,7 +422,9 @@ class FanTracker(LandmarkTracker):
         self.device = device
         kwargs = {}
         if self.config.fan_detector == "dlib":
-            kwargs = {"face_detector_kwargs": {"path_to_detector": str(dlib_model_path("mmod_human_face_detector.dat"))}}
+            kwargs = {
+                "face_detector_kwargs": {"path_to_detector": str(dlib_model_path("mmod_human_face_detector.dat"))}
+            }
         try:
             with warnings.catch_warnings():  # face-alignment calls its dlib detector deprecated; it is our choice
                 warnings.simplefilter("ignore", UserWarning)
@@ -455,10 +461,12 @@ class FanTracker(LandmarkTracker):
         step = self.config.fan_batch_crops
         for first in range(0, len(images), step):
             geometry = [self._centre_scale(box) for box in boxes[first : first + step]]
-            crops = np.stack([
-                self._crop(image, centre, scale).transpose(2, 0, 1).astype(np.float32) / 255.0
-                for image, (centre, scale) in zip(images[first : first + step], geometry)
-            ])
+            crops = np.stack(
+                [
+                    self._crop(image, centre, scale).transpose(2, 0, 1).astype(np.float32) / 255.0
+                    for image, (centre, scale) in zip(images[first : first + step], geometry)
+                ]
+            )
             with torch.inference_mode():
                 heatmaps = self._fa.face_alignment_net(torch.from_numpy(crops).to(self.device, dtype=self._fa.dtype))
                 if isinstance(heatmaps, list):
@@ -493,7 +501,7 @@ class FanTracker(LandmarkTracker):
         box = self._detect_box(image)
         if box is None:
             return NO_FACE
-        (points, score), = self._predict([image], [box])
+        ((points, score),) = self._predict([image], [box])
         return FaceObservation(points, score, "detected", box)
 
     def detect_all(self, image: np.ndarray) -> list[FaceObservation]:
@@ -540,7 +548,12 @@ class FanTracker(LandmarkTracker):
                 continue
             tracks = self._book.live
             boxes = [self._tracking_box(t.landmarks) for t in tracks]
-            if not tracks or self._detect_next or self._since_detection >= self.config.redetect_interval or self._duplicates(boxes):
+            if (
+                not tracks
+                or self._detect_next
+                or self._since_detection >= self.config.redetect_interval
+                or self._duplicates(boxes)
+            ):
                 out.append(self._detection_frame(frames[start]))
                 continue
             # The frames up to the next scheduled detection or shot cut: each track cropped around its box so far.
@@ -554,7 +567,12 @@ class FanTracker(LandmarkTracker):
                     break
                 for track, box, (points, score) in zip(tracks, boxes, frame):
                     track.landmarks, track.box = points, box
-                out.append([FaceObservation(points, score, "tracked", box, t.id) for t, box, (points, score) in zip(tracks, boxes, frame)])
+                out.append(
+                    [
+                        FaceObservation(points, score, "tracked", box, t.id)
+                        for t, box, (points, score) in zip(tracks, boxes, frame)
+                    ]
+                )
                 self._since_detection += 1
         return out
 
@@ -566,7 +584,9 @@ class _FanTrack(Track):
     box: Box | None = None
 
 
-def make_tracker(backend: str = "dlib", config: LandmarkConfig | None = None, *, device: str = "cpu") -> LandmarkTracker:
+def make_tracker(
+    backend: str = "dlib", config: LandmarkConfig | None = None, *, device: str = "cpu"
+) -> LandmarkTracker:
     """A tracker for ``backend`` ("dlib" or "fan"); ``device`` is used by FAN only."""
     config = config or LandmarkConfig(backend=backend)
     if backend == "dlib":

@@ -86,7 +86,7 @@ class OutputLock:
             "token": self.token,
         }
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.acquire()
         return self
 
@@ -109,8 +109,9 @@ class OutputLock:
                 continue
             if not self._stale(holder):
                 raise OutputLocked(self._locked_message(holder))
-            log.warning("%s: taking over the lock of a run that is no longer running (%s)", self.location,
-                        _describe(holder))
+            log.warning(
+                "%s: taking over the lock of a run that is no longer running (%s)", self.location, _describe(holder)
+            )
             self._remove_stale(holder)
         raise OutputLocked(f"{self.location}: could not take the output lock (other runs keep taking it)")
 
@@ -202,8 +203,11 @@ class OutputLock:
         except FileNotFoundError:
             pass
         except OSError as exc:  # e.g. the folder became read-only; a later run sees this process gone
-            log.warning("could not remove the lock file %s (%s); it is stale once this process ends",
-                        self.location, exc.strerror or exc)
+            log.warning(
+                "could not remove the lock file %s (%s); it is stale once this process ends",
+                self.location,
+                exc.strerror or exc,
+            )
 
 
 def _describe(holder: dict) -> str:

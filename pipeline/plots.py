@@ -81,7 +81,11 @@ def plot_intensities(
             tracks = sorted(int(t) for t in rows["track"].dropna().unique())
             raise ValueError(f"no rows for track {track} of video {video!r} (its tracks: {tracks[:30]})")
         # every frame of the video once: the track's row, or the frame's first row without values
-        others = rows[~rows["frame"].isin(mine["frame"])].drop_duplicates("frame") if "frame" in rows.columns else rows.iloc[:0]
+        others = (
+            rows[~rows["frame"].isin(mine["frame"])].drop_duplicates("frame")
+            if "frame" in rows.columns
+            else rows.iloc[:0]
+        )
         others = others.assign(**{c: np.nan for c in aus.columns})
         rows = pd.concat([mine, others])
     elif "face" in rows.columns:
@@ -108,8 +112,15 @@ def plot_intensities(
         finite = np.isfinite(y)
         isolated = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]
         ax.plot(
-            t, y, color=colour, lw=1.6, label=f"{au.label} {au.name}", zorder=2,
-            marker="o", ms=3, markevery=isolated.tolist(),  # a lone frame with a face shows as a dot
+            t,
+            y,
+            color=colour,
+            lw=1.6,
+            label=f"{au.label} {au.name}",
+            zorder=2,
+            marker="o",
+            ms=3,
+            markevery=isolated.tolist(),  # a lone frame with a face shows as a dot
         )
     ax.set_ylim(-0.1, 5.1)
     ax.set_yticks(range(6))
@@ -119,7 +130,9 @@ def plot_intensities(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("intensity (0-5)")
     ax.grid(True, color="0.9", lw=0.6, zorder=1)
-    ax.set_title(title if title is not None else (str(rows["video"].iloc[0]) if "video" in rows.columns else ""), fontsize=10)
+    ax.set_title(
+        title if title is not None else (str(rows["video"].iloc[0]) if "video" in rows.columns else ""), fontsize=10
+    )
     # Legend entries as plain lines (the lines themselves carry markers for lone frames only).
     handles, labels = ax.get_legend_handles_labels()
     handles = [

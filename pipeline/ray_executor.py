@@ -27,9 +27,9 @@ import collections
 import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from pipeline.execution import Attempts, ItemResult, ItemWorker, Layout, plan_layout, settle, write_item
 from pipeline.items import ItemFailure, WorkItem
@@ -81,11 +81,13 @@ def _worker_class():
         """A Ray actor holding one :class:`~pipeline.execution.ItemWorker` (on the CPUs and GPU share Ray
         reserved for it): the same worker the in-process run uses."""
 
-        def __init__(self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, producers: int,
-                     store, render_dir) -> None:
+        def __init__(
+            self, weights: _WeightsShipment, options: AnnotateOptions, threads: int, producers: int, store, render_dir
+        ) -> None:
             limit_threads(threads - producers)
-            self.worker = ItemWorker(weights.local_path(), options, producers=producers, store=store,
-                                     render_dir=render_dir)
+            self.worker = ItemWorker(
+                weights.local_path(), options, producers=producers, store=store, render_dir=render_dir
+            )
 
         @ray.method(concurrency_group="work")
         def run_item(self, item: WorkItem, info=None) -> ItemResult:
@@ -136,8 +138,11 @@ def _start_ray(address: str | None) -> bool:
 
         existing = _running_cluster()
         if existing is not None:
-            log.info("a Ray cluster runs on this machine (%s); this run starts a private one "
-                     "(--address auto would join that cluster instead)", existing)
+            log.info(
+                "a Ray cluster runs on this machine (%s); this run starts a private one "
+                "(--address auto would join that cluster instead)",
+                existing,
+            )
         ray.init(
             address="local",
             num_gpus=torch.cuda.device_count(),
@@ -157,11 +162,18 @@ def cluster_layout(options: RayOptions, plan) -> Layout:
 
     resources = ray.cluster_resources()
     machines = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
-    layout = plan_layout(plan.options.device, plan.options.pipeline.feed.reserved_cores, workers=options.workers,
-                         producers=options.producers, render=plan.render_dir is not None,
-                         cpus=int(resources.get("CPU", 1)), machines=machines,
-                         gpus=0.0 if plan.options.device == "cpu" else float(resources.get("GPU", 0)),
-                         gpus_per_worker=options.gpus_per_worker, cpus_per_worker=options.cpus_per_worker)
+    layout = plan_layout(
+        plan.options.device,
+        plan.options.pipeline.feed.reserved_cores,
+        workers=options.workers,
+        producers=options.producers,
+        render=plan.render_dir is not None,
+        cpus=int(resources.get("CPU", 1)),
+        machines=machines,
+        gpus=0.0 if plan.options.device == "cpu" else float(resources.get("GPU", 0)),
+        gpus_per_worker=options.gpus_per_worker,
+        cpus_per_worker=options.cpus_per_worker,
+    )
     return replace(layout, executor="ray")
 
 
@@ -194,8 +206,13 @@ def run_on_ray(
             )
 
         actors = [new_actor() for _ in range(workers)]
-        log.info("ray: %d workers, %g GPU, %d CPUs and %d producers each", workers, layout.gpus_per_worker, threads,
-                 producers)
+        log.info(
+            "ray: %d workers, %g GPU, %d CPUs and %d producers each",
+            workers,
+            layout.gpus_per_worker,
+            threads,
+            producers,
+        )
         per_actor = producers + 1 if producers else 2
         queue = collections.deque(sorted(todo, key=lambda i: -i.frames))
         attempts = Attempts(plan.options.pipeline.feed.max_attempts)

@@ -7,8 +7,9 @@ Two click commands, meant to be attached to the ``au-annotate`` group (``au-rend
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
@@ -56,7 +57,7 @@ def _schema_columns(path: Path) -> list[str]:
         raise _fail(f"{path}: not a readable Parquet results file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_results(path: Path, columns: Sequence[str], videos: Sequence[str] | None) -> "pd.DataFrame":
+def _read_results(path: Path, columns: Sequence[str], videos: Sequence[str] | None) -> pd.DataFrame:
     import pandas as pd
 
     filters = [("video", "in", list(videos))] if videos else None
@@ -78,10 +79,12 @@ def _check_videos(path: Path, wanted: Sequence[str], present: Sequence[str]) -> 
     missing = [v for v in wanted if v not in set(present)]
     if missing:
         shown = ", ".join(present[:10]) + (f", ... ({len(present)} in all)" if len(present) > 10 else "")
-        raise _fail(f"{path}: no rows for video {', '.join(repr(v) for v in missing)} (videos in it: {shown or 'none'})")
+        raise _fail(
+            f"{path}: no rows for video {', '.join(repr(v) for v in missing)} (videos in it: {shown or 'none'})"
+        )
 
 
-def _shipped_aus() -> "AUSet":
+def _shipped_aus() -> AUSet:
     from model.aus import load_au_set
 
     return load_au_set()
@@ -95,18 +98,46 @@ def _shipped_aus() -> "AUSet":
 )
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("video_root", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the MP4s (created if needed).")
-@click.option("--weights", default=None, metavar="PATH|URL",
-              help="Model weights (default: $AU_HEATMAPS_WEIGHTS, else the authors' released model).")
-@click.option("--landmarks/--no-landmarks", default=False, show_default=True,
-              help="Draw the 68 landmarks (needs results made with --save-landmarks).")
-@click.option("--heatmaps/--no-heatmaps", default=True, show_default=True,
-              help="Draw the heatmaps (--no-heatmaps needs no weights: box, peaks and legend only).")
-@click.option("--video", "videos", multiple=True, metavar="NAME",
-              help="Render only this video (as named in the results' video column); repeatable. Default: all.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
-              help="Frames decoded, and faces run through the model, at a time.")
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the MP4s (created if needed).",
+)
+@click.option(
+    "--weights",
+    default=None,
+    metavar="PATH|URL",
+    help="Model weights (default: $AU_HEATMAPS_WEIGHTS, else the authors' released model).",
+)
+@click.option(
+    "--landmarks/--no-landmarks",
+    default=False,
+    show_default=True,
+    help="Draw the 68 landmarks (needs results made with --save-landmarks).",
+)
+@click.option(
+    "--heatmaps/--no-heatmaps",
+    default=True,
+    show_default=True,
+    help="Draw the heatmaps (--no-heatmaps needs no weights: box, peaks and legend only).",
+)
+@click.option(
+    "--video",
+    "videos",
+    multiple=True,
+    metavar="NAME",
+    help="Render only this video (as named in the results' video column); repeatable. Default: all.",
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Frames decoded, and faces run through the model, at a time.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 def render(
     results: Path,
@@ -160,7 +191,9 @@ def render(
         sources = {v: video_root / v for v in wanted}
     for name, source in sources.items():
         if not source.is_file():
-            raise _fail(f"{source}: video not found (listed in {results} as {name!r}; is VIDEO_ROOT the annotated folder?)")
+            raise _fail(
+                f"{source}: video not found (listed in {results} as {name!r}; is VIDEO_ROOT the annotated folder?)"
+            )
     targets = output_paths(wanted, out_dir)
     for name, target in targets.items():
         if target.resolve() == sources[name].resolve():
@@ -177,7 +210,6 @@ def render(
 
     from tqdm.auto import tqdm
 
-
     needed = ["video", "timestamp", "face", "track", "landmark_source", *render_columns(aus, landmarks=landmarks)]
     needed = [c for c in needed if c in set(columns)]
     for name in wanted:
@@ -190,7 +222,12 @@ def render(
 
             try:
                 summary = render_video(
-                    rows, sources[name], targets[name], predictor, landmarks=landmarks, batch_size=batch_size,
+                    rows,
+                    sources[name],
+                    targets[name],
+                    predictor,
+                    landmarks=landmarks,
+                    batch_size=batch_size,
                     on_batch=progress,
                 )
             except (ValueError, FileNotFoundError) as exc:
@@ -210,11 +247,26 @@ def render(
     short_help="Plot each AU's intensity over time for one video (PNG or SVG).",
 )
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--video", default=None, metavar="NAME",
-              help="The video, as named in the results' video column (optional when there is only one).")
-@click.option("--out", "-o", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: .png or .svg.")
-@click.option("--face", default=0, show_default=True, help="Face slot to plot (0: the face with the lowest track id in each frame).")
+@click.option(
+    "--video",
+    default=None,
+    metavar="NAME",
+    help="The video, as named in the results' video column (optional when there is only one).",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .png or .svg.",
+)
+@click.option(
+    "--face",
+    default=0,
+    show_default=True,
+    help="Face slot to plot (0: the face with the lowest track id in each frame).",
+)
 @click.option("--track", default=None, type=int, help="Plot this person (the track column) instead of a face slot.")
 @click.option("--dpi", default=120, show_default=True, type=click.IntRange(10, 1200), help="Resolution of a PNG.")
 def plot(results: Path, video: str | None, out_file: Path, face: int, track: int | None, dpi: int) -> None:

@@ -41,10 +41,15 @@ def describe_faces(counts: dict[str, FaceCount], limit: int = 20) -> list[str]:
         return []
     lines = []
     ordered = sorted(counts.items(), key=lambda kv: (kv[1].with_face / max(kv[1].frames, 1), kv[0]))
-    shown = [f"  {video}: {c.with_face}/{c.frames} frames ({100 * c.with_face / max(c.frames, 1):.0f}%)"
-             for video, c in ordered[:limit]]
-    lines.append("frames with a face, per video" + (f" (the {limit} with the fewest of {len(counts)})"
-                                                    if len(counts) > limit else "") + ":")
+    shown = [
+        f"  {video}: {c.with_face}/{c.frames} frames ({100 * c.with_face / max(c.frames, 1):.0f}%)"
+        for video, c in ordered[:limit]
+    ]
+    lines.append(
+        "frames with a face, per video"
+        + (f" (the {limit} with the fewest of {len(counts)})" if len(counts) > limit else "")
+        + ":"
+    )
     lines.extend(shown)
     none = sorted(video for video, c in counts.items() if c.with_face == 0)
     if none:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ def load_results(
     if not location.exists():
         raise FileNotFoundError(f"{location}: no such results file")
     if location.suffix.lower() == ".csv":
-        raise ValueError(f"{location}: a CSV file; read it with pandas.read_csv (the run's metadata is in "
-                         f"{Path(location.name).stem}.metadata.json beside it), or load the Parquet results")
+        raise ValueError(
+            f"{location}: a CSV file; read it with pandas.read_csv (the run's metadata is in "
+            f"{Path(location.name).stem}.metadata.json beside it), or load the Parquet results"
+        )
     filters = []
     if videos is not None:
         check_video_names(location, videos)
@@ -41,11 +43,17 @@ def load_results(
         filters.append(("face_detected", "==", True))
     if track is not None:
         if "track" not in pq.read_schema(location.path, filesystem=location.filesystem).names:
-            raise ValueError(f"{location}: written before tracks existed (no track column): its one face slot "
-                             "may hold different people; read it without track=")
+            raise ValueError(
+                f"{location}: written before tracks existed (no track column): its one face slot "
+                "may hold different people; read it without track="
+            )
         filters.append(("track", "in", [int(t) for t in ([track] if isinstance(track, (int, np.integer)) else track)]))
-    table = pq.read_table(location.path, columns=list(columns) if columns else None, filters=filters or None,
-                          filesystem=location.filesystem)
+    table = pq.read_table(
+        location.path,
+        columns=list(columns) if columns else None,
+        filters=filters or None,
+        filesystem=location.filesystem,
+    )
     frame = table.to_pandas()
     frame.attrs["au_heatmaps"] = read_run_metadata(location)
     return frame
@@ -61,8 +69,9 @@ def check_video_names(location: Location, videos: Sequence[str]) -> None:
     unknown = [v for v in dict.fromkeys(videos) if v not in set(present)]
     if unknown:
         shown = ", ".join(present[:50]) + (f", ... ({len(present)} in all)" if len(present) > 50 else "")
-        raise UnknownVideoError(f"{location}: no video named {', '.join(repr(v) for v in unknown)} "
-                                f"(the videos in it: {shown or 'none'})")
+        raise UnknownVideoError(
+            f"{location}: no video named {', '.join(repr(v) for v in unknown)} (the videos in it: {shown or 'none'})"
+        )
 
 
 class UnknownVideoError(KeyError):
@@ -83,8 +92,10 @@ def peaks_inside(df: pd.DataFrame, metadata: dict | None = None) -> pd.DataFrame
     as :func:`load_results` sets it), which holds each video's width and height and the AU columns."""
     metadata = metadata if metadata is not None else df.attrs.get("au_heatmaps")
     if not metadata:
-        raise ValueError("peaks_inside needs the run's metadata: load the results with load_results(), "
-                         "or pass metadata=read_run_metadata(path)")
+        raise ValueError(
+            "peaks_inside needs the run's metadata: load the results with load_results(), "
+            "or pass metadata=read_run_metadata(path)"
+        )
     sizes = {name: (info["width"], info["height"]) for name, info in metadata["videos"].items()}
     missing = sorted(set(df["video"].unique()) - set(sizes))
     if missing:

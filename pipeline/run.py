@@ -14,25 +14,33 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 from model.checkpoint import file_sha256, package_version, read_checkpoint
 from model.weights import resolve_weights
 from pipeline.execution import ItemWorker, Layout, local_gpus, plan_layout, ray_address
 from pipeline.items import ItemFailure, WorkItem
-from pipeline.stages import AnnotateOptions, plan_items
 from pipeline.lock import OutputLock
 from pipeline.progress import RunProgress
 from pipeline.report import FaceCount, count_faces
 from pipeline.schema import OutputSchema
 from pipeline.sources import discover_videos
+from pipeline.stages import AnnotateOptions, plan_items
 from pipeline.store import Location, ResultStore, StorageError, storage_errors
 
 __all__ = [
-    "RunSummary", "annotate", "prepare_run", "RunPlan", "finish_run", "OutputNotWritten", "Layout", "plan_layout",
-    "plan_items", "local_gpus",
+    "RunSummary",
+    "annotate",
+    "prepare_run",
+    "RunPlan",
+    "finish_run",
+    "OutputNotWritten",
+    "Layout",
+    "plan_layout",
+    "plan_items",
+    "local_gpus",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,14 +60,14 @@ class RunSummary:
     seconds: float = 0.0
     errors_file: str | None = None
     overlays_missing: list[str] = field(default_factory=list)  # --render: videos done before, without overlay
-    layout: "Layout | None" = None
+    layout: Layout | None = None
     frames_undecodable: dict[str, int] = field(default_factory=dict)  # video -> rows with a decode_error
     items_redone: int = 0  # --resume: finished items annotated again because their video changed
     videos_changed: list[str] = field(default_factory=list)
     parts_set_aside: list[tuple[str, str]] = field(default_factory=list)  # --resume: unreadable parts (name, why)
     damaged_dir: str | None = None  # where they were moved
     output_error: str | None = None  # the output could not be written (the parts are kept for --resume)
-    faces: "dict[str, FaceCount]" = field(default_factory=dict)  # video -> frames, frames with a face
+    faces: dict[str, FaceCount] = field(default_factory=dict)  # video -> frames, frames with a face
 
     @property
     def ok(self) -> bool:
@@ -130,8 +138,10 @@ def prepare_run(
     if location.suffix.lower() not in (".parquet", ".csv"):
         raise ValueError(f"--out {out}: the output must be a .parquet or .csv file")
     if render_dir is not None and (options.every is not None or options.fps is not None):
-        raise ValueError("--render draws every decoded frame: it cannot be combined with --every/--fps "
-                         "(render the sampled results afterwards with au-render)")
+        raise ValueError(
+            "--render draws every decoded frame: it cannot be combined with --every/--fps "
+            "(render the sampled results afterwards with au-render)"
+        )
     stage = on_stage or (lambda text: None)
     stage("finding videos")
     sources = discover_videos(inputs)  # before the lock and the weights: nothing to do is said at once
@@ -151,7 +161,9 @@ def prepare_run(
         stage(f"probing {len(sources)} video{'s' * (len(sources) != 1)}")
         items, infos, failures = plan_items(sources, options)
         schema = OutputSchema(checkpoint.model_config.aus, options.save_landmarks).arrow_schema()
-        store = ResultStore(location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows)
+        store = ResultStore(
+            location, run_key, schema, resume=resume, row_group_rows=options.pipeline.inference.row_group_rows
+        )
         changed = store.discard_changed(items) if resume else []
     except BaseException:
         lock.release()
@@ -172,8 +184,21 @@ def prepare_run(
         "options": options.output_settings(),
         "videos": {name: info.describe() for name, info in infos.items()},
     }
-    return RunPlan(location, options, weights_path, sha, run_key, items, infos, failures, store, metadata,
-                   Path(render_dir) if render_dir is not None else None, lock, changed)
+    return RunPlan(
+        location,
+        options,
+        weights_path,
+        sha,
+        run_key,
+        items,
+        infos,
+        failures,
+        store,
+        metadata,
+        Path(render_dir) if render_dir is not None else None,
+        lock,
+        changed,
+    )
 
 
 def finish_run(
@@ -199,8 +224,10 @@ def _finish(
     output_errors: list[str] = []
     try:
         links = plan.store.link_tracks(complete, plan.options.pipeline.landmarks)
-        metadata["videos"] = {name: dict(info, tracks=links.tracks.get(name, []), cuts=links.cuts.get(name, []))
-                              for name, info in metadata.get("videos", {}).items()}
+        metadata["videos"] = {
+            name: dict(info, tracks=links.tracks.get(name, []), cuts=links.cuts.get(name, []))
+            for name, info in metadata.get("videos", {}).items()
+        }
         rows = plan.store.assemble(complete, metadata, links)
     except StorageError as exc:
         rows = 0
@@ -247,7 +274,9 @@ def _finish(
     if output_errors:
         raise OutputNotWritten(
             f"{summary.output_error}. The finished work is kept in {plan.store.parts_dir}/: "
-            f"fix this and run the same command again with --resume", summary)
+            f"fix this and run the same command again with --resume",
+            summary,
+        )
     return summary
 
 
@@ -281,8 +310,14 @@ def run_in_process(
 ) -> None:
     """Annotate ``todo`` in this process: one :class:`~pipeline.execution.ItemWorker`, its model here,
     fed by ``producers`` processes (0: one item after another, tracking in a background thread)."""
-    with ItemWorker(plan.weights, plan.options, producers=producers, store=plan.store, render_dir=plan.render_dir,
-                    on_frames=on_frames) as worker:
+    with ItemWorker(
+        plan.weights,
+        plan.options,
+        producers=producers,
+        store=plan.store,
+        render_dir=plan.render_dir,
+        on_frames=on_frames,
+    ) as worker:
         plan.record_inference(worker.describe())
         for item, failure in worker.run_all(todo):
             on_item(item, failure)
@@ -305,7 +340,7 @@ def annotate(
     executor: str = "auto",
     on_item: Callable[[WorkItem, ItemFailure | None], None] | None = None,
     actor_hook: Callable[[list], None] | None = None,
-    on_layout: Callable[["Layout"], None] | None = None,
+    on_layout: Callable[[Layout], None] | None = None,
 ) -> RunSummary:
     """Annotate videos and write ``out`` (a Parquet path or URI).
 
@@ -327,8 +362,9 @@ def annotate(
         raise ValueError(f"executor must be 'auto', 'ray' or 'process', got {executor!r}")
     bar = RunProgress(None, None, enabled=progress)  # says what the run does before the first frame
     try:
-        plan = prepare_run(inputs, out, options, weights=weights, resume=resume, render_dir=render_dir,
-                           on_stage=bar.stage)
+        plan = prepare_run(
+            inputs, out, options, weights=weights, resume=resume, render_dir=render_dir, on_stage=bar.stage
+        )
     except BaseException:
         bar.close()
         raise
@@ -354,9 +390,16 @@ def annotate(
             on_item(item, failure)
 
     address = ray_address(address)
-    layout = plan_layout(options.device, options.pipeline.feed.reserved_cores, workers=workers, producers=producers,
-                         joining=address is not None, render=plan.render_dir is not None,
-                         gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker)
+    layout = plan_layout(
+        options.device,
+        options.pipeline.feed.reserved_cores,
+        workers=workers,
+        producers=producers,
+        joining=address is not None,
+        render=plan.render_dir is not None,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+    )
     if executor != "auto" and executor != layout.executor:
         layout = replace(layout, executor=executor)
     plan.metadata["layout"] = layout.to_dict()
@@ -368,8 +411,14 @@ def annotate(
         if todo and layout.executor == "ray":
             from pipeline.ray_executor import RayOptions, run_on_ray
 
-            run_on_ray(plan, todo, RayOptions(layout.workers, address, gpus_per_worker, cpus_per_worker, layout.producers),
-                       on_frames=bar.frames, on_item=item_finished, actor_hook=actor_hook)
+            run_on_ray(
+                plan,
+                todo,
+                RayOptions(layout.workers, address, gpus_per_worker, cpus_per_worker, layout.producers),
+                on_frames=bar.frames,
+                on_item=item_finished,
+                actor_hook=actor_hook,
+            )
         elif todo:
             run_in_process(plan, todo, producers=layout.producers or 0, on_frames=bar.frames, on_item=item_finished)
     except BaseException:

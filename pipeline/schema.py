@@ -31,8 +31,8 @@ x_0 .. x_67, y_0 .. y_67  float32                      landmarks, frame pixels (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from pipeline.decode import VIDEO_EXTENSIONS
 from pipeline.images import IMAGE_EXTENSIONS, image_sequence, is_image_file
@@ -91,5 +91,7 @@ def _nothing_found(inputs: list[str | os.PathLike[str]]) -> str:
     searched = ", ".join(str(i) for i in inputs) or "(no inputs given)"
     videos = " ".join(sorted(VIDEO_EXTENSIONS))
     images = " ".join(sorted(IMAGE_EXTENSIONS))
-    return (f"no videos or images found in {searched} (folders are searched recursively, hidden ones skipped, "
-            f"for video files ({videos}) and images ({images}), and folders of numbered frames)")
+    return (
+        f"no videos or images found in {searched} (folders are searched recursively, hidden ones skipped, "
+        f"for video files ({videos}) and images ({images}), and folders of numbered frames)"
+    )

@@ -25,20 +25,28 @@ import hashlib
 import json
 import queue
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from model.checkpoint import package_version
+from model.config import RegistrationConfig
 from model.precision import PRECISIONS
 from model.predictor import AUPredictor, Prediction, resolve_device
-from model.config import RegistrationConfig
 from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
-from pipeline.decode import FrameBatch, VideoError, VideoInfo, iter_frame_batches, open_reader, probe_video, select_frames
+from pipeline.decode import (
+    FrameBatch,
+    VideoError,
+    VideoInfo,
+    iter_frame_batches,
+    open_reader,
+    probe_video,
+    select_frames,
+)
 from pipeline.fingerprint import content_fingerprint
 from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.items import ItemFailure, WorkItem, frames_in
@@ -61,6 +69,7 @@ __all__ = [
     "limit_threads",
 ]
 
+
 @dataclass(frozen=True)
 class AnnotateOptions:
     """Everything that decides what the output rows hold (and a few things that only decide speed)."""
@@ -71,7 +80,9 @@ class AnnotateOptions:
     save_landmarks: bool = False
     device: str = "auto"
     batch_size: int | None = None
-    runtime: str | None = None  # model.runtime.RUNTIMES: auto | torch | onnxruntime (None: inference.runtime of the config)
+    runtime: str | None = (
+        None  # model.runtime.RUNTIMES: auto | torch | onnxruntime (None: inference.runtime of the config)
+    )
     precision: str = "fp32"  # model.precision.PRECISIONS: fp32 | bf16 | fp16 (the last two on CUDA only)
     compile: bool = False  # torch.compile the network (CUDA only; ignored on the CPU)
     faces: str = "all"  # all | largest | N: which tracked faces get rows (see parse_faces)
@@ -124,8 +135,12 @@ class AnnotateOptions:
     def run_key(self, weights_sha256: str) -> str:
         """Identifies runs whose rows are interchangeable: same weights, same settings, same version."""
         blob = json.dumps(
-            {"weights": weights_sha256, "settings": self.output_settings(), "version": package_version(),
-             "schema": SCHEMA_VERSION},
+            {
+                "weights": weights_sha256,
+                "settings": self.output_settings(),
+                "version": package_version(),
+                "schema": SCHEMA_VERSION,
+            },
             sort_keys=True,
             default=str,
         )
@@ -153,7 +168,9 @@ def plan_items(
         try:
             fingerprint = content_fingerprint(source.path)
         except OSError as exc:
-            failures.append(ItemFailure(source.name, str(source.path), f"{source.path}: cannot be read: {exc.strerror or exc}"))
+            failures.append(
+                ItemFailure(source.name, str(source.path), f"{source.path}: cannot be read: {exc.strerror or exc}")
+            )
             continue
         infos[source.name] = info
         sampled = select_frames(info, options.every, options.fps)
@@ -164,8 +181,9 @@ def plan_items(
             if count:
                 pieces.append((start, stop, count))
         for number, (start, stop, count) in enumerate(pieces):
-            items.append(WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces), fingerprint,
-                                  info))
+            items.append(
+                WorkItem(str(source.path), source.name, start, stop, count, number, len(pieces), fingerprint, info)
+            )
     return items, infos, failures
 
 
@@ -257,7 +275,9 @@ class ItemPreparer:
         reader = open_reader(item.path, image_fps=self.options.pipeline.decode.image_fps)
         info = probe_video(item.path, reader)
         if info.num_frames < item.stop:
-            raise VideoError(f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)")
+            raise VideoError(
+                f"{item.path}: has {info.num_frames} frames now, expected at least {item.stop} (file changed?)"
+            )
         return info
 
     def _batches(self, item: WorkItem, info: VideoInfo) -> Iterator[FrameBatch]:
@@ -432,9 +452,21 @@ class Annotator:
         at = faces.row_frame
         errors = [faces.batch.errors[i] for i in at] if faces.batch.errors else None
         return self.schema.record_batch(
-            video, np.asarray(faces.batch.indices)[at], np.asarray(faces.batch.timestamps)[at], found, sources, quality,
-            boxes, intensities, peaks, faces.matrices.reshape(n, 6), landmarks if self.options.save_landmarks else None,
-            decode_errors=errors, faces=faces.row_face, tracks=tracks, poses=poses,
+            video,
+            np.asarray(faces.batch.indices)[at],
+            np.asarray(faces.batch.timestamps)[at],
+            found,
+            sources,
+            quality,
+            boxes,
+            intensities,
+            peaks,
+            faces.matrices.reshape(n, 6),
+            landmarks if self.options.save_landmarks else None,
+            decode_errors=errors,
+            faces=faces.row_face,
+            tracks=tracks,
+            poses=poses,
             shots=None if faces.shots is None else faces.shots[at],
         )
 

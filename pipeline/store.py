@@ -27,28 +27,39 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.items import ItemFailure, WorkItem
 from pipeline.identity import ItemTracks, link_items, read_item_tracks, summarise_linked
+from pipeline.items import ItemFailure, WorkItem
 from pipeline.schema import METADATA_KEY, TRACKS_KEY
 
 if TYPE_CHECKING:
     from pipeline.config import LandmarkConfig
 
 __all__ = [
-    "Location", "ResultStore", "StorageError", "storage_errors", "read_run_metadata", "errors_location", "TrackLinks",
-    "relabel_tracks", "with_track_ends", "track_ends_of",
+    "Location",
+    "ResultStore",
+    "StorageError",
+    "storage_errors",
+    "read_run_metadata",
+    "errors_location",
+    "TrackLinks",
+    "relabel_tracks",
+    "with_track_ends",
+    "track_ends_of",
 ]
 
-TrackEvidence = dict | Callable[[], dict] | None  # an item's TrackEnds.result(), or how to get it once its rows are done
+TrackEvidence = (
+    dict | Callable[[], dict] | None
+)  # an item's TrackEnds.result(), or how to get it once its rows are done
 
 
 class Location:
@@ -86,7 +97,7 @@ class Location:
     def suffix(self) -> str:
         return Path(self.name).suffix
 
-    def _derive(self, path: str) -> "Location":
+    def _derive(self, path: str) -> Location:
         """Another path on the same filesystem (URI options such as an endpoint carried over)."""
         derived = object.__new__(Location)
         derived.filesystem, derived.path, derived.is_local = self.filesystem, path, self.is_local
@@ -97,10 +108,10 @@ class Location:
             derived.uri = path
         return derived
 
-    def sibling(self, name: str) -> "Location":
+    def sibling(self, name: str) -> Location:
         return self._derive(self.path.rstrip("/").rsplit("/", 1)[0] + "/" + name)
 
-    def child(self, name: str) -> "Location":
+    def child(self, name: str) -> Location:
         return self._derive(self.path.rstrip("/") + "/" + name)
 
     def exists(self) -> bool:
@@ -123,10 +134,10 @@ class Location:
     def parquet_file(self) -> pq.ParquetFile:
         return pq.ParquetFile(self.filesystem.open_input_file(self.path))
 
-    def temporary(self) -> "Location":
+    def temporary(self) -> Location:
         return self.sibling(f".{self.name}.{uuid.uuid4().hex[:8]}.tmp")
 
-    def replace_with(self, temporary: "Location") -> None:
+    def replace_with(self, temporary: Location) -> None:
         """Move ``temporary`` onto this location (a rename on local disks; a copy on object stores,
         where the object appears only once complete). On a local disk the file's data reach the disk
         (fsync) before the rename, and the folder's entry after it, so a power loss leaves the old
@@ -137,7 +148,7 @@ class Location:
         if self.is_local:
             _fsync_path(str(Path(self.path).parent), directory=True)
 
-    def rename_to(self, other: "Location") -> None:
+    def rename_to(self, other: Location) -> None:
         """Move this file to ``other`` (durably on a local disk, as :meth:`replace_with`)."""
         other.replace_with(self)
 
@@ -357,8 +368,9 @@ def _relabel_rows(batch: pa.RecordBatch, mapping: dict[int, int]) -> pa.RecordBa
     slot = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     out = batch.take(pa.array(order))
     schema = out.schema
-    out = out.set_column(schema.get_field_index("track"), schema.field("track"),
-                         pa.array(new[order], pa.int32(), mask=~valid[order]))
+    out = out.set_column(
+        schema.get_field_index("track"), schema.field("track"), pa.array(new[order], pa.int32(), mask=~valid[order])
+    )
     return out.set_column(schema.get_field_index("face"), schema.field("face"), pa.array(slot, pa.int16()))
 
 
@@ -402,8 +414,10 @@ class ResultStore:
     def part(self, item: WorkItem) -> Location:
         """``<video hash>-<start>-<stop>-<run key>-<content fingerprint>.parquet``: a part is reused only
         for the same video name, frames, settings and content."""
-        return self.parts_dir.child(f"{_video_digest(item.video)}-{item.start:010d}-{item.stop:010d}-{self.run_key}"
-                                    f"-{item.fingerprint[:16] or 'unknown'}.parquet")
+        return self.parts_dir.child(
+            f"{_video_digest(item.video)}-{item.start:010d}-{item.stop:010d}-{self.run_key}"
+            f"-{item.fingerprint[:16] or 'unknown'}.parquet"
+        )
 
     def is_done(self, item: WorkItem) -> bool:
         return self.part(item).exists()
@@ -413,7 +427,9 @@ class ResultStore:
         since); returns the items of those videos that must be annotated again."""
         current = {_video_digest(i.video): i.fingerprint[:16] or "unknown" for i in items}
         try:
-            listing = self.parts_dir.filesystem.get_file_info(pafs.FileSelector(self.parts_dir.path, allow_not_found=True))
+            listing = self.parts_dir.filesystem.get_file_info(
+                pafs.FileSelector(self.parts_dir.path, allow_not_found=True)
+            )
         except OSError:
             return []
         changed: set[str] = set()
@@ -456,14 +472,20 @@ class ResultStore:
         """Move the part files of this run key that cannot be used (:meth:`part_problem`) to
         :attr:`damaged_dir`, so their items are annotated again; returns (name, reason) of each."""
         try:
-            listing = self.parts_dir.filesystem.get_file_info(pafs.FileSelector(self.parts_dir.path, allow_not_found=True))
+            listing = self.parts_dir.filesystem.get_file_info(
+                pafs.FileSelector(self.parts_dir.path, allow_not_found=True)
+            )
         except OSError:
             return []
         moved: list[tuple[str, str]] = []
         for info in sorted(listing, key=lambda i: i.base_name):
             fields = info.base_name.removesuffix(".parquet").split("-")
-            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet") or len(fields) < 4 \
-                    or fields[3] != self.run_key:
+            if (
+                info.type != pafs.FileType.File
+                or not info.base_name.endswith(".parquet")
+                or len(fields) < 4
+                or fields[3] != self.run_key
+            ):
                 continue
             part = self.parts_dir.child(info.base_name)
             reason = self.part_problem(part)
@@ -481,11 +503,19 @@ class ResultStore:
     def write_part(self, item: WorkItem, batches: Iterable[pa.RecordBatch], tracks: TrackEvidence = None) -> int:
         """Write an item's rows atomically, with its track evidence (:meth:`ItemPreparer.track_ends`,
         or a function giving it, called once ``batches`` is exhausted); returns the number of rows."""
-        return self._write_atomic(self.part(item), batches, {"run_key": self.run_key, "item": item.key},
-                                  "write the part file", tracks=tracks)
+        return self._write_atomic(
+            self.part(item), batches, {"run_key": self.run_key, "item": item.key}, "write the part file", tracks=tracks
+        )
 
-    def _write_atomic(self, target: Location, batches: Iterable[pa.RecordBatch], metadata: dict, action: str,
-                      needed: int | None = None, tracks: TrackEvidence = None) -> int:
+    def _write_atomic(
+        self,
+        target: Location,
+        batches: Iterable[pa.RecordBatch],
+        metadata: dict,
+        action: str,
+        needed: int | None = None,
+        tracks: TrackEvidence = None,
+    ) -> int:
         """Write ``batches`` to a temporary file, then move it onto ``target``. OS errors of the writing
         become :class:`StorageError`; errors raised by ``batches`` itself (a video's) pass unchanged.
         ``tracks``: the file's track evidence (key-value metadata ``TRACKS_KEY``)."""
@@ -503,7 +533,9 @@ class ResultStore:
                 pending_rows += batch.num_rows
                 if pending_rows >= self.row_group_rows:
                     with storage_errors(action, target, needed):
-                        writer.write_table(pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows)
+                        writer.write_table(
+                            pa.Table.from_batches(pending, self.schema), row_group_size=self.row_group_rows
+                        )
                     rows += pending_rows
                     pending, pending_rows = [], 0
             evidence = tracks() if callable(tracks) else tracks
@@ -544,8 +576,14 @@ class ResultStore:
         ranges: list[tuple[int, int, WorkItem]] = []
         offset = 0
         for entry in previous.get("items", []):
-            item = WorkItem(entry["path"], entry["video"], entry["start"], entry["stop"], entry.get("frames", 0),
-                            fingerprint=entry.get("fingerprint", ""))
+            item = WorkItem(
+                entry["path"],
+                entry["video"],
+                entry["start"],
+                entry["stop"],
+                entry.get("frames", 0),
+                fingerprint=entry.get("fingerprint", ""),
+            )
             rows = int(entry["rows"])
             if not self.is_done(item):
                 ranges.append((offset, offset + rows, item))
@@ -575,8 +613,9 @@ class ResultStore:
         """An item's tracks, from its part's rows and track evidence."""
         part = self.part(item).parquet_file()
         columns = ["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
-        return read_item_tracks(part.iter_batches(columns=columns, batch_size=self.row_group_rows),
-                                _evidence_in(part.metadata.metadata))
+        return read_item_tracks(
+            part.iter_batches(columns=columns, batch_size=self.row_group_rows), _evidence_in(part.metadata.metadata)
+        )
 
     def item_shots(self, item: WorkItem) -> tuple[np.ndarray, np.ndarray, bool]:
         """An item's rows' frames and shots, and whether they are the video's already (an item taken
@@ -603,7 +642,7 @@ class ResultStore:
                 running = max(running, int(shots.max()))
         links.cuts[items[0].video] = cuts
 
-    def link_tracks(self, items: Sequence[WorkItem], config: "LandmarkConfig") -> TrackLinks:
+    def link_tracks(self, items: Sequence[WorkItem], config: LandmarkConfig) -> TrackLinks:
         """Link the tracks of each video's consecutive items (:func:`pipeline.identity.link_items`,
         settings ``config``): the ids :meth:`assemble` writes, and each video's track list."""
         links = TrackLinks()
@@ -626,15 +665,25 @@ class ResultStore:
         parts = [self.part(item) for item in items]
         with storage_errors("read the part files in", self.parts_dir):
             entries = [
-                {"path": i.path, "video": i.video, "start": i.start, "stop": i.stop, "frames": i.frames,
-                 "fingerprint": i.fingerprint, "rows": p.parquet_file().metadata.num_rows}
+                {
+                    "path": i.path,
+                    "video": i.video,
+                    "start": i.start,
+                    "stop": i.stop,
+                    "frames": i.frames,
+                    "fingerprint": i.fingerprint,
+                    "rows": p.parquet_file().metadata.num_rows,
+                }
                 for i, p in zip(items, parts)
             ]
             needed = sum(p.filesystem.get_file_info(p.path).size or 0 for p in parts)
 
         def batches() -> Iterable[pa.RecordBatch]:
             for item, part in zip(items, parts):
-                rows = (b.replace_schema_metadata(None) for b in part.parquet_file().iter_batches(batch_size=self.row_group_rows))
+                rows = (
+                    b.replace_schema_metadata(None)
+                    for b in part.parquet_file().iter_batches(batch_size=self.row_group_rows)
+                )
                 if links is not None and links.shot_offsets.get(item.key):
                     rows = (_add_to_shot(b, links.shot_offsets[item.key]) for b in rows)
                 yield from (relabel_tracks(rows, links.maps[item.key]) if links is not None else rows)
@@ -671,7 +720,9 @@ class ResultStore:
         writer = csv.writer(text)
         writer.writerow(["video", "path", "start_frame", "stop_frame", "reason"])
         for f in failures:
-            writer.writerow([f.video, f.path, "" if f.start is None else f.start, "" if f.stop is None else f.stop, f.reason])
+            writer.writerow(
+                [f.video, f.path, "" if f.start is None else f.start, "" if f.stop is None else f.stop, f.reason]
+            )
         with atomic_output(target, "write the errors file") as stream:
             stream.write(text.getvalue().encode())
         return target

@@ -98,8 +98,11 @@ def overlay_frame(
         maps = [None] * len(rows)
         with_face = [i for i, r in enumerate(regs) if r is not None]
         if with_face:
-            crops = warp_faces(np.repeat(image[None], len(with_face), axis=0), np.stack([regs[i] for i in with_face]),
-                               config.registration.crop_size)
+            crops = warp_faces(
+                np.repeat(image[None], len(with_face), axis=0),
+                np.stack([regs[i] for i in with_face]),
+                config.registration.crop_size,
+            )
             for i, m in zip(with_face, predictor.predict_maps(crops)):
                 maps[i] = m
     faces = faces_from_rows(rows, config.aus, maps, landmarks=landmarks) if len(rows) else None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,9 +26,23 @@ def write_video(
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     n, h, w, _ = frames.shape
     command = [
-        ffmpeg_exe(), "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
-        *codec, *extra, str(path),
+        ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        *codec,
+        *extra,
+        str(path),
     ]
     subprocess.run(command, input=frames.tobytes(), check=True)
     return path
@@ -112,7 +126,9 @@ def avi_with_dropped_frames(src: Path, dst: Path, dropped_after: dict[int, int])
             for tag, field in ((b"avih", 16), (b"strh", 32), (b"dmlh", 0)):
                 at = piece.find(tag)
                 if at >= 0:
-                    struct.pack_into("<I", piece, at + 8 + field, struct.unpack_from("<I", piece, at + 8 + field)[0] + added)
+                    struct.pack_into(
+                        "<I", piece, at + 8 + field, struct.unpack_from("<I", piece, at + 8 + field)[0] + added
+                    )
         out += piece
     out += b"LIST" + struct.pack("<I", len(body)) + body
     out += b"idx1" + struct.pack("<I", 16 * len(index)) + b"".join(struct.pack("<4sIII", *e) for e in index)
@@ -124,13 +140,31 @@ def avi_with_dropped_frames(src: Path, dst: Path, dropped_after: dict[int, int])
 def ffmpeg_times(path: Path) -> np.ndarray:
     """Presentation times (s) of every frame ffmpeg decodes, frames passed through as they are."""
     out = subprocess.run(
-        [ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
-         "-f", "framemd5", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     tb = next(line for line in out.splitlines() if line.startswith("#tb 0:")).split(":")[1].strip()
     num, den = (int(v) for v in tb.split("/"))
-    return np.array([int(line.split(",")[2]) for line in out.splitlines() if line and not line.startswith("#")]) * num / den
+    return (
+        np.array([int(line.split(",")[2]) for line in out.splitlines() if line and not line.startswith("#")])
+        * num
+        / den
+    )
 
 
 def damage(src: Path, dst: Path, nbytes: int = 2048, seed: int = 0) -> Path:
@@ -162,16 +196,26 @@ def damage_frame(src: Path, dst: Path, frame: int, seed: int = 0) -> Path:
 def with_edit_list(src: Path, dst: Path, start: float) -> Path:
     """``src`` cut at ``start`` seconds by stream copy: the frames from the keyframe before ``start``
     stay in the file as an edit list's pre-roll (negative presentation times; ffmpeg does not show them)."""
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", str(start), "-i", str(src), "-c", "copy", str(dst)],
-                   check=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", str(start), "-i", str(src), "-c", "copy", str(dst)],
+        check=True,
+    )
     return dst
 
 
 def variable_rate_args(fps: float) -> tuple[str, ...]:
     """ffmpeg output options for :func:`write_video` that give frame ``n`` the time
     (n + 1.5 sin(n / 4)) / fps: a variable frame rate (steps 0.625 to 1.375 / fps), times kept exact."""
-    return ("-vf", f"settb=1/3000,setpts='(N+1.5*sin(N/4))/({fps}*TB)'", "-enc_time_base", "1/3000",
-            "-video_track_timescale", "3000", "-fps_mode", "passthrough")
+    return (
+        "-vf",
+        f"settb=1/3000,setpts='(N+1.5*sin(N/4))/({fps}*TB)'",
+        "-enc_time_base",
+        "1/3000",
+        "-video_track_timescale",
+        "3000",
+        "-fps_mode",
+        "passthrough",
+    )
 
 
 LOSSLESS = ("-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24")  # decodes to exactly the frames written
@@ -187,8 +231,12 @@ def make_testdata(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     face = astronaut_frames(72)
     write_video(folder / "single_face.mp4", face, fps=30)
-    write_video(folder / "face_noface.mov", np.concatenate([face, noise_frames(97, size=(320, 240), seed=3)]), fps=30,
-                extra=variable_rate_args(30))
+    write_video(
+        folder / "face_noface.mov",
+        np.concatenate([face, noise_frames(97, size=(320, 240), seed=3)]),
+        fps=30,
+        extra=variable_rate_args(30),
+    )
     plain = write_video(folder / "no_face_plain.mp4", noise_frames(98, size=(320, 240), seed=4), fps=24)
     with_edit_list(plain, folder / "no_face.mp4", 0.1)  # frames 0-2 (times < 0.1 s) become pre-roll
     plain.unlink()
@@ -261,7 +309,12 @@ def single_face_cases() -> dict[str, np.ndarray]:
     ``arrives`` (nobody, then Grace Hopper walks in from the left and stays, coming closer)."""
     pan = astronaut_frames(60, seed=7)
     leaves = [[(150.0 + max(0, i - 15) * 12.0, 120.0, 90.0), None] for i in range(45)]
-    arrives = [[None, None] if i < 8 else [None, (min(-60.0 + (i - 8) * 11.0, 160.0), 125.0, 80.0 + max(0, i - 28))]
-               for i in range(45)]
-    return {"pan": pan, "leaves": compose_people(leaves, size=(320, 240)),
-            "arrives": compose_people(arrives, size=(320, 240))}
+    arrives = [
+        [None, None] if i < 8 else [None, (min(-60.0 + (i - 8) * 11.0, 160.0), 125.0, 80.0 + max(0, i - 28))]
+        for i in range(45)
+    ]
+    return {
+        "pan": pan,
+        "leaves": compose_people(leaves, size=(320, 240)),
+        "arrives": compose_people(arrives, size=(320, 240)),
+    }

@@ -4,8 +4,8 @@ tables in the layout ``au-annotate`` writes (one row per decoded frame, face slo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -54,7 +54,11 @@ def background(width: int, height: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0, 6, 3)
     img = np.stack(
-        [110 + 50 * np.sin(x / 23 + phase[0]), 120 + 40 * np.cos(y / 19 + phase[1]), 100 + 45 * np.sin((x + y) / 31 + phase[2])],
+        [
+            110 + 50 * np.sin(x / 23 + phase[0]),
+            120 + 40 * np.cos(y / 19 + phase[1]),
+            100 + 45 * np.sin((x + y) / 31 + phase[2]),
+        ],
         axis=2,
     )
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -90,7 +94,9 @@ def make_video(
     return frames
 
 
-def face_track(n_frames: int, size: tuple[int, int] = (320, 240), present: Sequence[bool] | None = None) -> list[np.ndarray | None]:
+def face_track(
+    n_frames: int, size: tuple[int, int] = (320, 240), present: Sequence[bool] | None = None
+) -> list[np.ndarray | None]:
     """Landmarks per frame of a face drifting slowly right; None where ``present[i]`` is False."""
     width, height = size
     out: list[np.ndarray | None] = []
@@ -124,7 +130,9 @@ def make_results(
     n = len(landmarks)
     if intensities is None:
         intensities = np.tile([2.0, 1.0, 3.0, 0.5, 1.5], (n, 1))
-    cols: dict[str, list] = {c: [] for c in ["video", "frame", "timestamp", "face", "face_detected", "landmark_source", "landmark_quality"]}
+    cols: dict[str, list] = {
+        c: [] for c in ["video", "frame", "timestamp", "face", "face_detected", "landmark_source", "landmark_quality"]
+    }
     for c in ["face_x0", "face_y0", "face_x1", "face_y1", *aus.columns]:
         cols[c] = []
     for c in aus.columns:
@@ -176,8 +184,13 @@ def make_results(
 
 def _schema(columns: Sequence[str], config: ModelConfig) -> pa.Schema:
     types = {
-        "video": pa.string(), "frame": pa.int64(), "timestamp": pa.float64(), "face": pa.int16(),
-        "face_detected": pa.bool_(), "landmark_source": pa.string(), "landmark_quality": pa.float32(),
+        "video": pa.string(),
+        "frame": pa.int64(),
+        "timestamp": pa.float64(),
+        "face": pa.int16(),
+        "face_detected": pa.bool_(),
+        "landmark_source": pa.string(),
+        "landmark_quality": pa.float32(),
         "registration": pa.list_(pa.float64(), 6),
     }
     return pa.schema([(c, types.get(c, pa.float32())) for c in columns])
@@ -189,7 +202,9 @@ def table_to_frame(cols: dict[str, list], config: ModelConfig = CONFIG) -> pd.Da
     return table.to_pandas()
 
 
-def write_results(path: Path, frames: Sequence[pd.DataFrame], config: ModelConfig = CONFIG, sha256: str = "0" * 64) -> Path:
+def write_results(
+    path: Path, frames: Sequence[pd.DataFrame], config: ModelConfig = CONFIG, sha256: str = "0" * 64
+) -> Path:
     """Write results tables as Parquet with the pipeline's types and ``au_heatmaps`` metadata."""
     df = pd.concat(frames, ignore_index=True)
     table = pa.Table.from_pandas(df, schema=_schema(list(df.columns), config), preserve_index=False)

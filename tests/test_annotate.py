@@ -109,12 +109,21 @@ def test_interrupted_run_then_resume_equals_uninterrupted(baseline, videos, weig
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False, on_item=interrupt_after_first)
+        annotate(
+            [folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False, on_item=interrupt_after_first
+        )
     assert not out.exists() and len(list((tmp_path / "results.parquet.parts").glob("*.parquet"))) == 1
 
     redone = []
-    summary = annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False,
-                       resume=True, on_item=lambda item, failure: redone.append(item.key))
+    summary = annotate(
+        [folder],
+        out,
+        AnnotateOptions(device="cpu"),
+        weights=weights,
+        progress=False,
+        resume=True,
+        on_item=lambda item, failure: redone.append(item.key),
+    )
     assert summary.items_skipped == 1 and done[0] not in redone
     pd.testing.assert_frame_equal(comparable(load_results(out)), comparable(load_results(baseline[0])))
     assert not (tmp_path / "results.parquet.parts").exists()
@@ -131,16 +140,30 @@ def test_resume_after_a_finished_run_keeps_rows_and_adds_new_videos(videos, weig
     first = load_results(out)
     write_video(work / "second.mp4", astronaut_frames(5, seed=3), fps=25)
     redone = []
-    summary = annotate([work], out, options, weights=weights, progress=False, resume=True,
-                       on_item=lambda item, failure: redone.append(item.video))
+    summary = annotate(
+        [work],
+        out,
+        options,
+        weights=weights,
+        progress=False,
+        resume=True,
+        on_item=lambda item, failure: redone.append(item.video),
+    )
     assert redone == ["second.mp4"] and summary.items_skipped == 1
     df = load_results(out)
     assert df.groupby("video").size().to_dict() == {"first.mp4": 6, "second.mp4": 5}
     pd.testing.assert_frame_equal(comparable(df[df.video == "first.mp4"]), comparable(first))
     # different settings: nothing is reused
     redone.clear()
-    annotate([work], out, AnnotateOptions(device="cpu", every=2), weights=weights, progress=False, resume=True,
-             on_item=lambda item, failure: redone.append(item.video))
+    annotate(
+        [work],
+        out,
+        AnnotateOptions(device="cpu", every=2),
+        weights=weights,
+        progress=False,
+        resume=True,
+        on_item=lambda item, failure: redone.append(item.video),
+    )
     assert sorted(redone) == ["first.mp4", "second.mp4"]
 
 
@@ -181,7 +204,9 @@ def test_chunked_video_has_every_row_once(baseline, videos, weights, tmp_path) -
     summary = annotate([folder], out, AnnotateOptions(device="cpu", pipeline=pipeline), weights=weights, progress=False)
     df = comparable(load_results(out))
     ref = comparable(load_results(baseline[0]))
-    assert len(summary.out) and df[["video", "frame", "timestamp", "face_detected"]].equals(ref[["video", "frame", "timestamp", "face_detected"]])
+    assert len(summary.out) and df[["video", "frame", "timestamp", "face_detected"]].equals(
+        ref[["video", "frame", "timestamp", "face_detected"]]
+    )
     face = df[df.video == "astronaut.mp4"]
     assert list(face.landmark_source[face.frame % 4 == 0].unique()) == ["detected"]  # fresh at each chunk
     assert len(load_results(out).attrs["au_heatmaps"]["items"]) == 4 + 3
@@ -199,6 +224,7 @@ def test_output_must_be_parquet_or_csv(videos, weights, tmp_path) -> None:
 
 
 # -- with the real test videos and the authors' checkpoint -----------------------------------------
+
 
 @pytest.fixture(scope="module")
 def shared_run(videos_dir, tmp_path_factory):
@@ -245,7 +271,9 @@ def test_shared_matches_authors_intensities(shared_run, authors_reference, autho
     np.testing.assert_allclose(clip.loc[0, AU].to_numpy(float), authors_reference["frame0_intensity"], atol=1e-3)
     for frame in (24, 48):
         assert clip.loc[frame, "landmark_source"] == "tracked"
-        np.testing.assert_allclose(clip.loc[frame, AU].to_numpy(float), authors_reference[f"frame{frame}_intensity"], atol=0.05)
+        np.testing.assert_allclose(
+            clip.loc[frame, AU].to_numpy(float), authors_reference[f"frame{frame}_intensity"], atol=0.05
+        )
 
 
 def test_render_while_annotating_writes_one_overlay_per_video(videos, weights, tmp_path) -> None:
@@ -254,8 +282,14 @@ def test_render_while_annotating_writes_one_overlay_per_video(videos, weights, t
     folder, counts = videos
     pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 6})  # 3 segments joined
     overlays = tmp_path / "overlays"
-    summary = annotate([folder], tmp_path / "r.parquet", AnnotateOptions(device="cpu", pipeline=pipeline),
-                       weights=weights, progress=False, render_dir=overlays)
+    summary = annotate(
+        [folder],
+        tmp_path / "r.parquet",
+        AnnotateOptions(device="cpu", pipeline=pipeline),
+        weights=weights,
+        progress=False,
+        render_dir=overlays,
+    )
     assert summary.ok and not summary.overlays_missing
     made = sorted(p.relative_to(overlays).as_posix() for p in overlays.rglob("*.mp4"))
     assert made == ["astronaut.mp4", "sub/noise.mp4"]
@@ -270,5 +304,11 @@ def test_render_while_annotating_writes_one_overlay_per_video(videos, weights, t
 
 def test_render_refuses_subsampling(videos, weights, tmp_path) -> None:
     with pytest.raises(ValueError, match="--every/--fps"):
-        annotate([videos[0]], tmp_path / "r.parquet", AnnotateOptions(device="cpu", every=2), weights=weights,
-                 progress=False, render_dir=tmp_path / "o")
+        annotate(
+            [videos[0]],
+            tmp_path / "r.parquet",
+            AnnotateOptions(device="cpu", every=2),
+            weights=weights,
+            progress=False,
+            render_dir=tmp_path / "o",
+        )

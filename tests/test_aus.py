@@ -8,7 +8,13 @@ def test_bp4d_vocabulary_in_map_order() -> None:
     aus = load_au_set()
     assert aus.labels == ["AU6", "AU10", "AU12", "AU14", "AU17"]
     assert aus.columns == ["AU06", "AU10", "AU12", "AU14", "AU17"]
-    assert [au.name for au in aus] == ["Cheek raiser", "Upper lip raiser", "Lip corner puller", "Dimpler", "Chin raiser"]
+    assert [au.name for au in aus] == [
+        "Cheek raiser",
+        "Upper lip raiser",
+        "Lip corner puller",
+        "Dimpler",
+        "Chin raiser",
+    ]
     assert aus.index("AU12") == 2 and aus.index(17) == 4
 
 
@@ -30,7 +36,9 @@ def test_bad_table_is_rejected_with_reason() -> None:
     with pytest.raises(ValueError, match="AU6.*landmark"):
         AUSet.from_dict({"aus": [{"code": 6, "name": "x", "centres": [[70]]}]})
     with pytest.raises(ValueError, match="duplicate"):
-        AUSet.from_dict({"aus": [{"code": 6, "name": "x", "centres": [[1]]}, {"code": 6, "name": "y", "centres": [[2]]}]})
+        AUSet.from_dict(
+            {"aus": [{"code": 6, "name": "x", "centres": [[1]]}, {"code": 6, "name": "y", "centres": [[2]]}]}
+        )
 
 
 def test_wrong_landmark_count_is_rejected() -> None:

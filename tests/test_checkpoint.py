@@ -32,9 +32,14 @@ def test_own_format_round_trip_describes_itself(tmp_path) -> None:
     network = AUHeatmapNet(config.network)
     optimiser = torch.optim.RMSprop(network.parameters(), lr=1e-3)
     path = save_checkpoint(
-        tmp_path / "model.pt", network, config,
-        training={"lr": 1e-3, "batch_size": 5}, metrics={"icc": [0.1, 0.2]},
-        optimizer_state=optimiser.state_dict(), step=12, epoch=3,
+        tmp_path / "model.pt",
+        network,
+        config,
+        training={"lr": 1e-3, "batch_size": 5},
+        metrics={"icc": [0.1, 0.2]},
+        optimizer_state=optimiser.state_dict(),
+        step=12,
+        epoch=3,
     )
     checkpoint = read_checkpoint(path)  # weights_only=True inside
     assert checkpoint.format == FORMAT_TAG

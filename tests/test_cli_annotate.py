@@ -6,21 +6,35 @@ from pipeline.results import load_results
 from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 
-
-
 def test_help_documents_every_option_with_examples() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for option in ("--out", "--weights", "--landmarks", "--device", "--batch-size", "--every", "--fps",
-                   "--resume", "--save-landmarks", "--workers", "--producers", "--compile", "--address", "--runtime",
-                   "Examples:"):
+    for option in (
+        "--out",
+        "--weights",
+        "--landmarks",
+        "--device",
+        "--batch-size",
+        "--every",
+        "--fps",
+        "--resume",
+        "--save-landmarks",
+        "--workers",
+        "--producers",
+        "--compile",
+        "--address",
+        "--runtime",
+        "Examples:",
+    ):
         assert option in result.output
 
 
 def test_annotates_a_folder(setup, tmp_path) -> None:
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"
-    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
+    result = CliRunner().invoke(
+        main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     assert "2/2 videos" in result.output
     assert "layout: 1 worker (cpu) in this process, each tracking in its own thread" in result.output
@@ -30,13 +44,33 @@ def test_annotates_a_folder(setup, tmp_path) -> None:
 def test_producers_feed_the_model_and_the_layout_is_printed(setup, tmp_path) -> None:
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"
-    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu",
-                                       "--workers", "1", "--producers", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            str(folder),
+            "--out",
+            str(out),
+            "--weights",
+            str(weights),
+            "-q",
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--producers",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "layout: 1 worker (cpu) in this process, each fed by 2 producer processes" in result.output
     results = load_results(out)
     assert results.groupby("video").size().to_dict() == counts
-    assert results.attrs["au_heatmaps"]["layout"] == {"executor": "process", "workers": 1, "producers": 2, "device": "cpu"}
+    assert results.attrs["au_heatmaps"]["layout"] == {
+        "executor": "process",
+        "workers": 1,
+        "producers": 2,
+        "device": "cpu",
+    }
 
 
 def test_failed_video_gives_exit_status_1_and_names_it(setup, tmp_path) -> None:
@@ -88,5 +122,7 @@ def test_usage_errors_are_clear(setup, tmp_path, args, message) -> None:
 
 def test_missing_input(setup, tmp_path) -> None:
     _, _, weights = setup
-    result = CliRunner().invoke(main, [str(tmp_path / "nope"), "--out", str(tmp_path / "r.parquet"), "--weights", str(weights)])
+    result = CliRunner().invoke(
+        main, [str(tmp_path / "nope"), "--out", str(tmp_path / "r.parquet"), "--weights", str(weights)]
+    )
     assert result.exit_code == 1 and "no such file or directory" in result.output

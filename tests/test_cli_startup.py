@@ -13,8 +13,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ["torch", "ray", "decord", "av", "dlib", "cv2", "pyarrow", "pandas", "matplotlib", "skimage", "scipy",
-         "face_alignment"]
+HEAVY = [
+    "torch",
+    "ray",
+    "decord",
+    "av",
+    "dlib",
+    "cv2",
+    "pyarrow",
+    "pandas",
+    "matplotlib",
+    "skimage",
+    "scipy",
+    "face_alignment",
+]
 COMMANDS = {
     "au-annotate": "pipeline.cli:main",
     "au-render": "pipeline.render_cli:render",

@@ -20,10 +20,13 @@ CPU implementer\t: 0x41
 """
 
 
-@pytest.mark.parametrize("text, name, flags", [
-    (X86, "AMD EPYC 9B14", {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}),
-    (ARM, platform.processor() or platform.machine(), {"fp", "asimd", "bf16", "sve"}),  # Arm names no model
-])
+@pytest.mark.parametrize(
+    "text, name, flags",
+    [
+        (X86, "AMD EPYC 9B14", {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}),
+        (ARM, platform.processor() or platform.machine(), {"fp", "asimd", "bf16", "sve"}),  # Arm names no model
+    ],
+)
 def test_name_and_flags_come_from_cpuinfo(text, name, flags, tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(text)

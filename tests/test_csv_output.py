@@ -23,8 +23,20 @@ def runs(tmp_path_factory):
     weights = small_checkpoint(tmp_path_factory.mktemp("w") / "small.pt")
     out = tmp_path_factory.mktemp("out")
     for name in ("r.parquet", "r.csv"):
-        result = CliRunner().invoke(main, [str(folder), "--out", str(out / name), "--weights", str(weights), "-q",
-                                           "--device", "cpu", "--save-landmarks"])
+        result = CliRunner().invoke(
+            main,
+            [
+                str(folder),
+                "--out",
+                str(out / name),
+                "--weights",
+                str(weights),
+                "-q",
+                "--device",
+                "cpu",
+                "--save-landmarks",
+            ],
+        )
         assert result.exit_code == 0, result.output
     return out, counts
 
@@ -39,12 +51,16 @@ def _same(csv_frame: pd.DataFrame, parquet: pd.DataFrame) -> None:
     for column in expected.columns:
         left, right = csv_frame[column], expected[column]
         if right.dtype.kind == "f" or str(right.dtype).startswith("Float"):
-            np.testing.assert_allclose(left.to_numpy(float), right.to_numpy(float, na_value=np.nan), rtol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(
+                left.to_numpy(float), right.to_numpy(float, na_value=np.nan), rtol=1e-6, equal_nan=True
+            )
         elif column == "face_detected":
             assert left.astype(bool).tolist() == right.astype(bool).tolist()
         else:
-            assert left.astype(object).where(left.notna(), "").astype(str).tolist() == \
-                right.astype(object).where(right.notna(), "").astype(str).tolist(), column
+            assert (
+                left.astype(object).where(left.notna(), "").astype(str).tolist()
+                == right.astype(object).where(right.notna(), "").astype(str).tolist()
+            ), column
 
 
 def test_out_csv_holds_the_same_rows_as_parquet(runs) -> None:
@@ -66,7 +82,10 @@ def test_au_export_equals_out_csv(runs, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "e.csv").read_text() == (out / "r.csv").read_text()
     exported = json.loads((tmp_path / "e.metadata.json").read_text())
-    assert exported["model"]["weights_sha256"] == load_results(out / "r.parquet").attrs["au_heatmaps"]["model"]["weights_sha256"]
+    assert (
+        exported["model"]["weights_sha256"]
+        == load_results(out / "r.parquet").attrs["au_heatmaps"]["model"]["weights_sha256"]
+    )
 
 
 def test_au_export_refuses_what_it_cannot_do(runs, tmp_path) -> None:

@@ -35,8 +35,9 @@ def interrupted(setup, tmp_path_factory):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # the astronaut (longest) runs first, then the noise video
-        annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False,
-                 on_item=interrupt_after_both)
+        annotate(
+            [folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False, on_item=interrupt_after_both
+        )
     parts = where / "r.parquet.parts"
     assert len(list(parts.glob("*.parquet"))) == 2
     fresh = where / "fresh.parquet"
@@ -70,8 +71,12 @@ def _other_version(path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(pq.read_schema(path).metadata), path)
 
 
-DAMAGE = {"truncated": (_truncate, "cannot be read"), "zero-length": (_empty, "cannot be read"),
-          "wrong-footer": (_wrong_footer, "cannot be read"), "other-version": (_other_version, "+extra_column")}
+DAMAGE = {
+    "truncated": (_truncate, "cannot be read"),
+    "zero-length": (_empty, "cannot be read"),
+    "wrong-footer": (_wrong_footer, "cannot be read"),
+    "other-version": (_other_version, "+extra_column"),
+}
 
 
 @pytest.mark.slow
@@ -85,8 +90,9 @@ def test_resume_sets_a_damaged_part_aside_and_annotates_its_item_again(setup, in
     damage, reason = DAMAGE[kind]
     damage(damaged)
     before = damaged.read_bytes()
-    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu",
-                                       "--resume"])
+    result = CliRunner().invoke(
+        main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu", "--resume"]
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "part files could not be read" in line]
     assert len(lines) == 1, result.output

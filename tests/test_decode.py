@@ -20,7 +20,9 @@ def ffmpeg_frame_times(path) -> np.ndarray:
     """Presentation times of every decoded frame, as ffmpeg itself reports them (framemd5)."""
     out = subprocess.run(
         [ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     tb = next(line for line in out.splitlines() if line.startswith("#tb 0:")).split(":")[1].strip()
     num, den = (int(v) for v in tb.split("/"))
@@ -61,8 +63,28 @@ def test_variable_frame_rate_uses_presentation_times(tmp_path) -> None:
     lines.append(f"file 'f{len(frames) - 1:03d}.png'")
     listing.write_text("\n".join(lines) + "\n")
     out = tmp_path / "vfr.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-                    "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ],
+        check=True,
+    )
     info = probe_video(out)
     reference = ffmpeg_frame_times(out)
     assert info.num_frames == len(reference)
@@ -108,7 +130,9 @@ def test_batches_are_bounded_by_bytes(tmp_path) -> None:
     long = probe_video(write_video(tmp_path / "long.mp4", noise_frames(decode.batch_frames + 5), fps=30))
     every = np.arange(long.num_frames)
     sizes = [len(b) for b in iter_frame_batches(long, every)]
-    assert sizes == [len(b) for b in iter_frame_batches(long, every, decode.batch_frames, None, decode.max_batch_megabytes)]
+    assert sizes == [
+        len(b) for b in iter_frame_batches(long, every, decode.batch_frames, None, decode.max_batch_megabytes)
+    ]
     assert sum(sizes) == long.num_frames and max(sizes) <= decode.batch_frames
     assert sizes != [len(b) for b in iter_frame_batches(long, every, 8)]
 
@@ -116,7 +140,12 @@ def test_batches_are_bounded_by_bytes(tmp_path) -> None:
 def test_batches_start_at_keyframes_and_respect_the_size() -> None:
     keyframes = np.array([0, 10, 20, 30])
     batches = plan_batches(np.arange(40), keyframes, 15)
-    assert [b.tolist() for b in batches] == [list(range(10)), list(range(10, 20)), list(range(20, 30)), list(range(30, 40))]
+    assert [b.tolist() for b in batches] == [
+        list(range(10)),
+        list(range(10, 20)),
+        list(range(20, 30)),
+        list(range(30, 40)),
+    ]
     batches = plan_batches(np.arange(40), keyframes, 25)
     assert [(b[0], b[-1]) for b in batches] == [(0, 19), (20, 39)]
     long_gop = plan_batches(np.arange(0, 50), np.array([0]), 16)  # a GOP longer than a batch is cut inside

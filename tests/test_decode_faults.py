@@ -12,8 +12,11 @@ from pipeline.decode import iter_frame_batches, probe_video, select_frames
 DROPS = {4: 3, 10: 1, 15: 5, 30: 20}  # after frame k, this many dropped frames
 
 
-@pytest.mark.parametrize("codec", [("-c:v", "mjpeg", "-q:v", "4"), ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0")],
-                         ids=["mjpeg", "h264"])
+@pytest.mark.parametrize(
+    "codec",
+    [("-c:v", "mjpeg", "-q:v", "4"), ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0")],
+    ids=["mjpeg", "h264"],
+)
 def test_avi_with_empty_index_entries_keeps_capture_times(tmp_path, codec) -> None:
     plain = write_video(tmp_path / "plain.avi", noise_frames(40), fps=10, codec=codec)
     path = avi_with_dropped_frames(plain, tmp_path / "dropped.avi", DROPS)
@@ -65,8 +68,26 @@ def test_frames_are_ffmpegs_frames_at_those_indices(videos_dir, name, every) -> 
     ours = np.concatenate([b.frames for b in batches])
     assert np.concatenate([b.indices for b in batches]).tolist() == indices.tolist()
     assert not any(b.errors for b in batches)
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
-                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     reference = np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width, 3)
     shown = np.flatnonzero(info.timestamps >= -1e-6)  # the frames ffmpeg shows
     assert len(shown) == len(reference)
@@ -99,8 +120,28 @@ def test_au_annotate_on_damaged_and_odd_inputs(videos_dir, tmp_path) -> None:
     weights = small_checkpoint(tmp_path / "w.pt")
     out = tmp_path / "r.parquet"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", str(inputs), "--out", str(out), "--weights", str(weights),
-                             "-q", "--device", "cpu", "--workers", "1", "--every", "2"], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            str(inputs),
+            "--out",
+            str(out),
+            "--weights",
+            str(weights),
+            "-q",
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--every",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 1, result.stderr  # notes.mp4 failed
     lines = result.stderr.strip().splitlines()
     assert not [line for line in lines if line.startswith("[")], result.stderr  # decord / ffmpeg log lines

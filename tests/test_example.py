@@ -40,8 +40,13 @@ def test_run_without_arguments_annotates_the_example(tmp_path: Path) -> None:
         from pipeline_helpers import small_checkpoint
 
         weights = small_checkpoint(tmp_path / "small.pt")
-    env = dict(os.environ, AU_HEATMAPS_SETUP="skip", PYTHON=sys.executable, AU_HEATMAPS_WEIGHTS=str(weights),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        AU_HEATMAPS_SETUP="skip",
+        PYTHON=sys.executable,
+        AU_HEATMAPS_WEIGHTS=str(weights),
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     work = tmp_path / "work"
     work.mkdir()
     done = subprocess.run([str(ROOT / "run")], cwd=work, env=env, capture_output=True, text=True, timeout=600)
@@ -57,10 +62,22 @@ def test_run_without_arguments_annotates_the_example(tmp_path: Path) -> None:
 
 
 def test_run_passes_arguments_to_au_annotate(tmp_path: Path) -> None:
-    env = dict(os.environ, AU_HEATMAPS_SETUP="skip", PYTHON=sys.executable,
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([str(ROOT / "run"), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        AU_HEATMAPS_SETUP="skip",
+        PYTHON=sys.executable,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    done = subprocess.run(
+        [str(ROOT / "run"), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "--out" in done.stdout and "Examples:" in done.stdout
-    done = subprocess.run([str(ROOT / "run"), str(tmp_path), "--out", str(tmp_path / "r.parquet")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(ROOT / "run"), str(tmp_path), "--out", str(tmp_path / "r.parquet")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "no videos or images found" in done.stderr

@@ -18,7 +18,15 @@ from media import LOSSLESS, compose_people, group_photo, noise_frames, single_fa
 from pipeline.annotate import AnnotateOptions, ItemPreparer, WorkItem
 from pipeline.config import LandmarkConfig, load_pipeline_config, with_overrides
 from pipeline.decode import iter_frame_batches, open_reader, probe_video
-from pipeline.identity import ItemTracks, _TrackInItem, link_items, match_by_descriptor, match_by_overlap, parse_faces, select_tracks
+from pipeline.identity import (
+    ItemTracks,
+    _TrackInItem,
+    link_items,
+    match_by_descriptor,
+    match_by_overlap,
+    parse_faces,
+    select_tracks,
+)
 from pipeline.landmarks import DlibTracker, make_tracker
 from pipeline.results import load_results
 from pipeline.run import annotate
@@ -61,8 +69,11 @@ def leaves_and_returns(n: int = 110, size: float = 100) -> Placement:
 def who(box, placement, tolerance: float = 0.5) -> set[int]:
     """The people whose face centre is within ``tolerance`` face widths of the box's centre."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return {p for p, place in enumerate(placement)
-            if place is not None and abs(place[0] - cx) < place[2] * tolerance and abs(place[1] - cy) < place[2] * tolerance}
+    return {
+        p
+        for p, place in enumerate(placement)
+        if place is not None and abs(place[0] - cx) < place[2] * tolerance and abs(place[1] - cy) < place[2] * tolerance
+    }
 
 
 def person_of_each_track(observations, placements) -> dict[int, set[int]]:
@@ -123,7 +134,10 @@ def test_an_unclear_match_starts_a_new_track() -> None:
     assert match_by_descriptor(np.array([[3.0, 0.0]]), candidates, max_distance=0.5, margin=0.1) == []  # too far
     # a box overlapping two tracks continues neither
     assert match_by_overlap([(0, 0, 10, 10)], [(0, 0, 9, 10), (1, 0, 10, 10)], 0.3) == []
-    assert match_by_overlap([(0, 0, 10, 10), (20, 0, 30, 10)], [(21, 0, 30, 10), (1, 0, 10, 10)], 0.3) == [(0, 1), (1, 0)]
+    assert match_by_overlap([(0, 0, 10, 10), (20, 0, 30, 10)], [(21, 0, 30, 10), (1, 0, 10, 10)], 0.3) == [
+        (0, 1),
+        (1, 0),
+    ]
 
 
 def test_faces_option() -> None:
@@ -193,14 +207,18 @@ def people_videos(tmp_path_factory) -> Path:
     # she is larger than him, but away for a third of the video: he is the most present
     write_video(folder / "leaves.mp4", compose_people(leaves_and_returns(size=130)))
     group = group_photo()
-    write_video(folder / "group.mp4", np.repeat(group[None, : group.shape[0] // 2 * 2, : group.shape[1] // 2 * 2], 6, axis=0))
+    write_video(
+        folder / "group.mp4", np.repeat(group[None, : group.shape[0] // 2 * 2, : group.shape[1] // 2 * 2], 6, axis=0)
+    )
     return folder
 
 
 @pytest.fixture(scope="module")
 def people_run(people_videos, weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "people.parquet"
-    summary = annotate([people_videos], out, AnnotateOptions(device="cpu", save_landmarks=True), weights=weights, progress=False)
+    summary = annotate(
+        [people_videos], out, AnnotateOptions(device="cpu", save_landmarks=True), weights=weights, progress=False
+    )
     assert summary.ok, summary.failures
     return load_results(out)
 
@@ -216,8 +234,10 @@ def test_group_photo_every_face_gets_a_track_and_rows(people_run, tracker) -> No
     assert all(tracks == list(range(found)) for tracks in per_frame)  # each face its own track, all frames
     # face = the slot in the frame, by track id
     assert (rows.groupby("frame")["face"].apply(list).tolist()) == [list(range(found))] * 6
-    assert (rows.sort_values(["frame", "face"])["track"].groupby(rows["frame"]).apply(list).tolist()
-            == [list(range(found))] * 6)
+    assert (
+        rows.sort_values(["frame", "face"])["track"].groupby(rows["frame"]).apply(list).tolist()
+        == [list(range(found))] * 6
+    )
 
 
 @pytest.mark.slow
@@ -236,8 +256,13 @@ def test_rows_per_frame_and_order(people_run) -> None:
 @pytest.mark.slow
 def test_faces_largest_keeps_the_most_present_person(people_videos, weights, people_run, tmp_path) -> None:
     out = tmp_path / "largest.parquet"
-    summary = annotate([people_videos / "leaves.mp4"], out, AnnotateOptions(device="cpu", faces="largest"),
-                       weights=weights, progress=False)
+    summary = annotate(
+        [people_videos / "leaves.mp4"],
+        out,
+        AnnotateOptions(device="cpu", faces="largest"),
+        weights=weights,
+        progress=False,
+    )
     assert summary.ok
     rows = load_results(out)
     assert len(rows) == 110 and rows["face"].eq(0).all()  # one row per frame
@@ -250,7 +275,9 @@ def test_faces_largest_keeps_the_most_present_person(people_videos, weights, peo
     assert np.allclose(rows.set_index("frame").loc[mine.index, "AU12"], mine)
 
     out2 = tmp_path / "two.parquet"
-    annotate([people_videos / "leaves.mp4"], out2, AnnotateOptions(device="cpu", faces="2"), weights=weights, progress=False)
+    annotate(
+        [people_videos / "leaves.mp4"], out2, AnnotateOptions(device="cpu", faces="2"), weights=weights, progress=False
+    )
     assert len(load_results(out2)) == len(everyone)
 
 
@@ -284,8 +311,17 @@ def _item(first: int, last: int, tracks: dict) -> ItemTracks:
     """An item's tracks: {id: (first frame, first box, last frame, last box, first descriptor, last descriptor)}."""
     out = ItemTracks(first, last)
     for track, (f0, b0, f1, b1, d0, d1) in tracks.items():
-        out.tracks[track] = _TrackInItem(f0, b0, f1, b1, f1 - f0 + 1, 0.0, 0.0,
-                                         None if d0 is None else np.array(d0, float), None if d1 is None else np.array(d1, float))
+        out.tracks[track] = _TrackInItem(
+            f0,
+            b0,
+            f1,
+            b1,
+            f1 - f0 + 1,
+            0.0,
+            0.0,
+            None if d0 is None else np.array(d0, float),
+            None if d1 is None else np.array(d1, float),
+        )
     return out
 
 
@@ -334,8 +370,20 @@ def test_relabel_tracks_reorders_faces_by_the_new_ids() -> None:
     detected = np.array([True, True, True, True, True, False])
     faces = np.array([0, 1, 0, 1, 2, 0])
     boxes = np.repeat(tracks[:, None].astype(np.float32), 4, axis=1)  # a box that says which track it was
-    batch = schema.record_batch("v", frames, frames / 25, detected, ["tracked"] * 5 + ["none"], np.ones(6), boxes,
-                                np.zeros((6, k)), np.zeros((6, k, 2)), np.zeros((6, 6)), faces=faces, tracks=tracks)
+    batch = schema.record_batch(
+        "v",
+        frames,
+        frames / 25,
+        detected,
+        ["tracked"] * 5 + ["none"],
+        np.ones(6),
+        boxes,
+        np.zeros((6, k)),
+        np.zeros((6, k, 2)),
+        np.zeros((6, 6)),
+        faces=faces,
+        tracks=tracks,
+    )
     mapping = {0: 2, 1: 0, 2: 1}
     for pieces in ([batch], [batch.slice(0, 3), batch.slice(3)], [batch.slice(i, 1) for i in range(6)]):
         out = pa.Table.from_batches(list(relabel_tracks(pieces, mapping))).to_pydict()
@@ -391,8 +439,16 @@ def test_plot_by_track_and_overlay_colours() -> None:
     rows = []
     for frame in range(6):
         for face, track in enumerate([3, 7] if frame < 4 else [7]):
-            rows.append({"video": "v", "frame": frame, "timestamp": frame / 25, "face": face, "track": track,
-                         **{au: float(track == 7) for au in ("AU06", "AU10", "AU12", "AU14", "AU17")}})
+            rows.append(
+                {
+                    "video": "v",
+                    "frame": frame,
+                    "timestamp": frame / 25,
+                    "face": face,
+                    "track": track,
+                    **{au: float(track == 7) for au in ("AU06", "AU10", "AU12", "AU14", "AU17")},
+                }
+            )
     table = pd.DataFrame(rows)
     figure = plot_intensities(table, "v", track=3)
     lines = figure.axes[0].get_lines()
@@ -405,11 +461,17 @@ def test_plot_by_track_and_overlay_colours() -> None:
     face = FaceOverlay(intensities=np.ones(5), box=np.array([300.0, 200.0, 400.0, 300.0]), track=7)
     config = load_model_config()
     drawn = render_frame(frame, [face], config=config)
+
     def painted(image, colour) -> int:
         return int((image.reshape(-1, 3) == np.array(colour)).all(axis=1).sum())
 
     assert painted(drawn, track_colour(7)) > 100  # the box and its "id 7" label in the track's colour
-    assert painted(render_frame(frame, [FaceOverlay(intensities=np.ones(5), box=face.box)], config=config), track_colour(7)) == 0
+    assert (
+        painted(
+            render_frame(frame, [FaceOverlay(intensities=np.ones(5), box=face.box)], config=config), track_colour(7)
+        )
+        == 0
+    )
     assert track_colour(7) != track_colour(8) and track_colour(7) == track_colour(7 + 7)
 
 
@@ -426,7 +488,9 @@ def test_main_track_of_a_single_subject_sequence(tracker) -> None:
 def person_ids(rows: pd.DataFrame, placements: Placement) -> dict[int, set[int]]:
     """track id -> the people its rows were (rows with a face; frames where two people overlap skipped)."""
     seen: dict[int, set[int]] = {}
-    for frame, track, *box in rows[rows["face_detected"]][["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]].itertuples(index=False):
+    for frame, track, *box in rows[rows["face_detected"]][
+        ["frame", "track", "face_x0", "face_y0", "face_x1", "face_y1"]
+    ].itertuples(index=False):
         people = who(box, placements[frame])
         if len(people) == 1:
             seen.setdefault(int(track), set()).update(people)
@@ -446,7 +510,9 @@ def chunked(people_videos, weights, tmp_path_factory):
             pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 40, "batch_frames": 16})
             options = AnnotateOptions(device="cpu", faces=faces, pipeline=pipeline, save_landmarks=True)
             out = tmp_path_factory.mktemp("chunked") / "straight.parquet"
-            summary = annotate([people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights, progress=False)
+            summary = annotate(
+                [people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights, progress=False
+            )
             assert summary.ok and summary.items_skipped == 0
             runs[faces] = options, load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
         return runs[faces]
@@ -478,8 +544,13 @@ def test_track_ids_cross_chunk_boundaries(chunked, people_run) -> None:
 def test_single_face_video_keeps_one_id_across_chunks(videos_dir, weights, tmp_path) -> None:
     pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 20})
     out = tmp_path / "single.parquet"
-    summary = annotate([videos_dir / "single_face.mp4"], out, AnnotateOptions(device="cpu", pipeline=pipeline),
-                       weights=weights, progress=False)
+    summary = annotate(
+        [videos_dir / "single_face.mp4"],
+        out,
+        AnnotateOptions(device="cpu", pipeline=pipeline),
+        weights=weights,
+        progress=False,
+    )
     assert summary.ok
     rows = load_results(out)
     assert len(rows["frame"]) == 72 and len(rows.attrs["au_heatmaps"]["items"]) == 4
@@ -598,7 +669,9 @@ def test_fan_rows_per_frame_faces_n_and_a_frame_without_a_face(random_fan_weight
     every = tables["all"]
     assert every.groupby("frame").size().tolist() == [2, 2, 1, 1]
     assert every["face_detected"].tolist() == [True] * 5 + [False]
-    assert every["track"].isna().tolist() == [False] * 5 + [True] and every.loc[every["frame"] == 3, "AU12"].isna().all()
+    assert (
+        every["track"].isna().tolist() == [False] * 5 + [True] and every.loc[every["frame"] == 3, "AU12"].isna().all()
+    )
     person: dict[int, set[int]] = {}
     for row in every[every["face_detected"]].itertuples():
         people = who((row.face_x0, row.face_y0, row.face_x1, row.face_y1), placements[row.frame])
@@ -609,7 +682,9 @@ def test_fan_rows_per_frame_faces_n_and_a_frame_without_a_face(random_fan_weight
     assert one["face_detected"].tolist() == [True, True, True, False]
     # him (in three frames, her in two), by where the face is: ids count the kept tracks only
     kept = one[one["face_detected"]]
-    assert [who((r.face_x0, r.face_y0, r.face_x1, r.face_y1), placements[r.frame]) for r in kept.itertuples()] == [{1}] * 3
+    assert [who((r.face_x0, r.face_y0, r.face_x1, r.face_y1), placements[r.frame]) for r in kept.itertuples()] == [
+        {1}
+    ] * 3
     assert set(kept["track"]) == {0}
 
 
@@ -654,8 +729,9 @@ def test_ray_run_with_several_faces_gives_the_rows_of_one_process(people_videos,
     os.environ["RAY_AUTH_MODE"] = "disabled"
     options, expected = chunked("all")
     out = tmp_path / "ray.parquet"
-    summary = annotate([people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights,
-                       progress=False, workers=2)
+    summary = annotate(
+        [people_videos / name for name in CHUNKED_INPUTS], out, options, weights=weights, progress=False, workers=2
+    )
     assert summary.ok and summary.layout.executor == "ray"
     got = load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected)

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from media import astronaut_frames, write_video
 from pipeline.annotate import AnnotateOptions, Annotator
 from pipeline.config import load_pipeline_config, with_overrides
 from pipeline.feeder import FeedEngine, ItemFailed
 from pipeline.run import Layout, annotate, plan_items, plan_layout
 from pipeline.sources import VideoSource
-from media import astronaut_frames, write_video
 from pipeline_helpers import small_checkpoint
 
 VIDEOS = ["single_face.mp4", "face_noface.mov"]
@@ -46,9 +46,14 @@ def _options(slots: int = 4, items_per_producer: int = 2, max_attempts: int = 3)
     """Decoded batches of 32 frames and slots of 8 crops: several slots per batch and several batches
     per item, so slots are reused and a producer can be stopped mid-item."""
     pipeline = with_overrides(
-        load_pipeline_config(), decode={"batch_frames": 32},
-        feed={"slots_per_producer": slots, "crops_per_slot": 8, "items_per_producer": items_per_producer,
-              "max_attempts": max_attempts},
+        load_pipeline_config(),
+        decode={"batch_frames": 32},
+        feed={
+            "slots_per_producer": slots,
+            "crops_per_slot": 8,
+            "items_per_producer": items_per_producer,
+            "max_attempts": max_attempts,
+        },
     )
     return AnnotateOptions(device="cpu", save_landmarks=True, pipeline=pipeline)
 
@@ -117,7 +122,9 @@ def test_an_item_whose_producer_keeps_dying_fails_alone(long_video, videos_dir, 
             time.sleep(0.01)
         assert 0 < engine.frames.done < items[0].frames, "the item finished before the producer could be killed"
         os.kill(engine.producer_pids()[0], signal.SIGKILL)
-        with pytest.raises(ItemFailed, match=r"long\.mp4: the producer process died \(exit code -9\) on frames 0-159, 1 attempt"):
+        with pytest.raises(
+            ItemFailed, match=r"long\.mp4: the producer process died \(exit code -9\) on frames 0-159, 1 attempt"
+        ):
             doomed.result(timeout=600)
         rows, table = survivor.result(timeout=600)
     assert rows == items[1].frames
@@ -152,7 +159,11 @@ def test_a_run_with_producers_writes_the_same_file(videos_dir, weights, tmp_path
     from pipeline.store import read_run_metadata
 
     assert read_run_metadata(tmp_path / "fed.parquet")["layout"] == {
-        "executor": "process", "workers": 1, "producers": 2, "device": "cpu"}
+        "executor": "process",
+        "workers": 1,
+        "producers": 2,
+        "device": "cpu",
+    }
 
 
 @pytest.mark.parametrize(
@@ -173,8 +184,14 @@ def test_plan_layout(cpus, gpus, workers, producers, render, expected):
 
 
 def test_layout_describes_itself():
-    assert plan_layout("auto", 2, cpus=16, gpus=1).describe() == "1 worker (cuda) in this process, each fed by 14 producer processes"
-    assert plan_layout("cpu", 2, cpus=2, gpus=0).describe() == "1 worker (cpu) in this process, each tracking in its own thread"
+    assert (
+        plan_layout("auto", 2, cpus=16, gpus=1).describe()
+        == "1 worker (cuda) in this process, each fed by 14 producer processes"
+    )
+    assert (
+        plan_layout("cpu", 2, cpus=2, gpus=0).describe()
+        == "1 worker (cpu) in this process, each tracking in its own thread"
+    )
 
 
 @pytest.mark.cuda

@@ -51,8 +51,14 @@ def test_what_is_not_a_sequence(tmp_path) -> None:
     write_frames(tmp_path / "withvideo", ["f1.png", "f2.png"])
     write_video(tmp_path / "withvideo" / "clip.mp4", noise_frames(3))
     names = sorted(s.name for s in discover_videos([tmp_path]))
-    assert names == ["mixed/a1.png", "mixed/b2.png", "plain/cat.png", "withvideo/clip.mp4",
-                     "withvideo/f1.png", "withvideo/f2.png"]
+    assert names == [
+        "mixed/a1.png",
+        "mixed/b2.png",
+        "plain/cat.png",
+        "withvideo/clip.mp4",
+        "withvideo/f1.png",
+        "withvideo/f2.png",
+    ]
 
 
 def test_a_sequence_given_directly_and_a_bad_frame_in_it(tmp_path) -> None:

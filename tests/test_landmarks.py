@@ -87,7 +87,9 @@ def test_detect_all_gives_every_face_left_to_right(backend, dlib_tracker, reques
         assert faces[0].landmarks[:, 0].max() < 300 < faces[1].landmarks[:, 0].min()
         right = dlib_tracker.detect(np.ascontiguousarray(image[:, 300:]))
         # (the detector's box moves by a few pixels with the picture around the face; landmarks follow)
-        assert np.abs(faces[1].landmarks - [300, 0] - right.landmarks).mean() < 0.03 * (faces[1].box[2] - faces[1].box[0])
+        assert np.abs(faces[1].landmarks - [300, 0] - right.landmarks).mean() < 0.03 * (
+            faces[1].box[2] - faces[1].box[0]
+        )
     assert tracker.detect_all(noise_frames(1)[0]) == []
 
 
@@ -193,8 +195,10 @@ def test_a_face_replaced_by_another_picture_is_lost(single_face, videos_dir, ove
     import cv2
 
     # 12 frames of a face, then the frames of a real video without a face, at the same size
-    scenery = [cv2.resize(f, single_face.shape[2:0:-1], interpolation=cv2.INTER_AREA)
-               for f in _decode(videos_dir / "no_face.mp4", range(0, 24, 2))]
+    scenery = [
+        cv2.resize(f, single_face.shape[2:0:-1], interpolation=cv2.INTER_AREA)
+        for f in _decode(videos_dir / "no_face.mp4", range(0, 24, 2))
+    ]
     frames = np.concatenate([single_face[:12], np.stack(scenery)])
     config = replace(load_pipeline_config().landmarks, **overrides)
     found = [o.found for o in make_tracker("dlib", config).track(frames)]
@@ -214,7 +218,9 @@ def test_checking_every_few_frames_keeps_the_landmarks_of_checking_every_frame(s
     few = make_tracker("dlib", config).track(single_face)
     assert [o.source for o in few] == [o.source for o in every]
     # the real video re-detects at the configured interval and tracks in between
-    assert [i for i, o in enumerate(few) if o.source == "detected"] == list(range(0, len(single_face), config.redetect_interval))
+    assert [i for i, o in enumerate(few) if o.source == "detected"] == list(
+        range(0, len(single_face), config.redetect_interval)
+    )
     for a, b in zip(every, few):
         np.testing.assert_array_equal(a.landmarks, b.landmarks)
         assert a.box == b.box
@@ -239,7 +245,10 @@ def test_fan_backend_runs_batched_with_local_weights(random_fan_weights) -> None
     for o in observations:
         assert o.source in {"detected", "tracked"}
         assert o.landmarks.shape == (68, 2) and 0.0 <= o.quality <= 1.0
-    assert make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib")).track(noise_frames(2))[0].source == "none"
+    assert (
+        make_tracker("fan", LandmarkConfig(backend="fan", fan_detector="dlib")).track(noise_frames(2))[0].source
+        == "none"
+    )
 
 
 def test_fan_backend_without_weights_says_what_to_do(tmp_path, monkeypatch) -> None:

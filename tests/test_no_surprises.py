@@ -13,8 +13,6 @@ from pipeline.sources import NoInputsError, discover_videos
 from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 
-
-
 def test_no_inputs_found_names_what_was_searched(tmp_path) -> None:
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
@@ -38,7 +36,9 @@ def test_cli_exits_2_when_nothing_is_found(setup, tmp_path) -> None:
 def test_summary_gives_frames_with_a_face_per_video(setup, tmp_path) -> None:
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"
-    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
+    result = CliRunner().invoke(
+        main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     df = load_results(out)
     with_face = df[df.face_detected].groupby("video").frame.nunique().to_dict()
@@ -79,7 +79,8 @@ def test_annotate_reports_its_stages_in_order(setup, tmp_path) -> None:
 
     folder, _, weights = setup
     stages: list[str] = []
-    plan = prepare_run([folder], tmp_path / "r.parquet", AnnotateOptions(device="cpu"), weights=weights,
-                       on_stage=stages.append)
+    plan = prepare_run(
+        [folder], tmp_path / "r.parquet", AnnotateOptions(device="cpu"), weights=weights, on_stage=stages.append
+    )
     plan.release_lock()
     assert stages == ["finding videos", "reading the weights", "probing 2 videos"]

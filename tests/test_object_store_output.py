@@ -24,8 +24,11 @@ def s3_uri(tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
     options = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
     deadline = time.time() + 30
@@ -68,7 +71,9 @@ def test_s3_errors_file(s3_uri, tmp_path) -> None:
     make_videos(folder)
     (folder / "empty.mp4").write_bytes(b"")
     uri = s3_uri("err/results.parquet")
-    summary = annotate([folder], uri, AnnotateOptions(device="cpu"), weights=small_checkpoint(tmp_path / "w.pt"), progress=False)
+    summary = annotate(
+        [folder], uri, AnnotateOptions(device="cpu"), weights=small_checkpoint(tmp_path / "w.pt"), progress=False
+    )
     assert [f.video for f in summary.failures] == ["empty.mp4"]
     errors = Location(summary.errors_file)
     assert errors.name == "results.errors.csv" and errors.exists()
@@ -83,8 +88,9 @@ def test_s3_csv_output(s3_uri, tmp_path) -> None:
     folder = tmp_path / "videos"
     counts = make_videos(folder)
     uri = s3_uri("csv/results.csv")
-    summary = annotate([folder], uri, AnnotateOptions(device="cpu"), weights=small_checkpoint(tmp_path / "w.pt"),
-                       progress=False)
+    summary = annotate(
+        [folder], uri, AnnotateOptions(device="cpu"), weights=small_checkpoint(tmp_path / "w.pt"), progress=False
+    )
     assert summary.ok and summary.rows == sum(counts.values())
     target = Location(uri)
     with target.filesystem.open_input_stream(target.path) as stream:

@@ -54,7 +54,9 @@ def test_cpu_device_resolution() -> None:
 def test_cuda_matches_cpu(authors_checkpoint, authors_reference, autocast) -> None:
     crops = np.stack([authors_reference[f"frame{i}_crop"] for i in (0, 24, 48)])
     cpu = AUPredictor.from_checkpoint(authors_checkpoint, device="cpu").predict(crops)
-    gpu = AUPredictor.from_checkpoint(authors_checkpoint, device="cuda", channels_last=True, autocast=autocast).predict(crops)
+    gpu = AUPredictor.from_checkpoint(authors_checkpoint, device="cuda", channels_last=True, autocast=autocast).predict(
+        crops
+    )
     np.testing.assert_allclose(gpu.intensities, cpu.intensities, atol=1e-3 if autocast is None else 5e-2)
 
 

@@ -29,15 +29,21 @@ def videos(tmp_path_factory) -> list[Path]:
         write_video(folder / "vp9.webm", frames[:12], fps=24, codec=("-c:v", "libvpx-vp9", "-b:v", "200k")),
         write_video(folder / "mpegts.ts", frames, fps=25, codec=("-c:v", "libx264", "-pix_fmt", "yuv420p")),
         write_video(folder / "mjpeg.avi", noise_frames(20), fps=10, codec=("-c:v", "mjpeg", "-q:v", "5")),
-        write_video(folder / "vfr.mkv", frames, fps=25, extra=("-vf", "setpts='if(lt(N,15),N,2*N-15)/25/TB'",
-                                                               "-fps_mode", "vfr")),
+        write_video(
+            folder / "vfr.mkv",
+            frames,
+            fps=25,
+            extra=("-vf", "setpts='if(lt(N,15),N,2*N-15)/25/TB'", "-fps_mode", "vfr"),
+        ),
         write_video(folder / "editlist.mp4", frames, fps=25, extra=("-ss", "0.2")),
     ]
     made.append(avi_with_dropped_frames(made[5], folder / "dropped.avi", {3: 2, 10: 1}))
     made.append(damage(made[0], folder / "damaged.mp4", nbytes=512))
     shared = shared_dir()
     if shared is not None and (shared / "testdata").is_dir():
-        made += sorted(p for p in (shared / "testdata").iterdir() if p.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv"))
+        made += sorted(
+            p for p in (shared / "testdata").iterdir() if p.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv")
+        )
     return made
 
 
@@ -73,7 +79,11 @@ def test_pyav_probe_matches_ffmpeg(videos: list[Path]) -> None:
     whose times come from the stream; ffmpeg's framemd5 rounds the times of some shared ones)."""
     for path in videos[:8]:
         info = _probe(path, "av")
-        if path.name in ("damaged.mp4", "dropped.avi") or isinstance(info, VideoError) or info.timestamps_source != "pts":
+        if (
+            path.name in ("damaged.mp4", "dropped.avi")
+            or isinstance(info, VideoError)
+            or info.timestamps_source != "pts"
+        ):
             continue
         times = ffmpeg_times(path)
         assert info.num_frames == len(times), path.name
@@ -168,8 +178,12 @@ def test_av1_video_is_probed_with_pyav_and_annotated(tmp_path: Path) -> None:
     options = {"libsvtav1": ("-preset", "10"), "libaom-av1": ("-cpu-used", "8", "-crf", "40", "-b:v", "0")}[encoder]
     folder = tmp_path / "videos"
     folder.mkdir()
-    path = write_video(folder / "av1.mp4", astronaut_frames(48, size=(320, 240)), fps=25,
-                       codec=("-c:v", encoder, "-pix_fmt", "yuv420p", *options))
+    path = write_video(
+        folder / "av1.mp4",
+        astronaut_frames(48, size=(320, 240)),
+        fps=25,
+        codec=("-c:v", encoder, "-pix_fmt", "yuv420p", *options),
+    )
     if HAVE_DECORD:  # the reason for the fallback: decord refuses it
         assert isinstance(_probe(path, "decord"), VideoError)
     info = VideoFileReader(path).probe()  # the default probe
@@ -177,7 +191,9 @@ def test_av1_video_is_probed_with_pyav_and_annotated(tmp_path: Path) -> None:
     np.testing.assert_allclose(info.timestamps - info.timestamps[0], np.arange(48) / 25, atol=1e-3)
     weights = small_checkpoint(tmp_path / "small.pt")
     out = tmp_path / "r.parquet"
-    result = CliRunner().invoke(main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"])
+    result = CliRunner().invoke(
+        main, [str(folder), "--out", str(out), "--weights", str(weights), "-q", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     rows = load_results(out)
     assert sorted(rows["frame"].unique()) == list(range(48))

@@ -57,8 +57,9 @@ def test_killed_actor_still_gives_complete_output_without_duplicates(setup, tmp_
             state["killed"] += 1
 
     out = tmp_path / "ray.parquet"
-    summary = annotate([folder], out, options, weights=weights, progress=False, workers=2,
-                       on_item=on_item, actor_hook=kill_once)
+    summary = annotate(
+        [folder], out, options, weights=weights, progress=False, workers=2, on_item=on_item, actor_hook=kill_once
+    )
     assert state["killed"] == 1 and summary.ok
     df = load_results(out)
     assert not df.duplicated(["video", "frame", "face"]).any()
@@ -80,8 +81,16 @@ def test_interrupted_driver_then_resume_does_not_redo_finished_items(setup, tmp_
     assert not out.exists()
 
     second_run = []
-    summary = annotate([folder], out, options, weights=weights, progress=False, workers=2, resume=True,
-                       on_item=lambda item, failure: second_run.append(item.key))
+    summary = annotate(
+        [folder],
+        out,
+        options,
+        weights=weights,
+        progress=False,
+        workers=2,
+        resume=True,
+        on_item=lambda item, failure: second_run.append(item.key),
+    )
     assert summary.ok and summary.items_skipped >= 2
     assert not set(first_run) & set(second_run)
     assert len(second_run) + summary.items_skipped == 8
@@ -102,8 +111,15 @@ def test_more_cpus_per_worker_than_the_cluster_has_is_a_clear_error(setup, tmp_p
     folder, _, weights, options, _ = setup
     too_many = (os.cpu_count() or 1) + 1
     with pytest.raises(RuntimeError, match=f"2 workers x {too_many} CPUs each"):
-        annotate([folder], tmp_path / "out.parquet", options, weights=weights, progress=False, workers=2,
-                 cpus_per_worker=too_many)
+        annotate(
+            [folder],
+            tmp_path / "out.parquet",
+            options,
+            weights=weights,
+            progress=False,
+            workers=2,
+            cpus_per_worker=too_many,
+        )
 
 
 @pytest.mark.slow
@@ -123,13 +139,21 @@ def test_workers_start_a_private_ray_beside_a_cluster_already_running_here(setup
     env = dict(os.environ, RAY_AUTH_MODE="disabled")
     # --block: the cluster lives as long as this process, which the test stops itself (never `ray stop`,
     # which would stop every Ray on the machine)
-    head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=1",
-                             "--include-dashboard=false", "--block"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--block"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while subprocess.run([str(ray_cli), "status", f"--address=127.0.0.1:{port}"], env=env,
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(ray_cli), "status", f"--address=127.0.0.1:{port}"], env=env, capture_output=True
+            ).returncode
+            != 0
+        ):
             assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
             time.sleep(2)
         out = tmp_path / "ray.parquet"

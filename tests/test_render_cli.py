@@ -148,4 +148,8 @@ def test_both_commands_have_help_with_examples() -> None:
 
 def test_output_paths_avoid_collisions(tmp_path) -> None:
     paths = output_paths(["a.mov", "a.mp4", "sub/c.avi"], tmp_path)
-    assert paths == {"a.mov": tmp_path / "a.mov.mp4", "a.mp4": tmp_path / "a.mp4.mp4", "sub/c.avi": tmp_path / "sub/c.mp4"}
+    assert paths == {
+        "a.mov": tmp_path / "a.mov.mp4",
+        "a.mp4": tmp_path / "a.mp4.mp4",
+        "sub/c.avi": tmp_path / "sub/c.mp4",
+    }

@@ -74,8 +74,13 @@ def test_render_frame_heat_is_the_only_difference_maps_make(scene) -> None:
     """Same face drawn with and without maps: differs where a heatmap is strong, identical where empty."""
     frame, landmarks, M, maps = scene
     decoded = decode_maps(maps, MAX)
-    common = dict(intensities=decoded.intensities, peaks=map_to_frame(decoded.peaks, M, STRIDE), registration=M,
-                  box=np.r_[landmarks.min(0), landmarks.max(0)], landmarks=landmarks)
+    common = dict(
+        intensities=decoded.intensities,
+        peaks=map_to_frame(decoded.peaks, M, STRIDE),
+        registration=M,
+        box=np.r_[landmarks.min(0), landmarks.max(0)],
+        landmarks=landmarks,
+    )
     with_maps = render_frame(frame, FaceOverlay(maps=maps, **common), config=CONFIG, header="frame 3")
     without = render_frame(frame, FaceOverlay(**common), config=CONFIG, header="frame 3")
     heat, (x0, y0, x1, y1) = warp_maps_to_frame(maps, M, frame.shape, STRIDE)
@@ -94,7 +99,9 @@ def test_legend_stays_off_the_face(scene) -> None:
         lm = face_landmarks(centre, scale=0.4)
         box = np.r_[lm.min(0), lm.max(0)]
         image = frame.copy()
-        legend_box = draw_legend(image, [("", np.ones(5))], AUS.labels, AU_COLOURS, RenderStyle(), max_intensity=MAX, avoid=[box])
+        legend_box = draw_legend(
+            image, [("", np.ones(5))], AUS.labels, AU_COLOURS, RenderStyle(), max_intensity=MAX, avoid=[box]
+        )
         lx0, ly0, lx1, ly1 = legend_box
         overlap_w = min(lx1, box[2]) - max(lx0, box[0])
         overlap_h = min(ly1, box[3]) - max(ly0, box[1])
@@ -139,7 +146,9 @@ def test_peaks_marked_for_present_aus_only(scene) -> None:
     decoded = decode_maps(maps, MAX)
     peaks = map_to_frame(decoded.peaks, M, STRIDE)
     base = FaceOverlay(intensities=decoded.intensities, registration=M)
-    marked = render_frame(frame, FaceOverlay(intensities=decoded.intensities, registration=M, peaks=peaks), config=CONFIG)
+    marked = render_frame(
+        frame, FaceOverlay(intensities=decoded.intensities, registration=M, peaks=peaks), config=CONFIG
+    )
     plain = render_frame(frame, base, config=CONFIG)
     for k in range(5):
         x, y = np.round(peaks[k]).astype(int)

@@ -57,8 +57,9 @@ def test_heat_shows_where_maps_are_strong_and_nowhere_else(clip, rendered) -> No
     inputs, _ = read_all(folder / "clip.mp4")
     outputs, _ = read_all(summary.path)
     i = 10
-    heat, (x0, y0, x1, y1) = warp_maps_to_frame(predictor.maps, registration_matrix(faces[i], CONFIG.registration), inputs[i].shape,
-                                               CONFIG.map_stride)
+    heat, (x0, y0, x1, y1) = warp_maps_to_frame(
+        predictor.maps, registration_matrix(faces[i], CONFIG.registration), inputs[i].shape, CONFIG.map_stride
+    )
     full = np.zeros(inputs.shape[1:3], np.float32)
     full[y0:y1, x0:x1] = heat.max(axis=2)
     diff = np.abs(outputs[i].astype(int) - inputs[i].astype(int)).mean(axis=2)  # per pixel, mean over RGB
@@ -67,7 +68,9 @@ def test_heat_shows_where_maps_are_strong_and_nowhere_else(clip, rendered) -> No
     # Far from the face (no heat, not the box, not the legend's corner): the same picture.
     far = np.ones_like(strong)
     lm = faces[i]
-    far[int(lm[:, 1].min()) - 20 : int(lm[:, 1].max()) + 20, int(lm[:, 0].min()) - 20 : int(lm[:, 0].max()) + 20] = False
+    far[int(lm[:, 1].min()) - 20 : int(lm[:, 1].max()) + 20, int(lm[:, 0].min()) - 20 : int(lm[:, 0].max()) + 20] = (
+        False
+    )
     far[: SIZE[1] // 2, : SIZE[0] // 2] = False  # legend
     far &= full == 0
     assert far.sum() > 0.3 * far.size
@@ -95,7 +98,9 @@ def test_odd_sized_video_keeps_its_size(tmp_path) -> None:
     faces = face_track(6, size)
     make_video(tmp_path / "odd.mp4", 6, size, fps=10.0, faces=faces)
     results = make_results("odd.mp4", faces, fps=10.0)
-    summary = render_video(results, tmp_path / "odd.mp4", tmp_path / "odd_out.mp4", MapsPredictor(INTENSITIES), batch_size=4)
+    summary = render_video(
+        results, tmp_path / "odd.mp4", tmp_path / "odd_out.mp4", MapsPredictor(INTENSITIES), batch_size=4
+    )
     outputs, fps = read_all(summary.path)
     assert outputs.shape == (6, 121, 161, 3) and abs(fps - 10.0) < 1e-6
 

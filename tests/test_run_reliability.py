@@ -30,19 +30,20 @@ from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """au-annotate in a process of its own."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def _hold_lock(out: Path) -> subprocess.Popen:
     """Another process that takes ``out``'s lock and keeps it until killed."""
-    code = ("import sys, time; from pipeline.lock import OutputLock; from pipeline.store import Location; "
-            "OutputLock(Location(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(600)")
+    code = (
+        "import sys, time; from pipeline.lock import OutputLock; from pipeline.store import Location; "
+        "OutputLock(Location(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(600)"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, env=env)
     assert holder.stdout.readline().strip() == "locked"
@@ -88,8 +89,9 @@ def test_lock_of_a_dead_run_is_taken_over_with_a_warning_and_released_at_the_end
 
 def test_lock_from_another_host_is_never_taken_over(tmp_path) -> None:
     out = Location(tmp_path / "r.parquet")
-    (tmp_path / "r.parquet.lock").write_text(json.dumps(
-        {"host": "other-machine", "pid": 1, "started": "2026-11-27T10:00:00+00:00", "started_unix": 0}))
+    (tmp_path / "r.parquet.lock").write_text(
+        json.dumps({"host": "other-machine", "pid": 1, "started": "2026-11-27T10:00:00+00:00", "started_unix": 0})
+    )
     with pytest.raises(OutputLocked, match="host other-machine, pid 1, started 2026-11-27T10:00:00"):
         OutputLock(out).acquire()
 
@@ -116,7 +118,9 @@ def test_lock_is_released_on_interruption_and_on_errors(setup, tmp_path) -> None
 def _mount_tmpfs(target: Path, size: str, readonly: bool = False) -> None:
     target.mkdir(parents=True, exist_ok=True)
     options = f"size={size}" + (",ro" if readonly else "")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
 
@@ -157,8 +161,14 @@ def test_disk_full_while_assembling_keeps_the_work_and_says_what_and_how_much(se
                 stream.truncate(stream.tell() - 4096)  # room for one page (the lock), not for the results
 
     with pytest.raises(OutputNotWritten) as info:
-        annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False,
-                 on_item=fill_disk_after_the_last_item)
+        annotate(
+            [folder],
+            out,
+            AnnotateOptions(device="cpu"),
+            weights=weights,
+            progress=False,
+            on_item=fill_disk_after_the_last_item,
+        )
     message = str(info.value)
     assert message.startswith(f"cannot write the results file {out}: no space left on the device (it needs about ")
     assert "MB free there" in message and "--resume" in message and "\n" not in message
@@ -204,8 +214,9 @@ def test_output_folder_made_read_only_before_assembly_keeps_the_parts(setup, tmp
             subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
 
     with pytest.raises(OutputNotWritten, match=f"cannot write the results file {out}: read-only file system"):
-        annotate([folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False,
-                 on_item=remount_read_only)
+        annotate(
+            [folder], out, AnnotateOptions(device="cpu"), weights=weights, progress=False, on_item=remount_read_only
+        )
     assert len(list((disk / "results.parquet.parts").glob("*.parquet"))) == 2
     subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
     (disk / "results.parquet.lock").unlink()  # a read-only disk kept the lock; its run (this process) is over
@@ -217,8 +228,9 @@ def test_output_whose_parent_is_a_file_is_one_clear_line(setup, tmp_path) -> Non
     folder, _, weights = setup
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file")
-    result = CliRunner().invoke(main, [str(folder), "--out", str(blocker / "sub" / "r.parquet"),
-                                       "--weights", str(weights), "-q"])
+    result = CliRunner().invoke(
+        main, [str(folder), "--out", str(blocker / "sub" / "r.parquet"), "--weights", str(weights), "-q"]
+    )
     assert result.exit_code == 1
     assert f"cannot create the output folder {blocker}/sub/: {blocker} is a file, not a folder" in result.output
     assert "Traceback" not in result.output
@@ -262,6 +274,7 @@ def test_resume_redoes_a_video_replaced_with_the_same_name_and_frame_count(setup
     if finished:
         annotate([folder], out, options, weights=weights, progress=False)
     else:
+
         def interrupt_after_both(item, failure):
             if item.video == "sub/noise.mkv":
                 raise KeyboardInterrupt
@@ -318,8 +331,13 @@ def test_peaks_inside_tells_peaks_outside_the_frame(setup, tmp_path) -> None:
     assert not inside[~df.face_detected].any().any()  # no face, no peak
     width, height = (df.attrs["au_heatmaps"]["videos"]["astronaut.mp4"][k] for k in ("width", "height"))
     face = df.index[df.face_detected & (df.video == "astronaut.mp4")][0]
-    for x, y, expected in [(-3.0, 10.0, False), (width + 2.0, 10.0, False), (10.0, height - 0.5, True),
-                           (-0.5, -0.5, True), (10.0, height + 0.1, False)]:
+    for x, y, expected in [
+        (-3.0, 10.0, False),
+        (width + 2.0, 10.0, False),
+        (10.0, height - 0.5, True),
+        (-0.5, -0.5, True),
+        (10.0, height + 0.1, False),
+    ]:
         moved = df.copy()
         moved.loc[face, "AU12_x"], moved.loc[face, "AU12_y"] = x, y
         assert peaks_inside(moved, df.attrs["au_heatmaps"]).loc[face, "AU12"] == expected, (x, y)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import model.runtime as runtime
 from model.batch_size import fastest_batch_size
@@ -34,8 +33,9 @@ def crops() -> np.ndarray:
     rng = np.random.default_rng(1)
     y, x = np.mgrid[0:256, 0:256]
     base = np.stack([x, y, (x + y) // 2], axis=-1).astype(np.float64)
-    return np.stack([np.clip(base * rng.uniform(0.3, 1.0) + rng.normal(0, 20, base.shape), 0, 255)
-                     for _ in range(6)]).astype(np.uint8)
+    return np.stack(
+        [np.clip(base * rng.uniform(0.3, 1.0) + rng.normal(0, 20, base.shape), 0, 255) for _ in range(6)]
+    ).astype(np.uint8)
 
 
 def _predictor(weights: Path, **kwargs) -> AUPredictor:
@@ -174,8 +174,13 @@ def test_annotations_of_both_runtimes_agree_on_the_test_videos(videos_dir, tmp_p
     results = {}
     for name in ("torch", "onnxruntime"):
         out = tmp_path / f"{name}.parquet"
-        summary = annotate(videos, out, AnnotateOptions(device="cpu", runtime=name, every=3, batch_size=4),
-                           weights=weights, progress=False)
+        summary = annotate(
+            videos,
+            out,
+            AnnotateOptions(device="cpu", runtime=name, every=3, batch_size=4),
+            weights=weights,
+            progress=False,
+        )
         assert summary.ok
         results[name] = load_results(out).sort_values(["video", "frame", "face"]).reset_index(drop=True)
         (inference,) = results[name].attrs["au_heatmaps"]["inference"]  # how the model ran, in the metadata

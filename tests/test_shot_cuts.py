@@ -26,8 +26,9 @@ A, B = 0, 1
 DARK, LIGHT = 60, 170  # the backgrounds of two shots
 
 
-def shot(person: int, count: int, x: float = 320.0, width: float = 110.0, background: int = DARK,
-         drift: float = 1.0) -> tuple[list, list[int]]:
+def shot(
+    person: int, count: int, x: float = 320.0, width: float = 110.0, background: int = DARK, drift: float = 1.0
+) -> tuple[list, list[int]]:
     """``count`` frames of one person slowly moving (``drift`` px a frame) around (x, 180)."""
     placements = []
     for i in range(count):
@@ -45,8 +46,11 @@ def edit(*shots: tuple[list, list[int]]) -> tuple[np.ndarray, list]:
 
 def who(face, placement) -> set[int]:
     cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
-    return {p for p, place in enumerate(placement)
-            if place is not None and abs(place[0] - cx) < place[2] * 0.5 and abs(place[1] - cy) < place[2] * 0.5}
+    return {
+        p
+        for p, place in enumerate(placement)
+        if place is not None and abs(place[0] - cx) < place[2] * 0.5 and abs(place[1] - cy) < place[2] * 0.5
+    }
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +84,15 @@ def test_cuts_a_b_a_give_ids_a_b_a(tracker) -> None:
     observations, shots = run(tracker, frames)
     assert shots == [0] * 20 + [1] * 20 + [2] * 20
     assert all(len(faces) == 1 for faces in observations)  # one face, one row, every frame
-    assert all(who(faces[0], placement) == {person} for faces, placement, person
-               in zip(observations, placements, [A] * 20 + [B] * 20 + [A] * 20))
-    first, second, third = ids(observations, range(20)), ids(observations, range(20, 40)), ids(observations, range(40, 60))
+    assert all(
+        who(faces[0], placement) == {person}
+        for faces, placement, person in zip(observations, placements, [A] * 20 + [B] * 20 + [A] * 20)
+    )
+    first, second, third = (
+        ids(observations, range(20)),
+        ids(observations, range(20, 40)),
+        ids(observations, range(40, 60)),
+    )
     assert len(first) == len(second) == 1 and first != second  # B is someone else
     assert third == first  # A again: re-identified
     for cut in (20, 40):  # the frame of a cut is detected afresh: no row from the previous shot's box
@@ -102,7 +112,9 @@ def test_face_jumping_across_the_frame_at_a_cut(tracker) -> None:
     frames, placements = edit(shot(A, 15, x=140), shot(A, 15, x=500, background=LIGHT))
     observations, shots = run(tracker, frames)
     assert shots == [0] * 15 + [1] * 15
-    assert all(len(faces) == 1 and who(faces[0], placement) == {A} for faces, placement in zip(observations, placements))
+    assert all(
+        len(faces) == 1 and who(faces[0], placement) == {A} for faces, placement in zip(observations, placements)
+    )
     assert observations[15][0].source == "detected" and ids(observations, range(30)) == {0}
 
 

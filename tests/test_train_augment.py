@@ -23,8 +23,11 @@ def test_landmark_noise_is_in_crop_pixels_whatever_the_image_size():
         landmarks = face_landmarks(scale)
         rng = np.random.default_rng(1)
         matrix = registration_matrix(landmarks, CONFIG.registration)
-        moves = [transform_points(perturb_landmarks(landmarks, 3.0, rng, CONFIG.registration), matrix) - transform_points(landmarks, matrix)
-                 for _ in range(200)]
+        moves = [
+            transform_points(perturb_landmarks(landmarks, 3.0, rng, CONFIG.registration), matrix)
+            - transform_points(landmarks, matrix)
+            for _ in range(200)
+        ]
         assert np.std(moves) == pytest.approx(3.0, rel=0.05)
     assert np.array_equal(perturb_landmarks(landmarks, 0.0, rng, CONFIG.registration), landmarks)
 

@@ -51,8 +51,17 @@ def fake_landmarks(index: pd.DataFrame) -> pd.DataFrame:
     base = rng.uniform(10, 40, size=(68, 2))
     rows = []
     for _, r in index.iterrows():
-        rows.append([r["subject"], r["task"], r["frame"], r["frame"] != 105, 0.9, "detected",
-                     *np.concatenate([base[:, 0], base[:, 1]])])
+        rows.append(
+            [
+                r["subject"],
+                r["task"],
+                r["frame"],
+                r["frame"] != 105,
+                0.9,
+                "detected",
+                *np.concatenate([base[:, 0], base[:, 1]]),
+            ]
+        )
     return pd.DataFrame(rows, columns=["subject", "task", "frame", "found", "quality", "source", *LANDMARK_COLUMNS])
 
 

@@ -35,8 +35,9 @@ def _bench():
 
 def test_test_draw_differs_from_validation_and_unknown_splits_are_refused():
     model_config = load_model_config()
-    data = SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=4,
-                           validation_samples=6)
+    data = SyntheticConfig(
+        sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=4, validation_samples=6
+    )
     _, validation = build_synthetic_splits(data, model_config)
     test = replace(validation, split="test")
     assert test.identities == validation.identities == ["grace_hopper"]
@@ -53,11 +54,16 @@ def _tiny(**training):
     base = load_model_config()
     aus = AUSet(base.aus.dataset, base.aus.landmark_scheme, base.aus.num_landmarks, tuple(base.aus)[:2])
     model_config = replace(base, aus=aus, network=replace(base.network, features=64, hourglass_depth=2, num_maps=2))
-    data = SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=8,
-                           validation_samples=6)
+    data = SyntheticConfig(
+        sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=8, validation_samples=6
+    )
     optim = {"batch_size": 4, "epochs": 1, "max_steps": 2, "validate_every": 2, "num_threads": 2, "eval_batch_size": 6}
-    config = TrainConfig(name="tiny", data=data, training=OptimConfig(**{**optim, **training}),
-                         augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
+    config = TrainConfig(
+        name="tiny",
+        data=data,
+        training=OptimConfig(**{**optim, **training}),
+        augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2),
+    )
     train, validation = build_synthetic_splits(data, model_config)
     return config, model_config, Splits(train, validation)
 
@@ -71,21 +77,50 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     out = tmp_path / "compare"
     grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
     # Two networks at once, each in a worker process.
-    result = bench.compare(config, model_config, splits, test, out, architectures=bench.ARCHITECTURES,
-                           grid=grid, seeds=(0, 1), stds=(0.0, 6.0), jobs=2, log=lambda _: None)
+    result = bench.compare(
+        config,
+        model_config,
+        splits,
+        test,
+        out,
+        architectures=bench.ARCHITECTURES,
+        grid=grid,
+        seeds=(0, 1),
+        stds=(0.0, 6.0),
+        jobs=2,
+        log=lambda _: None,
+    )
     bench.write_markdown(out, result, ["header line"], model_config.aus.labels)
     labels = list(model_config.aus.labels)
 
     table = pd.read_csv(out / "report.csv")
-    assert list(table.columns) == ["model", "optimizer", "learning_rate", "seeds", "measure", "statistic", *labels, "avg"]
+    assert list(table.columns) == [
+        "model",
+        "optimizer",
+        "learning_rate",
+        "seeds",
+        "measure",
+        "statistic",
+        *labels,
+        "avg",
+    ]
     assert len(table) == 3 * 3 * 2  # models x (ICC, MSE, PCC) x (mean, std)
     assert set(table["model"]) == set(bench.ARCHITECTURES) and set(table["statistic"]) == {"mean", "std"}
     assert (table["seeds"] == 2).all()
     assert np.isfinite(table[table["measure"] == "MSE"][labels + ["avg"]].to_numpy()).all()
 
     selection = pd.read_csv(out / "selection.csv")
-    assert list(selection.columns) == ["model", "optimizer", "learning_rate", "seed", "val_icc", "steps", "minutes",
-                                       "stopped_by", "chosen"]
+    assert list(selection.columns) == [
+        "model",
+        "optimizer",
+        "learning_rate",
+        "seed",
+        "val_icc",
+        "steps",
+        "minutes",
+        "stopped_by",
+        "chosen",
+    ]
     for model, runs in result["selection"].groupby("model"):  # unrounded validation ICCs: no ties from rounding
         assert len(runs) == 3 and runs["chosen"].sum() == 2  # the grid with seed 0, then seed 1 at the chosen point
         first = runs[runs["seed"] == 0]
@@ -125,24 +160,68 @@ def test_compare_writes_table_selection_and_sweep(tmp_path):
     # The same command again reuses every finished network (nothing is trained), with the same choice.
     weights = {p: p.stat().st_mtime_ns for p in out.glob("runs/**/best.pt")}
     said = []
-    again = bench.compare(config, model_config, splits, test, out, architectures=bench.ARCHITECTURES,
-                          grid=grid, seeds=(0, 1), stds=(0.0,), log=said.append)
+    again = bench.compare(
+        config,
+        model_config,
+        splits,
+        test,
+        out,
+        architectures=bench.ARCHITECTURES,
+        grid=grid,
+        seeds=(0, 1),
+        stds=(0.0,),
+        log=said.append,
+    )
     assert len(said) == len(selection) and all("reused the finished run" in line for line in said)
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/**/best.pt")} == weights
     pd.testing.assert_frame_equal(again["selection"], result["selection"])
     # ... but not under another budget, whose figures would not be comparable.
     longer = config.with_changes(training={"max_steps": 3})
     with pytest.raises(SystemExit, match="was trained with the budget"):
-        bench.compare(longer, model_config, splits, test, out, architectures=("resnet18",), grid=grid, seeds=(0,),
-                      stds=(0.0,), log=lambda _: None)
+        bench.compare(
+            longer,
+            model_config,
+            splits,
+            test,
+            out,
+            architectures=("resnet18",),
+            grid=grid,
+            seeds=(0,),
+            stds=(0.0,),
+            log=lambda _: None,
+        )
     # ... nor with other settings (here the augmentation), which it names; the thread count does not matter.
     other = config.with_changes(augment={"colour": 0.3}, training={"num_threads": 1})
     with pytest.raises(SystemExit, match=r"was trained with other settings \(train.augment.colour: 0.1 -> 0.3\)"):
-        bench.compare(other, model_config, splits, test, out, architectures=("resnet18",), grid=grid, seeds=(0,),
-                      stds=(0.0,), log=lambda _: None)
-    assert len(bench.compare(config.with_changes(training={"num_threads": 1}), model_config, splits, test, out,
-                             architectures=("resnet18",), grid=grid, seeds=(0,), stds=(0.0,),
-                             log=lambda _: None)["selection"]) == 2
+        bench.compare(
+            other,
+            model_config,
+            splits,
+            test,
+            out,
+            architectures=("resnet18",),
+            grid=grid,
+            seeds=(0,),
+            stds=(0.0,),
+            log=lambda _: None,
+        )
+    assert (
+        len(
+            bench.compare(
+                config.with_changes(training={"num_threads": 1}),
+                model_config,
+                splits,
+                test,
+                out,
+                architectures=("resnet18",),
+                grid=grid,
+                seeds=(0,),
+                stds=(0.0,),
+                log=lambda _: None,
+            )["selection"]
+        )
+        == 2
+    )
 
 
 def test_grid_points_are_parsed_or_refused_by_name():
@@ -154,10 +233,17 @@ def test_grid_points_are_parsed_or_refused_by_name():
             bench.GridPoint.parse(text)
 
 
-@pytest.mark.parametrize(("resnet_icc", "verdict", "clear"), [(0.5, "holds", "beyond"), (0.79, "holds", "within"),
-                                                            (0.9, "does not hold (here: resnet18 > heatmap)", "beyond")])
+@pytest.mark.parametrize(
+    ("resnet_icc", "verdict", "clear"),
+    [(0.5, "holds", "beyond"), (0.79, "holds", "within"), (0.9, "does not hold (here: resnet18 > heatmap)", "beyond")],
+)
 def test_ordering_note_weighs_differences_against_the_seed_spread(resnet_icc, verdict, clear):
-    rows = [("heatmap", "mean", 0.8), ("heatmap", "std", 0.01), ("resnet18", "mean", resnet_icc), ("resnet18", "std", 0.02)]
+    rows = [
+        ("heatmap", "mean", 0.8),
+        ("heatmap", "std", 0.01),
+        ("resnet18", "mean", resnet_icc),
+        ("resnet18", "std", 0.02),
+    ]
     table = pd.DataFrame([{"model": m, "measure": "ICC", "statistic": s, "avg": v} for m, s, v in rows])
     note = _bench().ordering_note(table)
     assert f"(heatmap > resnet18) {verdict}." in note
@@ -170,10 +256,21 @@ def test_a_failing_network_names_itself_and_stops_the_run(tmp_path, architecture
     config, model_config, splits = _tiny(batch_size=16)  # 8 training faces: not one batch
     grid = [bench.GridPoint.parse("rmsprop:1e-3"), bench.GridPoint.parse("adam:1e-4")]
     folder = tmp_path / "runs" / architecture / "rmsprop-lr0.001" / "seed0"
-    with pytest.raises(RuntimeError, match=f"^{architecture} rmsprop-lr0.001 seed 0 \\({folder}\\): 8 training faces "
-                                           "is fewer than one batch of 16$"):
-        bench.train_all(config, model_config, splits, tmp_path, architectures=(architecture,), grid=grid,
-                        seeds=(0, 1), jobs=jobs, log=lambda _: None)
+    with pytest.raises(
+        RuntimeError,
+        match=f"^{architecture} rmsprop-lr0.001 seed 0 \\({folder}\\): 8 training faces is fewer than one batch of 16$",
+    ):
+        bench.train_all(
+            config,
+            model_config,
+            splits,
+            tmp_path,
+            architectures=(architecture,),
+            grid=grid,
+            seeds=(0, 1),
+            jobs=jobs,
+            log=lambda _: None,
+        )
     assert not list(tmp_path.glob("runs/**/run.json"))
 
 
@@ -191,8 +288,17 @@ def test_a_one_point_grid_trains_all_seeds_at_once(tmp_path, monkeypatch):
         return future
 
     monkeypatch.setattr(bench.JobRunner, "submit", recorded)
-    runs, chosen = bench.train_all(config, model_config, splits, tmp_path, architectures=("heatmap",),
-                                   grid=[bench.GridPoint.parse("rmsprop:1e-3")], seeds=(0, 1), jobs=2, log=lambda _: None)
+    runs, chosen = bench.train_all(
+        config,
+        model_config,
+        splits,
+        tmp_path,
+        architectures=("heatmap",),
+        grid=[bench.GridPoint.parse("rmsprop:1e-3")],
+        seeds=(0, 1),
+        jobs=2,
+        log=lambda _: None,
+    )
     assert events[:2] == ["submit 0", "submit 1"] and sorted(events[2:]) == ["done 0", "done 1"]
     assert [r.seed for r in chosen["heatmap"]] == [0, 1] and all(r.steps == 2 for r in runs)
 
@@ -211,7 +317,9 @@ def test_waiting_for_a_grid_run_blocks_until_an_unfinished_one_ends():
     assert time.monotonic() - began >= 0.4 and pending.done()
     began = time.monotonic()
     bench.wait_for_a_grid_run({"heatmap": [done, pending], "resnet18": [Future()]}, {"resnet18": []})
-    assert time.monotonic() - began < 0.1  # nothing left to wait for: an architecture whose seeds started is not waited on
+    assert (
+        time.monotonic() - began < 0.1
+    )  # nothing left to wait for: an architecture whose seeds started is not waited on
 
 
 def test_a_single_heatmap_family_trains_its_au_networks_as_separate_jobs(tmp_path, monkeypatch):
@@ -229,8 +337,17 @@ def test_a_single_heatmap_family_trains_its_au_networks_as_separate_jobs(tmp_pat
         return submit(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(TrainingPool, "submit", recorded)
-    runs, chosen = bench.train_all(config, model_config, splits, tmp_path, architectures=("single_heatmap",),
-                                   grid=[bench.GridPoint.parse("rmsprop:1e-3")], seeds=(0,), jobs=2, log=lambda _: None)
+    runs, chosen = bench.train_all(
+        config,
+        model_config,
+        splits,
+        tmp_path,
+        architectures=("single_heatmap",),
+        grid=[bench.GridPoint.parse("rmsprop:1e-3")],
+        seeds=(0,),
+        jobs=2,
+        log=lambda _: None,
+    )
     labels = list(model_config.aus.labels)
     assert given == [[label] for label in labels]
     family = tmp_path / "runs" / "single_heatmap" / "rmsprop-lr0.001" / "seed0"

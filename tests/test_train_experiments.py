@@ -18,9 +18,15 @@ from train.synthetic import SourceSpec, SyntheticConfig, build_synthetic_splits,
 @pytest.fixture(scope="module")
 def setup():
     model_config = load_model_config()
-    config = SyntheticConfig(sources=(SourceSpec("astronaut", "skimage:astronaut"),
-                                      SourceSpec("grace_hopper", "matplotlib:grace_hopper.jpg")),
-                             validation_identities=("grace_hopper",), train_samples=4, validation_samples=6)
+    config = SyntheticConfig(
+        sources=(
+            SourceSpec("astronaut", "skimage:astronaut"),
+            SourceSpec("grace_hopper", "matplotlib:grace_hopper.jpg"),
+        ),
+        validation_identities=("grace_hopper",),
+        train_samples=4,
+        validation_samples=6,
+    )
     _, validation = build_synthetic_splits(config, model_config, faces=load_source_faces(config, model_config))
     return model_config, validation
 

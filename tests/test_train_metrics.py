@@ -6,14 +6,17 @@ import pytest
 from train.metrics import evaluate_intensities, icc_3_1, mse, pcc
 
 # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges.
-SHROUT_FLEISS = np.array([
-    [9, 2, 5, 8],
-    [6, 1, 3, 2],
-    [8, 4, 6, 8],
-    [7, 1, 2, 6],
-    [10, 5, 6, 9],
-    [6, 2, 4, 7],
-], dtype=float)
+SHROUT_FLEISS = np.array(
+    [
+        [9, 2, 5, 8],
+        [6, 1, 3, 2],
+        [8, 4, 6, 8],
+        [7, 1, 2, 6],
+        [10, 5, 6, 9],
+        [6, 2, 4, 7],
+    ],
+    dtype=float,
+)
 
 
 def test_icc_matches_shrout_fleiss_worked_example():

@@ -14,7 +14,6 @@ from train.synthetic import (
     SyntheticConfig,
     build_synthetic_splits,
     load_source_faces,
-    mirror_face,
     split_identities,
     vary_capture,
 )
@@ -33,8 +32,14 @@ def model_config():
 
 @pytest.fixture(scope="module")
 def config():
-    return SyntheticConfig(sources=PACKAGE_SOURCES, seed=3, validation_identities=("grace_hopper",),
-                           train_samples=12, validation_samples=6, identity_morph=0.04)
+    return SyntheticConfig(
+        sources=PACKAGE_SOURCES,
+        seed=3,
+        validation_identities=("grace_hopper",),
+        train_samples=12,
+        validation_samples=6,
+        identity_morph=0.04,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +48,14 @@ def faces(config, model_config):
 
 
 def test_faces_are_found_registered_and_mirrored(faces, model_config):
-    assert sorted(f.name for f in faces) == sorted([
-        "skimage:astronaut", "matplotlib:grace_hopper.jpg", "skimage:astronaut:mirror", "matplotlib:grace_hopper.jpg:mirror"])
+    assert sorted(f.name for f in faces) == sorted(
+        [
+            "skimage:astronaut",
+            "matplotlib:grace_hopper.jpg",
+            "skimage:astronaut:mirror",
+            "matplotlib:grace_hopper.jpg:mirror",
+        ]
+    )
     size = model_config.registration.crop_size + 2 * 32
     reference = np.array(model_config.registration.reference_points) + 32
     for face in faces:
@@ -115,7 +126,8 @@ def test_split_is_by_identity_and_deterministic(config, model_config, faces):
         np.testing.assert_array_equal(a.intensities, b.intensities)
     other, _ = build_synthetic_splits(replace(config, seed=4), model_config, faces=faces)
     assert not np.array_equal(
-        np.stack([train.intensities(i) for i in range(12)]), np.stack([other.intensities(i) for i in range(12)]))
+        np.stack([train.intensities(i) for i in range(12)]), np.stack([other.intensities(i) for i in range(12)])
+    )
     labels = np.stack([train.intensities(i) for i in range(len(train))])
     assert labels.shape == (12, 5) and labels.min() >= 0 and labels.max() <= 5
     with pytest.raises(IndexError):
@@ -193,9 +205,12 @@ def _two_people_file(tmp_path) -> str:
 
 def test_face_picks_one_person_of_a_group_picture(tmp_path, model_config):
     path = _two_people_file(tmp_path)
-    config = SyntheticConfig(sources=(SourceSpec("left", path, face=0), SourceSpec("right", path, face=1)), mirror=False)
+    config = SyntheticConfig(
+        sources=(SourceSpec("left", path, face=0), SourceSpec("right", path, face=1)), mirror=False
+    )
     left, right = load_source_faces(config, model_config)
     alone = load_source_faces(SyntheticConfig(sources=PACKAGE_SOURCES, mirror=False), model_config)
+
     # Each registered face is that person's: compare with the same person's own picture, registered.
     def distance(a, b):
         return np.abs(a.image.astype(float) - b.image.astype(float)).mean()

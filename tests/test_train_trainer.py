@@ -31,8 +31,9 @@ def small_model_config(model_config):
 
 @pytest.fixture(scope="module")
 def data_config():
-    return SyntheticConfig(sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=20,
-                           validation_samples=8)
+    return SyntheticConfig(
+        sources=SOURCES, seed=1, validation_identities=("grace_hopper",), train_samples=20, validation_samples=8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,13 @@ def splits(data_config, model_config):
 def make_config(data_config, architecture="heatmap", **training) -> TrainConfig:
     base = dict(batch_size=4, epochs=3, validate_every=2, seed=0, num_threads=2, eval_batch_size=8)
     base.update(training)
-    return TrainConfig(name="test", data=data_config, architecture=architecture, training=OptimConfig(**base),
-                       augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2))
+    return TrainConfig(
+        name="test",
+        data=data_config,
+        architecture=architecture,
+        training=OptimConfig(**base),
+        augment=AugmentConfig(landmark_noise=1.0, colour=0.1, label_noise=0.2),
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
@@ -75,8 +81,9 @@ def test_loss_falls_over_a_few_steps(precision, data_config, small_model_config,
     assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
 
 
-def test_auto_precision_is_bfloat16_only_with_native_bfloat16(data_config, small_model_config, splits, tmp_path,
-                                                             monkeypatch):
+def test_auto_precision_is_bfloat16_only_with_native_bfloat16(
+    data_config, small_model_config, splits, tmp_path, monkeypatch
+):
     from model.cpu import cpu_has_bfloat16
     from train.trainer import resolve_precision
 
@@ -92,8 +99,14 @@ def test_auto_precision_is_bfloat16_only_with_native_bfloat16(data_config, small
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     run = tmp_path / "run"
     train, validation = splits
-    trainer = Trainer(make_config(data_config, precision="auto", max_steps=1, validate_every=1), small_model_config,
-                      train, validation, run, progress=False)
+    trainer = Trainer(
+        make_config(data_config, precision="auto", max_steps=1, validate_every=1),
+        small_model_config,
+        train,
+        validation,
+        run,
+        progress=False,
+    )
     assert trainer.precision == resolve_precision("auto", cpu)
     assert trainer.autocast_dtype == (torch.bfloat16 if trainer.precision == "bf16" else None)
     trainer.fit()
@@ -105,8 +118,14 @@ def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_mo
     batch = torch.utils.data.default_collate([TrainingDataset(train, small_model_config)[i] for i in range(2)])
     losses = {}
     for precision in ("fp32", "bf16"):
-        trainer = Trainer(make_config(data_config, precision=precision), small_model_config, train, validation,
-                          tmp_path / precision, progress=False)
+        trainer = Trainer(
+            make_config(data_config, precision=precision),
+            small_model_config,
+            train,
+            validation,
+            tmp_path / precision,
+            progress=False,
+        )
         seen = []
         hook = trainer.network.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
         loss, _ = trainer._loss(batch)
@@ -124,8 +143,14 @@ def test_float16_needs_cuda_and_unknown_precision_is_refused(data_config, small_
         OptimConfig(precision="int8")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-            Trainer(make_config(data_config, precision="fp16", device="cpu"), small_model_config, train, validation,
-                    tmp_path / "run", progress=False)
+            Trainer(
+                make_config(data_config, precision="fp16", device="cpu"),
+                small_model_config,
+                train,
+                validation,
+                tmp_path / "run",
+                progress=False,
+            )
 
 
 @pytest.mark.parametrize("old, new", [("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16")])
@@ -162,8 +187,14 @@ def test_run_whose_checkpoint_has_old_precision_names_resumes(data_config, small
     assert stored["training"]["precision"] == "float32"
     old = TrainConfig.from_dict(stored, where=str(run / "last.pt"))
     assert old.training.precision == "fp32" and old.training == config.training
-    resumed = Trainer(replace(old, training=replace(old.training, max_steps=2)), small_model_config, train, validation,
-                      run, progress=False)
+    resumed = Trainer(
+        replace(old, training=replace(old.training, max_steps=2)),
+        small_model_config,
+        train,
+        validation,
+        run,
+        progress=False,
+    )
     assert resumed.precision == "fp32"
     assert resumed.fit(resume=True).steps == 2
     assert read_checkpoint(run / "last.pt").training["training"]["precision"] == "fp32"
@@ -178,8 +209,14 @@ def test_float16_training_on_cuda_scales_the_loss_and_resumes(data_config, small
     assert result.steps == 3 and np.isfinite(result.last_metrics.mean_mse)
     extra = read_checkpoint(tmp_path / "run" / "last.pt").extra
     assert extra["grad_scaler"]["scale"] > 0
-    resumed = Trainer(replace(config, training=replace(config.training, max_steps=6)), small_model_config, train,
-                      validation, tmp_path / "run", progress=False)
+    resumed = Trainer(
+        replace(config, training=replace(config.training, max_steps=6)),
+        small_model_config,
+        train,
+        validation,
+        tmp_path / "run",
+        progress=False,
+    )
     assert resumed.fit(resume=True).steps == 6
 
 
@@ -187,8 +224,9 @@ def test_float16_training_on_cuda_scales_the_loss_and_resumes(data_config, small
 def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
     run = tmp_path / "run"
-    result = Trainer(make_config(data_config, max_steps=4), small_model_config, train, validation, run,
-                     progress=False).fit()
+    result = Trainer(
+        make_config(data_config, max_steps=4), small_model_config, train, validation, run, progress=False
+    ).fit()
     assert result.steps == 4 and result.stopped_by == "max_steps"
     lines = (run / "log.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,step,samples,elapsed_s,train_loss,val_icc,val_mse")
@@ -209,12 +247,30 @@ def test_fit_writes_log_and_checkpoints_that_the_predictor_loads(data_config, sm
 @pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
-    straight = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
-                       tmp_path / "a", progress=False).fit()
-    Trainer(make_config(data_config, max_steps=3, validate_every=3), small_model_config, train, validation,
-            tmp_path / "b", progress=False).fit()
-    resumed = Trainer(make_config(data_config, max_steps=6, validate_every=3), small_model_config, train, validation,
-                      tmp_path / "b", progress=False).fit(resume=True)
+    straight = Trainer(
+        make_config(data_config, max_steps=6, validate_every=3),
+        small_model_config,
+        train,
+        validation,
+        tmp_path / "a",
+        progress=False,
+    ).fit()
+    Trainer(
+        make_config(data_config, max_steps=3, validate_every=3),
+        small_model_config,
+        train,
+        validation,
+        tmp_path / "b",
+        progress=False,
+    ).fit()
+    resumed = Trainer(
+        make_config(data_config, max_steps=6, validate_every=3),
+        small_model_config,
+        train,
+        validation,
+        tmp_path / "b",
+        progress=False,
+    ).fit(resume=True)
     # 20 faces / batch 4 = 5 steps per epoch: the resumed run crosses an epoch boundary.
     assert straight.steps == resumed.steps == 6 and resumed.epochs_completed == 1
     a = read_checkpoint(tmp_path / "a" / "last.pt").state_dict
@@ -222,12 +278,15 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(data_config, small_mod
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        Trainer(make_config(data_config), small_model_config, train, validation, tmp_path / "c", progress=False).fit(resume=True)
+        Trainer(make_config(data_config), small_model_config, train, validation, tmp_path / "c", progress=False).fit(
+            resume=True
+        )
 
 
 @pytest.mark.parametrize("architecture", ["heatmap", "resnet18"])
-def test_resuming_a_finished_run_returns_it_as_it_was(architecture, data_config, small_model_config, model_config,
-                                                       splits, tmp_path):
+def test_resuming_a_finished_run_returns_it_as_it_was(
+    architecture, data_config, small_model_config, model_config, splits, tmp_path
+):
     """A run resumed after it reached its end (e.g. the fourth of five single-heatmap networks interrupted:
     the first three are resumed) neither takes another step nor forgets its best validation."""
     train, validation = splits
@@ -247,8 +306,14 @@ def test_resuming_a_finished_run_returns_it_as_it_was(architecture, data_config,
 def test_resnet18_baseline_trains_and_is_refused_by_the_heatmap_predictor(data_config, model_config, splits, tmp_path):
     train, validation = splits
     run = tmp_path / "resnet"
-    result = Trainer(make_config(data_config, "resnet18", max_steps=2, batch_size=2), model_config, train, validation,
-                     run, progress=False).fit()
+    result = Trainer(
+        make_config(data_config, "resnet18", max_steps=2, batch_size=2),
+        model_config,
+        train,
+        validation,
+        run,
+        progress=False,
+    ).fit()
     assert result.steps == 2
     network, config, architecture, meta = load_trained(run / "best.pt")
     assert architecture == "resnet18" and config.aus.labels == model_config.aus.labels
@@ -276,8 +341,9 @@ def test_learning_rate_schedules():
 
 def test_fit_follows_the_cosine_schedule_and_logs_the_rate(data_config, small_model_config, splits, tmp_path):
     train, validation = splits
-    config = make_config(data_config, max_steps=4, validate_every=2, learning_rate=1e-3, lr_schedule="cosine",
-                         min_learning_rate=1e-4)
+    config = make_config(
+        data_config, max_steps=4, validate_every=2, learning_rate=1e-3, lr_schedule="cosine", min_learning_rate=1e-4
+    )
     trainer = Trainer(config, small_model_config, train, validation, tmp_path / "run", progress=False)
     trainer.fit()
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()

@@ -25,7 +25,9 @@ def test_overlay_frame_is_the_frame_with_its_row_and_maps_drawn(clip) -> None:
     frame = vis.read_frame(video, 2)
     assert image.shape == frame.shape and image.dtype == np.uint8
     expected = vis.render_frame(
-        frame, vis.faces_from_rows(results.iloc[[2]], CONFIG.aus, [predictor.maps]), config=CONFIG,
+        frame,
+        vis.faces_from_rows(results.iloc[[2]], CONFIG.aus, [predictor.maps]),
+        config=CONFIG,
         header="frame 2  0.080 s",
     )
     assert np.array_equal(image, expected)

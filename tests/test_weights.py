@@ -80,7 +80,6 @@ def test_garbage_download_is_not_cached(tmp_path) -> None:
 def test_default_is_the_authors_url_and_fails_clearly_offline(monkeypatch) -> None:
     # Point the default URL at a port nobody listens on: the message must name the URL and the remedy.
     import model.weights as weights
-
     from model.config import WeightsSource, load_model_config
 
     config = load_model_config()

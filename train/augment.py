@@ -59,7 +59,9 @@ def apply_colour_gains(crop: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return np.clip(crop.astype(np.float32) * np.asarray(gains, np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
-def perturb_labels(intensities: np.ndarray, amount: float, rng: np.random.Generator, max_intensity: float) -> np.ndarray:
+def perturb_labels(
+    intensities: np.ndarray, amount: float, rng: np.random.Generator, max_intensity: float
+) -> np.ndarray:
     """``clip(I (1 + amount z), 0, max_intensity)`` with z ~ N(0, 1) per AU (``max_intensity``: the model
     config's ``heatmap.max_intensity``); NaN (not coded) stays NaN."""
     intensities = np.asarray(intensities, dtype=np.float64)

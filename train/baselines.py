@@ -93,7 +93,9 @@ def single_au_model_config(model_config: ModelConfig, index: int) -> ModelConfig
     return replace(model_config, aus=single, network=replace(model_config.network, num_maps=1))
 
 
-def save_baseline_checkpoint(path: str | Path, network: ResNet18Regressor, model_config: ModelConfig, **fields: Any) -> Path:
+def save_baseline_checkpoint(
+    path: str | Path, network: ResNet18Regressor, model_config: ModelConfig, **fields: Any
+) -> Path:
     """Write a ResNet-18 checkpoint (its own format tag: the heatmap predictor refuses it clearly)."""
     from model.checkpoint import _plain  # noqa: PLC2701
 
@@ -121,7 +123,9 @@ def read_baseline_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     raw = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
-        raise ValueError(f"{path}: not a ResNet-18 baseline checkpoint (format {raw.get('format') if isinstance(raw, dict) else None!r})")
+        raise ValueError(
+            f"{path}: not a ResNet-18 baseline checkpoint (format {raw.get('format') if isinstance(raw, dict) else None!r})"
+        )
     config = ModelConfig.from_dict(raw["model_config"])
     network = ResNet18Regressor(len(config.aus))
     network.load_state_dict(raw["state_dict"], strict=True)

@@ -21,9 +21,9 @@ an intensity of 9 is "not coded" and is left out of that AU's loss and metrics.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -80,7 +80,9 @@ def read_intensity_file(path: str | Path) -> pd.DataFrame:
         except ValueError:
             if number == 1 and not rows:  # tolerate a header line
                 continue
-            raise BP4DLayoutError(f"{path}, line {number}: expected two numbers 'frame,intensity', got {line!r}") from None
+            raise BP4DLayoutError(
+                f"{path}, line {number}: expected two numbers 'frame,intensity', got {line!r}"
+            ) from None
         if value != NOT_CODED and not (0 <= value <= 5):
             raise BP4DLayoutError(f"{path}, line {number}: intensity {parts[1]} is outside 0-5 (9 = not coded)")
         rows.append((frame, np.nan if value == NOT_CODED else value))
@@ -117,7 +119,9 @@ def scan_bp4d(root: str | Path, aus: AUSet, subjects: Sequence[str] | None = Non
     labels_dir, images_dir = root / "AU_INT", root / "images"
     for needed in (labels_dir, images_dir):
         if not needed.is_dir():
-            raise BP4DLayoutError(f"{root}: no {needed.name}/ folder (see the layout in train/bp4d.py or docs/training.md)")
+            raise BP4DLayoutError(
+                f"{root}: no {needed.name}/ folder (see the layout in train/bp4d.py or docs/training.md)"
+            )
     pattern = re.compile(r"^([A-Za-z]\d{3})_(T\d+)_(AU\d+)$")
     tables: dict[tuple[str, str], pd.DataFrame] = {}
     wanted = set(subjects) if subjects is not None else None
@@ -231,10 +235,22 @@ def prepare_landmarks(index: pd.DataFrame, out_path: str | Path, tracker=None, p
                 bar.update(len(numbers))
         for number, observation in zip(numbers_all, main_track(faces_all)):
             landmarks = observation.landmarks
-            values = (np.full(136, np.nan, np.float32) if landmarks is None
-                      else np.concatenate([landmarks[:, 0], landmarks[:, 1]]).astype(np.float32))
-            rows.append([subject, task, int(number), landmarks is not None, float(observation.quality),
-                         observation.source, *values])
+            values = (
+                np.full(136, np.nan, np.float32)
+                if landmarks is None
+                else np.concatenate([landmarks[:, 0], landmarks[:, 1]]).astype(np.float32)
+            )
+            rows.append(
+                [
+                    subject,
+                    task,
+                    int(number),
+                    landmarks is not None,
+                    float(observation.quality),
+                    observation.source,
+                    *values,
+                ]
+            )
     if bar is not None:
         bar.close()
     table = pd.DataFrame(rows, columns=["subject", "task", "frame", "found", "quality", "source", *LANDMARK_COLUMNS])
@@ -266,8 +282,9 @@ class BP4DRecords:
     aus: AUSet
 
     @classmethod
-    def build(cls, index: pd.DataFrame, landmarks: pd.DataFrame, aus: AUSet, subjects: Sequence[str],
-              frame_stride: int = 1) -> "BP4DRecords":
+    def build(
+        cls, index: pd.DataFrame, landmarks: pd.DataFrame, aus: AUSet, subjects: Sequence[str], frame_stride: int = 1
+    ) -> BP4DRecords:
         chosen = index[index["subject"].isin(list(subjects))]
         merged = chosen.merge(landmarks[landmarks["found"]], on=["subject", "task", "frame"], how="inner")
         merged = merged.sort_values(["subject", "task", "frame"]).reset_index(drop=True)
@@ -294,7 +311,9 @@ class BP4DRecords:
         values = row[LANDMARK_COLUMNS].to_numpy(dtype=np.float32)
         landmarks = np.stack([values[:68], values[68:]], axis=1)
         intensities = row[self.aus.columns].to_numpy(dtype=np.float32)
-        return FaceRecord(image, landmarks, intensities, str(row["subject"]), f"{row['subject']}/{row['task']}/{row['frame']}")
+        return FaceRecord(
+            image, landmarks, intensities, str(row["subject"]), f"{row['subject']}/{row['task']}/{row['frame']}"
+        )
 
     def _video_frame(self, path: str, index: int) -> np.ndarray:
         from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed

@@ -66,20 +66,36 @@ def _default_out(config) -> Path:
 
 def _print_results(results) -> None:
     for result in results:
-        click.echo(f"\n{result.run_dir}: {result.steps} steps, {result.epochs_completed} epoch(s), "
-                   f"{result.elapsed_s / 60:.1f} min, stopped by {result.stopped_by}")
+        click.echo(
+            f"\n{result.run_dir}: {result.steps} steps, {result.epochs_completed} epoch(s), "
+            f"{result.elapsed_s / 60:.1f} min, stopped by {result.stopped_by}"
+        )
         if result.best_metrics is not None:
             click.echo(f"best validation (selected by mean ICC, {result.best_path}):")
             click.echo(result.best_metrics.table())
         click.echo(f"log: {result.log_path}")
 
 
-@click.group(invoke_without_command=True, epilog=EXAMPLES,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--config", "config_path", help="Training config: a shipped name (bp4d.yaml, synthetic.yaml) or a YAML path.")
-@click.option("--data", "data_path", type=click.Path(path_type=Path),
-              help="BP4D root (bp4d configs), or the folder of test videos (synthetic; default $AU_HEATMAPS_SHARED/testdata).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (default runs/<config name>[-<architecture>]).")
+@click.group(
+    invoke_without_command=True,
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+@click.option(
+    "--config", "config_path", help="Training config: a shipped name (bp4d.yaml, synthetic.yaml) or a YAML path."
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="BP4D root (bp4d configs), or the folder of test videos (synthetic; default $AU_HEATMAPS_SHARED/testdata).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Run folder (default runs/<config name>[-<architecture>]).",
+)
 @click.option("--architecture", type=ARCHITECTURE_CHOICE, help="Override the config's architecture.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (default from the config).")
@@ -87,14 +103,30 @@ def _print_results(results) -> None:
 @click.option("--time-budget", "time_budget", type=float, help="Override training.time_budget_minutes.")
 @click.option("--max-steps", "max_steps", type=int, help="Override training.max_steps.")
 @click.option("--workers", type=int, help="DataLoader worker processes (override training.workers).")
-@click.option("--precision", type=PRECISION_CHOICE,
-              help="Training arithmetic (override training.precision): bf16 mixed precision is faster on CPUs "
-                   "with AVX512-BF16/AMX and on Ampere+ GPUs; fp16 needs CUDA; auto: bf16 where the "
-                   "hardware has it, else fp32.")
+@click.option(
+    "--precision",
+    type=PRECISION_CHOICE,
+    help="Training arithmetic (override training.precision): bf16 mixed precision is faster on CPUs "
+    "with AVX512-BF16/AMX and on Ampere+ GPUs; fp16 needs CUDA; auto: bf16 where the "
+    "hardware has it, else fp32.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget,
-         max_steps, workers, precision, quiet) -> None:
+def main(
+    ctx: click.Context,
+    config_path,
+    data_path,
+    out_dir,
+    architecture,
+    resume,
+    device,
+    epochs,
+    time_budget,
+    max_steps,
+    workers,
+    precision,
+    quiet,
+) -> None:
     """Train an AU heatmap model (Sanchez, Tzimiropoulos, Valstar, BMVC 2018), its baselines, and evaluate them.
 
     Without a command, trains the model a config describes. Writes into the run folder: best.pt (best
@@ -106,14 +138,28 @@ def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resu
     if not config_path:
         click.echo(ctx.get_help())
         ctx.exit(2)
-    ctx.invoke(train_command, config_path=config_path, data_path=data_path, out_dir=out_dir, architecture=architecture,
-               resume=resume, device=device, epochs=epochs, time_budget=time_budget, max_steps=max_steps,
-               workers=workers, precision=precision, quiet=quiet)
+    ctx.invoke(
+        train_command,
+        config_path=config_path,
+        data_path=data_path,
+        out_dir=out_dir,
+        architecture=architecture,
+        resume=resume,
+        device=device,
+        epochs=epochs,
+        time_budget=time_budget,
+        max_steps=max_steps,
+        workers=workers,
+        precision=precision,
+        quiet=quiet,
+    )
 
 
 @main.command("train", epilog=EXAMPLES)
 @click.option("--config", "config_path", required=True, help="Training config (name or path).")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="BP4D root, or the test-video folder for synthetic.")
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), help="BP4D root, or the test-video folder for synthetic."
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--architecture", type=ARCHITECTURE_CHOICE)
 @click.option("--resume", is_flag=True)
@@ -124,14 +170,34 @@ def main(ctx: click.Context, config_path, data_path, out_dir, architecture, resu
 @click.option("--workers", type=int)
 @click.option("--precision", type=PRECISION_CHOICE)
 @click.option("--quiet", is_flag=True)
-def train_command(config_path, data_path, out_dir, architecture, resume, device, epochs, time_budget, max_steps,
-                  workers, precision, quiet) -> None:
+def train_command(
+    config_path,
+    data_path,
+    out_dir,
+    architecture,
+    resume,
+    device,
+    epochs,
+    time_budget,
+    max_steps,
+    workers,
+    precision,
+    quiet,
+) -> None:
     """Train (the same as `au-train --config ...`)."""
     from train.bp4d import BP4DLayoutError
     from train.trainer import run_training
 
-    config = _load_config(config_path, architecture, device=device, epochs=epochs, time_budget_minutes=time_budget,
-                          max_steps=max_steps, workers=workers, precision=precision)
+    config = _load_config(
+        config_path,
+        architecture,
+        device=device,
+        epochs=epochs,
+        time_budget_minutes=time_budget,
+        max_steps=max_steps,
+        workers=workers,
+        precision=precision,
+    )
     out = out_dir or _default_out(config)
     try:
         results = run_training(config, out, data_path=data_path, resume=resume, progress=not quiet)
@@ -186,7 +252,14 @@ def _evaluation_data(config, data_path, split: str, noise: float, units: str = "
 @click.option("--data", "data_path", type=click.Path(path_type=Path))
 @click.option("--weights", required=True, type=click.Path(path_type=Path), help="Checkpoint or run folder (best.pt).")
 @click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
-@click.option("--landmark-noise", "noise", type=float, default=0.0, show_default=True, help="Noise std on the landmarks (crop pixels).")
+@click.option(
+    "--landmark-noise",
+    "noise",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Noise std on the landmarks (crop pixels).",
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate_command(config_path, data_path, weights, split, noise, device, as_json) -> None:
@@ -212,9 +285,16 @@ def evaluate_command(config_path, data_path, weights, split, noise, device, as_j
 @click.option("--data", "data_path", type=click.Path(path_type=Path))
 @click.option("--weights", required=True, type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
-@click.option("--stds", default="0,5,10,15,20,25,30,35,40,45,50,55", show_default=True, help="Noise std values, comma separated.")
-@click.option("--units", type=click.Choice(["image", "crop"]), default="image", show_default=True,
-              help="image: pixels of the original images (as the paper's Fig. 4); crop: of the 256x256 crop.")
+@click.option(
+    "--stds", default="0,5,10,15,20,25,30,35,40,45,50,55", show_default=True, help="Noise std values, comma separated."
+)
+@click.option(
+    "--units",
+    type=click.Choice(["image", "crop"]),
+    default="image",
+    show_default=True,
+    help="image: pixels of the original images (as the paper's Fig. 4); crop: of the 256x256 crop.",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--device", default="cpu", show_default=True)
 def sweep_command(config_path, data_path, weights, split, stds, units, out_dir, device) -> None:
@@ -248,7 +328,9 @@ def sweep_command(config_path, data_path, weights, split, stds, units, out_dir, 
 @click.option("--data", "data_path", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["validation", "test"]), default="test", show_default=True)
 @click.option("--stored", is_flag=True, help="Use the validation metrics stored in the checkpoints (no data needed).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for report.md and report.csv.")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for report.md and report.csv."
+)
 @click.option("--device", default="cpu", show_default=True)
 def report_command(models, config_path, data_path, split, stored, out_dir, device) -> None:
     """Table-1-style Markdown + CSV (ICC, MSE, PCC per AU and averaged) for trained models.
@@ -264,7 +346,9 @@ def report_command(models, config_path, data_path, split, stored, out_dir, devic
         _fail(str(exc))
     rows = {}
     if stored:
-        labels = load_model_config().aus.labels if not config_path else _load_config(config_path).model_config().aus.labels
+        labels = (
+            load_model_config().aus.labels if not config_path else _load_config(config_path).model_config().aus.labels
+        )
         for entry in entries:
             try:
                 rows[entry.name] = stored_metrics(entry, labels)

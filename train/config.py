@@ -120,7 +120,9 @@ class OptimConfig:
         if self.lr_schedule == "constant":
             return self.learning_rate
         progress = min(max(progress, 0.0), 1.0)
-        return self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * 0.5 * (
+            1.0 + math.cos(math.pi * progress)
+        )
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class TrainConfig:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> TrainConfig:
         raw = dict(raw)
         known = {"name", "architecture", "model", "data", "training", "augment", "source"}
         unknown = sorted(set(raw) - known)
@@ -194,16 +196,26 @@ class TrainConfig:
             source=str(raw.get("source", where)),
         )
 
-    def with_changes(self, *, data: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
-                     augment: dict[str, Any] | None = None, **top: Any) -> "TrainConfig":
+    def with_changes(
+        self,
+        *,
+        data: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        augment: dict[str, Any] | None = None,
+        **top: Any,
+    ) -> TrainConfig:
         """A copy with some settings replaced; ``None`` values are ignored (unset CLI options)."""
         config = self
         if data:
             config = replace(config, data=replace(config.data, **{k: v for k, v in data.items() if v is not None}))
         if training:
-            config = replace(config, training=replace(config.training, **{k: v for k, v in training.items() if v is not None}))
+            config = replace(
+                config, training=replace(config.training, **{k: v for k, v in training.items() if v is not None})
+            )
         if augment:
-            config = replace(config, augment=replace(config.augment, **{k: v for k, v in augment.items() if v is not None}))
+            config = replace(
+                config, augment=replace(config.augment, **{k: v for k, v in augment.items() if v is not None})
+            )
         kept = {k: v for k, v in top.items() if v is not None}
         return replace(config, **kept) if kept else config
 

@@ -25,8 +25,10 @@ class Splits:
     def get(self, name: str) -> RecordSet:
         value = getattr(self, name, None) if name in ("train", "validation", "test") else None
         if value is None:
-            raise ValueError(f"no {name!r} split in this data set (splits: train, validation" +
-                             (", test)" if self.test is not None else ")"))
+            raise ValueError(
+                f"no {name!r} split in this data set (splits: train, validation"
+                + (", test)" if self.test is not None else ")")
+            )
         return value
 
 
@@ -41,8 +43,9 @@ def bp4d_landmarks_path(data: BP4DDataConfig, root: Path) -> Path:
     return Path(data.landmarks) if data.landmarks else root / f"landmarks_{data.landmark_backend}.parquet"
 
 
-def build_splits(config: TrainConfig, model_config: ModelConfig, data_path: str | Path | None = None,
-                 with_test: bool = False) -> Splits:
+def build_splits(
+    config: TrainConfig, model_config: ModelConfig, data_path: str | Path | None = None, with_test: bool = False
+) -> Splits:
     """The record sets of a config. ``data_path``: BP4D root, or the synthetic set's test-data folder."""
     if isinstance(config.data, SyntheticConfig):
         testdata = data_path or config.data.testdata_dir or default_testdata_dir()
@@ -55,12 +58,17 @@ def build_splits(config: TrainConfig, model_config: ModelConfig, data_path: str 
     if root is None:
         raise BP4DLayoutError("no BP4D folder given: pass --data PATH (or set data.root in the config)")
     root = Path(root)
-    subjects = list(data.train_subjects) + list(data.validation_subjects) + (list(data.test_subjects) if with_test else [])
+    subjects = (
+        list(data.train_subjects) + list(data.validation_subjects) + (list(data.test_subjects) if with_test else [])
+    )
     index = scan_bp4d(root, model_config.aus, subjects)
     landmarks = read_landmarks(bp4d_landmarks_path(data, root))
     aus = model_config.aus
     train = BP4DRecords.build(index, landmarks, aus, data.train_subjects, data.frame_stride)
     validation = BP4DRecords.build(index, landmarks, aus, data.validation_subjects, data.validation_frame_stride)
-    test = (BP4DRecords.build(index, landmarks, aus, data.test_subjects, data.validation_frame_stride)
-            if with_test and data.test_subjects else None)
+    test = (
+        BP4DRecords.build(index, landmarks, aus, data.test_subjects, data.validation_frame_stride)
+        if with_test and data.test_subjects
+        else None
+    )
     return Splits(train, validation, test)

@@ -8,8 +8,9 @@ that a resumed run sees exactly the data the interrupted one would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -92,8 +93,14 @@ class TrainingDataset(Dataset):
         record = self.records.record(index)
         rng = np.random.default_rng((self.seed, self.epoch, index, 1))
         crop, maps = training_example(
-            record.image, record.landmarks, record.intensities, self.model_config, rng,
-            landmark_noise=self.landmark_noise, colour=self.colour, label_noise=self.label_noise,
+            record.image,
+            record.landmarks,
+            record.intensities,
+            self.model_config,
+            rng,
+            landmark_noise=self.landmark_noise,
+            colour=self.colour,
+            label_noise=self.label_noise,
             with_maps=self.with_maps,
         )
         labels = np.asarray(record.intensities, dtype=np.float32)
@@ -114,8 +121,15 @@ class EvaluationSet:
     robustness sweep; 0 registers with the landmarks as given.
     """
 
-    def __init__(self, records: RecordSet, model_config: ModelConfig, *, landmark_noise: float = 0.0, seed: int = 0,
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        records: RecordSet,
+        model_config: ModelConfig,
+        *,
+        landmark_noise: float = 0.0,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
         from train.augment import perturb_landmarks
 
         n = len(records)

@@ -8,8 +8,8 @@ in pixels of the original images, as the paper's Fig. 4 (0-55 px on BP4D's 1392x
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,9 @@ from train.trainer import predict_intensities
 __all__ = ["noisy_crops", "noise_sweep", "plot_sweep", "plot_sweeps"]
 
 
-def noisy_crops(records: RecordSet, model_config: ModelConfig, std: float, *, units: str = "crop", seed: int = 0
-                ) -> tuple[np.ndarray, np.ndarray]:
+def noisy_crops(
+    records: RecordSet, model_config: ModelConfig, std: float, *, units: str = "crop", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Crops (N, S, S, 3) registered with landmarks perturbed by noise of ``std``, and labels (N, K)."""
     if units not in ("crop", "image"):
         raise ValueError(f"units must be 'crop' or 'image', got {units!r}")
@@ -65,10 +66,17 @@ def noise_sweep(
     labels_ = model_config.aus.labels
     for std in stds:
         crops, labels = noisy_crops(records, model_config, float(std), units=units, seed=seed)
-        predictions = predict_intensities(network, crops, device=device, batch_size=batch_size,
-                                          max_intensity=model_config.heatmap.max_intensity)
+        predictions = predict_intensities(
+            network, crops, device=device, batch_size=batch_size, max_intensity=model_config.heatmap.max_intensity
+        )
         metrics = evaluate_intensities(predictions, labels, labels_)
-        row = {"std": float(std), "units": units, "icc": metrics.mean_icc, "mse": metrics.mean_mse, "pcc": metrics.mean_pcc}
+        row = {
+            "std": float(std),
+            "units": units,
+            "icc": metrics.mean_icc,
+            "mse": metrics.mean_mse,
+            "pcc": metrics.mean_pcc,
+        }
         row.update({f"icc_{a}": v for a, v in zip(labels_, metrics.icc)})
         row.update({f"mse_{a}": v for a, v in zip(labels_, metrics.mse)})
         rows.append(row)
@@ -94,8 +102,14 @@ def plot_sweeps(tables: Mapping[str, pd.DataFrame], path: str | Path, title: str
         for model, table in tables.items():
             grouped = table.groupby("std")[name]
             mean, spread = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
-            axis.errorbar(mean.index, mean.values, yerr=spread.values if spread.any() else None, marker="o",
-                          capsize=3, label=model or None)
+            axis.errorbar(
+                mean.index,
+                mean.values,
+                yerr=spread.values if spread.any() else None,
+                marker="o",
+                capsize=3,
+                label=model or None,
+            )
         axis.set_xlabel(f"landmark noise std ({units} pixels)")
         axis.set_ylabel(name.upper())
         axis.grid(alpha=0.3)

@@ -11,8 +11,9 @@ Labels that are not coded (NaN, or BP4D's 9 mapped to NaN by the readers) are le
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,19 +94,26 @@ class AUMetrics:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AUMetrics":
+    def from_dict(cls, data: dict[str, Any]) -> AUMetrics:
         """The inverse of :meth:`to_dict` (e.g. the metrics a checkpoint was saved with)."""
         labels = tuple(data["icc"])
-        return cls(labels=labels, icc=tuple(float(data["icc"][k]) for k in labels),
-                   mse=tuple(float(data["mse"][k]) for k in labels), pcc=tuple(float(data["pcc"][k]) for k in labels),
-                   count=tuple(int(data["count"][k]) for k in labels))
+        return cls(
+            labels=labels,
+            icc=tuple(float(data["icc"][k]) for k in labels),
+            mse=tuple(float(data["mse"][k]) for k in labels),
+            pcc=tuple(float(data["pcc"][k]) for k in labels),
+            count=tuple(int(data["count"][k]) for k in labels),
+        )
 
     def table(self) -> str:
         """A small fixed-width text table (one row per measure, one column per AU and the average)."""
         head = f"{'':6s}" + "".join(f"{label:>8s}" for label in self.labels) + f"{'avg':>8s}"
         rows = [head]
-        for name, values, mean in (("ICC", self.icc, self.mean_icc), ("MSE", self.mse, self.mean_mse),
-                                   ("PCC", self.pcc, self.mean_pcc)):
+        for name, values, mean in (
+            ("ICC", self.icc, self.mean_icc),
+            ("MSE", self.mse, self.mean_mse),
+            ("PCC", self.pcc, self.mean_pcc),
+        ):
             rows.append(f"{name:6s}" + "".join(f"{v:8.3f}" for v in values) + f"{mean:8.3f}")
         return "\n".join(rows)
 

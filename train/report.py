@@ -7,9 +7,9 @@ Each model is a checkpoint, a run folder (its ``best.pt``), or a single-heatmap 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,13 +67,21 @@ def stored_metrics(entry: ModelEntry, order: Sequence[str]) -> AUMetrics:
         if "icc" not in stored:
             raise ValueError(f"{path}: holds no stored metrics (evaluate it on data instead)")
         labels = list(stored["icc"])
-        parts.append(AUMetrics(tuple(labels), tuple(stored["icc"][a] for a in labels), tuple(stored["mse"][a] for a in labels),
-                               tuple(stored["pcc"][a] for a in labels), tuple(int(stored["count"][a]) for a in labels)))
+        parts.append(
+            AUMetrics(
+                tuple(labels),
+                tuple(stored["icc"][a] for a in labels),
+                tuple(stored["mse"][a] for a in labels),
+                tuple(stored["pcc"][a] for a in labels),
+                tuple(int(stored["count"][a]) for a in labels),
+            )
+        )
     return _combine(parts, order)
 
 
-def evaluate_entry(entry: ModelEntry, crops: np.ndarray, labels: np.ndarray, aus: AUSet, *, device: str = "cpu",
-                   batch_size: int = 16) -> AUMetrics:
+def evaluate_entry(
+    entry: ModelEntry, crops: np.ndarray, labels: np.ndarray, aus: AUSet, *, device: str = "cpu", batch_size: int = 16
+) -> AUMetrics:
     """Metrics of one model row on registered crops (N, S, S, 3) and labels (N, K) in ``aus`` order."""
     from train.trainer import load_trained, predict_intensities
 
@@ -81,8 +89,9 @@ def evaluate_entry(entry: ModelEntry, crops: np.ndarray, labels: np.ndarray, aus
     for path in entry.checkpoints:
         network, config, _, _ = load_trained(path)
         columns = [aus.labels.index(label) for label in config.aus.labels]
-        predictions = predict_intensities(network.to(device), crops, device=device, batch_size=batch_size,
-                                          max_intensity=config.heatmap.max_intensity)
+        predictions = predict_intensities(
+            network.to(device), crops, device=device, batch_size=batch_size, max_intensity=config.heatmap.max_intensity
+        )
         parts.append(evaluate_intensities(predictions, labels[:, columns], config.aus.labels))
     return _combine(parts, aus.labels)
 
@@ -91,8 +100,11 @@ def report_table(rows: dict[str, AUMetrics]) -> pd.DataFrame:
     """Long-form table: model, measure (ICC/MSE/PCC), one column per AU, and the average."""
     records = []
     for name, metrics in rows.items():
-        for measure, values, mean in (("ICC", metrics.icc, metrics.mean_icc), ("MSE", metrics.mse, metrics.mean_mse),
-                                      ("PCC", metrics.pcc, metrics.mean_pcc)):
+        for measure, values, mean in (
+            ("ICC", metrics.icc, metrics.mean_icc),
+            ("MSE", metrics.mse, metrics.mean_mse),
+            ("PCC", metrics.pcc, metrics.mean_pcc),
+        ):
             record = {"model": name, "measure": measure}
             record.update({label: float(v) for label, v in zip(metrics.labels, values)})
             record["avg"] = float(mean)
@@ -103,15 +115,25 @@ def report_table(rows: dict[str, AUMetrics]) -> pd.DataFrame:
 def _markdown(table: pd.DataFrame, title: str) -> str:
     aus = [c for c in table.columns if c not in ("model", "measure", "avg")]
     header = "| measure | model | " + " | ".join(a.replace("AU", "") for a in aus) + " | Avg. |"
-    lines = [f"# {title}", "", "Intensity estimation (Table 1 layout: ICC(3,1) and MSE per AU).", "",
-             header.replace("| 6 |", "| AU 6 |", 1), "|" + "---|" * (len(aus) + 3)]
+    lines = [
+        f"# {title}",
+        "",
+        "Intensity estimation (Table 1 layout: ICC(3,1) and MSE per AU).",
+        "",
+        header.replace("| 6 |", "| AU 6 |", 1),
+        "|" + "---|" * (len(aus) + 3),
+    ]
     for measure in ("ICC", "MSE", "PCC"):
         for _, row in table[table["measure"] == measure].iterrows():
-            lines.append(f"| {measure} | {row['model']} | " + " | ".join(f"{row[a]:.2f}" for a in aus) + f" | {row['avg']:.2f} |")
+            lines.append(
+                f"| {measure} | {row['model']} | " + " | ".join(f"{row[a]:.2f}" for a in aus) + f" | {row['avg']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: dict[str, AUMetrics], out_dir: str | Path, title: str = "AU intensity report") -> tuple[Path, Path]:
+def write_report(
+    rows: dict[str, AUMetrics], out_dir: str | Path, title: str = "AU intensity report"
+) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.csv`` into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,10 @@ the seed: sample ``i`` of a split is drawn from ``numpy.random.default_rng((seed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -100,7 +101,7 @@ class SyntheticConfig:
     testdata_dir: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SyntheticConfig":
+    def from_dict(cls, data: dict[str, Any]) -> SyntheticConfig:
         data = dict(data)
         sources = tuple(SourceSpec(**s) for s in data.pop("sources", []))
         if not sources:
@@ -199,7 +200,9 @@ def neutrality_score(landmarks: np.ndarray) -> float:
     return float((width + 2.0 * opening) / eyes)
 
 
-def _to_canvas(frame: np.ndarray, landmarks: np.ndarray, model_config: ModelConfig, margin: int) -> tuple[np.ndarray, np.ndarray]:
+def _to_canvas(
+    frame: np.ndarray, landmarks: np.ndarray, model_config: ModelConfig, margin: int
+) -> tuple[np.ndarray, np.ndarray]:
     matrix = registration_matrix(landmarks, model_config.registration).copy()
     matrix[:, 2] += margin
     size = model_config.registration.crop_size + 2 * margin
@@ -306,35 +309,102 @@ _E = {name: 68 + i for i, name in enumerate(_EXTRA)}
 # point by I / 5 of this. Points not listed stay where they are.
 AU_MOTIONS: dict[int, dict[int, tuple[float, float]]] = {
     # AU6: cheeks up, lower eyelids up (eyes narrowed).
-    6: {_E["cheek_l"]: (0.0, 0.075), _E["cheek_r"]: (0.0, 0.075),
-        40: (0.0, 0.045), 41: (0.0, 0.045), 46: (0.0, 0.045), 47: (0.0, 0.045),
-        1: (0.0, 0.02), 15: (0.0, 0.02)},
+    6: {
+        _E["cheek_l"]: (0.0, 0.075),
+        _E["cheek_r"]: (0.0, 0.075),
+        40: (0.0, 0.045),
+        41: (0.0, 0.045),
+        46: (0.0, 0.045),
+        47: (0.0, 0.045),
+        1: (0.0, 0.02),
+        15: (0.0, 0.02),
+    },
     # AU10: upper lip up (centre most), nose wings and nasolabial region lifted.
-    10: {50: (0.0, 0.085), 51: (0.0, 0.085), 52: (0.0, 0.085), 49: (0.0, 0.055), 53: (0.0, 0.055),
-         61: (0.0, 0.07), 62: (0.0, 0.07), 63: (0.0, 0.07),
-         _E["nasolabial_l"]: (0.015, 0.04), _E["nasolabial_r"]: (0.015, 0.04),
-         31: (0.01, 0.03), 35: (0.01, 0.03), 32: (0.0, 0.02), 33: (0.0, 0.02), 34: (0.0, 0.02)},
+    10: {
+        50: (0.0, 0.085),
+        51: (0.0, 0.085),
+        52: (0.0, 0.085),
+        49: (0.0, 0.055),
+        53: (0.0, 0.055),
+        61: (0.0, 0.07),
+        62: (0.0, 0.07),
+        63: (0.0, 0.07),
+        _E["nasolabial_l"]: (0.015, 0.04),
+        _E["nasolabial_r"]: (0.015, 0.04),
+        31: (0.01, 0.03),
+        35: (0.01, 0.03),
+        32: (0.0, 0.02),
+        33: (0.0, 0.02),
+        34: (0.0, 0.02),
+    },
     # AU12: lip corners pulled up and out.
-    12: {48: (0.07, 0.085), 54: (0.07, 0.085), 60: (0.07, 0.085), 64: (0.07, 0.085),
-         49: (0.035, 0.045), 53: (0.035, 0.045), 59: (0.035, 0.045), 55: (0.035, 0.045),
-         61: (0.025, 0.035), 63: (0.025, 0.035), 67: (0.025, 0.035), 65: (0.025, 0.035),
-         50: (0.015, 0.015), 52: (0.015, 0.015), 58: (0.015, 0.015), 56: (0.015, 0.015),
-         _E["nasolabial_l"]: (0.03, 0.035), _E["nasolabial_r"]: (0.03, 0.035),
-         _E["dimple_l"]: (0.06, 0.075), _E["dimple_r"]: (0.06, 0.075),
-         _E["cheek_l"]: (0.0, 0.015), _E["cheek_r"]: (0.0, 0.015)},
+    12: {
+        48: (0.07, 0.085),
+        54: (0.07, 0.085),
+        60: (0.07, 0.085),
+        64: (0.07, 0.085),
+        49: (0.035, 0.045),
+        53: (0.035, 0.045),
+        59: (0.035, 0.045),
+        55: (0.035, 0.045),
+        61: (0.025, 0.035),
+        63: (0.025, 0.035),
+        67: (0.025, 0.035),
+        65: (0.025, 0.035),
+        50: (0.015, 0.015),
+        52: (0.015, 0.015),
+        58: (0.015, 0.015),
+        56: (0.015, 0.015),
+        _E["nasolabial_l"]: (0.03, 0.035),
+        _E["nasolabial_r"]: (0.03, 0.035),
+        _E["dimple_l"]: (0.06, 0.075),
+        _E["dimple_r"]: (0.06, 0.075),
+        _E["cheek_l"]: (0.0, 0.015),
+        _E["cheek_r"]: (0.0, 0.015),
+    },
     # AU14: lip corners tightened inwards (and the skin beside them drawn in: the dimple).
-    14: {48: (-0.06, 0.005), 54: (-0.06, 0.005), 60: (-0.06, 0.005), 64: (-0.06, 0.005),
-         49: (-0.03, 0.0), 53: (-0.03, 0.0), 59: (-0.03, 0.0), 55: (-0.03, 0.0),
-         61: (-0.02, 0.0), 63: (-0.02, 0.0), 67: (-0.02, 0.0), 65: (-0.02, 0.0),
-         _E["dimple_l"]: (-0.035, 0.0), _E["dimple_r"]: (-0.035, 0.0)},
+    14: {
+        48: (-0.06, 0.005),
+        54: (-0.06, 0.005),
+        60: (-0.06, 0.005),
+        64: (-0.06, 0.005),
+        49: (-0.03, 0.0),
+        53: (-0.03, 0.0),
+        59: (-0.03, 0.0),
+        55: (-0.03, 0.0),
+        61: (-0.02, 0.0),
+        63: (-0.02, 0.0),
+        67: (-0.02, 0.0),
+        65: (-0.02, 0.0),
+        _E["dimple_l"]: (-0.035, 0.0),
+        _E["dimple_r"]: (-0.035, 0.0),
+    },
     # AU17: chin boss and lower lip pushed up (the lower lip pushes the upper lip a little).
-    17: {7: (0.0, 0.08), 8: (0.0, 0.08), 9: (0.0, 0.08), 6: (0.0, 0.045), 10: (0.0, 0.045),
-         5: (0.0, 0.015), 11: (0.0, 0.015),
-         _E["chin_l"]: (0.0, 0.08), _E["chin_r"]: (0.0, 0.08),
-         56: (0.0, 0.05), 57: (0.0, 0.05), 58: (0.0, 0.05), 55: (0.0, 0.03), 59: (0.0, 0.03),
-         65: (0.0, 0.045), 66: (0.0, 0.045), 67: (0.0, 0.045),
-         61: (0.0, 0.045), 62: (0.0, 0.045), 63: (0.0, 0.045),
-         50: (0.0, 0.025), 51: (0.0, 0.025), 52: (0.0, 0.025)},
+    17: {
+        7: (0.0, 0.08),
+        8: (0.0, 0.08),
+        9: (0.0, 0.08),
+        6: (0.0, 0.045),
+        10: (0.0, 0.045),
+        5: (0.0, 0.015),
+        11: (0.0, 0.015),
+        _E["chin_l"]: (0.0, 0.08),
+        _E["chin_r"]: (0.0, 0.08),
+        56: (0.0, 0.05),
+        57: (0.0, 0.05),
+        58: (0.0, 0.05),
+        55: (0.0, 0.03),
+        59: (0.0, 0.03),
+        65: (0.0, 0.045),
+        66: (0.0, 0.045),
+        67: (0.0, 0.045),
+        61: (0.0, 0.045),
+        62: (0.0, 0.045),
+        63: (0.0, 0.045),
+        50: (0.0, 0.025),
+        51: (0.0, 0.025),
+        52: (0.0, 0.025),
+    },
 }
 
 
@@ -353,10 +423,14 @@ def control_points(landmarks: np.ndarray, canvas_size: int) -> tuple[np.ndarray,
     lm = np.asarray(landmarks, dtype=np.float64)
     u, ex, ey = _face_axes(lm)
     extra = [
-        lm[[1, 31, 41]].mean(0), lm[[15, 35, 46]].mean(0),
-        lm[[31, 48]].mean(0), lm[[35, 54]].mean(0),
-        lm[[7, 58]].mean(0), lm[[9, 56]].mean(0),
-        lm[48] - 0.15 * u * ex + 0.03 * u * ey, lm[54] + 0.15 * u * ex + 0.03 * u * ey,
+        lm[[1, 31, 41]].mean(0),
+        lm[[15, 35, 46]].mean(0),
+        lm[[31, 48]].mean(0),
+        lm[[35, 54]].mean(0),
+        lm[[7, 58]].mean(0),
+        lm[[9, 56]].mean(0),
+        lm[48] - 0.15 * u * ex + 0.03 * u * ey,
+        lm[54] + 0.15 * u * ex + 0.03 * u * ey,
     ]
     movable = np.vstack([lm, np.asarray(extra)])
     centre = lm.mean(axis=0)
@@ -429,7 +503,7 @@ class FaceDeformer:
             c = pts[group].mean(axis=0)
             field[group] += (pts[group] - c) * rng.normal(0.0, amount * 1.5)
         field[:, :] += ex * u * rng.normal(0.0, amount * 0.25)  # slight asymmetric shift of features
-        field[self.num_movable:] = 0.0
+        field[self.num_movable :] = 0.0
         return field
 
     def displacement(self, intensities: np.ndarray) -> np.ndarray:
@@ -439,7 +513,9 @@ class FaceDeformer:
             field += self.unit_motion[code] * (float(value) / self.max_intensity)
         return field
 
-    def render(self, intensities: np.ndarray, extra_displacement: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, intensities: np.ndarray, extra_displacement: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The deformed canvas image and its 68 landmarks for these intensities."""
         move = self.displacement(intensities)
         if extra_displacement is not None:
@@ -449,15 +525,18 @@ class FaceDeformer:
         segments = []
         for code, value in zip(self.au_codes, np.asarray(intensities, dtype=np.float64)):
             if value > 0:
-                segments += [(a, b, w, amount * float(value) / self.max_intensity * self.strength)
-                             for a, b, w, amount in _furrows(code, destination, self.u, self.ex, self.ey)]
+                segments += [
+                    (a, b, w, amount * float(value) / self.max_intensity * self.strength)
+                    for a, b, w, amount in _furrows(code, destination, self.u, self.ex, self.ey)
+                ]
         if segments:
             image = shade_segments(image, segments)
         return image, destination[:68].astype(np.float32)
 
 
-def _furrows(code: int, points: np.ndarray, u: float, ex: np.ndarray, ey: np.ndarray
-             ) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+def _furrows(
+    code: int, points: np.ndarray, u: float, ex: np.ndarray, ey: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
     """Shadow segments (start, end, width, darkening at the maximum intensity) of an AU on the deformed face:
     AU6 crow's feet and the lower-eyelid furrow, AU10 the upper nasolabial furrow, AU12 the lower
     nasolabial furrow around the lip corners, AU14 the dimples, AU17 the mentolabial furrow."""
@@ -468,21 +547,29 @@ def _furrows(code: int, points: np.ndarray, u: float, ex: np.ndarray, ey: np.nda
         return p[index] + u * (outward * sign * ex + down * ey)
 
     if code == 6:
-        return [(side(36, 0.05, 0.0), side(36, 0.16, 0.03), 0.018 * u, 0.25),
-                (side(36, 0.05, 0.02), side(36, 0.14, 0.09), 0.018 * u, 0.25),
-                (side(45, 0.05, 0.0), side(45, 0.16, 0.03), 0.018 * u, 0.25),
-                (side(45, 0.05, 0.02), side(45, 0.14, 0.09), 0.018 * u, 0.25),
-                (side(41, 0.0, 0.07), side(40, 0.0, 0.07), 0.02 * u, 0.18),
-                (side(47, 0.0, 0.07), side(46, 0.0, 0.07), 0.02 * u, 0.18)]
+        return [
+            (side(36, 0.05, 0.0), side(36, 0.16, 0.03), 0.018 * u, 0.25),
+            (side(36, 0.05, 0.02), side(36, 0.14, 0.09), 0.018 * u, 0.25),
+            (side(45, 0.05, 0.0), side(45, 0.16, 0.03), 0.018 * u, 0.25),
+            (side(45, 0.05, 0.02), side(45, 0.14, 0.09), 0.018 * u, 0.25),
+            (side(41, 0.0, 0.07), side(40, 0.0, 0.07), 0.02 * u, 0.18),
+            (side(47, 0.0, 0.07), side(46, 0.0, 0.07), 0.02 * u, 0.18),
+        ]
     if code == 10:
-        return [(side(31, 0.05, 0.0), side(48, 0.04, -0.08), 0.025 * u, 0.25),
-                (side(35, 0.05, 0.0), side(54, 0.04, -0.08), 0.025 * u, 0.25)]
+        return [
+            (side(31, 0.05, 0.0), side(48, 0.04, -0.08), 0.025 * u, 0.25),
+            (side(35, 0.05, 0.0), side(54, 0.04, -0.08), 0.025 * u, 0.25),
+        ]
     if code == 12:
-        return [(side(48, 0.06, -0.1), side(48, 0.08, 0.06), 0.025 * u, 0.22),
-                (side(54, 0.06, -0.1), side(54, 0.08, 0.06), 0.025 * u, 0.22)]
+        return [
+            (side(48, 0.06, -0.1), side(48, 0.08, 0.06), 0.025 * u, 0.22),
+            (side(54, 0.06, -0.1), side(54, 0.08, 0.06), 0.025 * u, 0.22),
+        ]
     if code == 14:
-        return [(p[_E["dimple_l"]], p[_E["dimple_l"]] + 0.02 * u * ey, 0.03 * u, 0.3),
-                (p[_E["dimple_r"]], p[_E["dimple_r"]] + 0.02 * u * ey, 0.03 * u, 0.3)]
+        return [
+            (p[_E["dimple_l"]], p[_E["dimple_l"]] + 0.02 * u * ey, 0.03 * u, 0.3),
+            (p[_E["dimple_r"]], p[_E["dimple_r"]] + 0.02 * u * ey, 0.03 * u, 0.3),
+        ]
     if code == 17:
         centre = (p[57] + p[8]) / 2 - 0.05 * u * ey
         return [(centre - 0.12 * u * ex, centre + 0.12 * u * ex, 0.025 * u, 0.25)]
@@ -512,7 +599,9 @@ def shade_segments(image: np.ndarray, segments: list[tuple[np.ndarray, np.ndarra
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, destination: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def piecewise_affine_warp(
+    image: np.ndarray, source: np.ndarray, destination: np.ndarray, triangles: np.ndarray
+) -> np.ndarray:
     """Warp ``image`` so that each ``source`` vertex lands on its ``destination``, affinely per triangle.
 
     Builds the backward map (destination pixel -> source position) triangle by triangle, for the
@@ -637,7 +726,7 @@ class SyntheticAUSet:
         values = np.round(rng.uniform(0.0, self.max_intensity, len(self.au_codes)), 2) * present
         return face_index, values.astype(np.float32)
 
-    def record(self, index: int) -> "FaceRecord":
+    def record(self, index: int) -> FaceRecord:
         from train.datasets import FaceRecord
 
         if not 0 <= index < self.size:
@@ -650,7 +739,13 @@ class SyntheticAUSet:
         if self.capture_variation > 0:
             image = vary_capture(image, rng, self.capture_variation)
         face = self.faces[face_index]
-        return FaceRecord(image=image, landmarks=landmarks, intensities=values, subject=face.identity, key=f"{self.split}/{index}:{face.name}")
+        return FaceRecord(
+            image=image,
+            landmarks=landmarks,
+            intensities=values,
+            subject=face.identity,
+            key=f"{self.split}/{index}:{face.name}",
+        )
 
 
 def build_synthetic_splits(
@@ -664,10 +759,26 @@ def build_synthetic_splits(
     faces = faces if faces is not None else load_source_faces(config, model_config, testdata_dir, tracker)
     train_ids, validation_ids = split_identities([f.identity for f in faces], config)
     codes = tuple(au.code for au in model_config.aus)
-    common = dict(au_codes=codes, max_intensity=model_config.heatmap.max_intensity, seed=config.seed,
-                  zero_probability=config.zero_probability, strength=config.strength)
-    train = SyntheticAUSet([f for f in faces if f.identity in train_ids], size=config.train_samples, split="train",
-                           identity_morph=config.identity_morph, capture_variation=config.capture_variation, **common)
-    validation = SyntheticAUSet([f for f in faces if f.identity in validation_ids], size=config.validation_samples,
-                                split="validation", identity_morph=0.0, **common)
+    common = dict(
+        au_codes=codes,
+        max_intensity=model_config.heatmap.max_intensity,
+        seed=config.seed,
+        zero_probability=config.zero_probability,
+        strength=config.strength,
+    )
+    train = SyntheticAUSet(
+        [f for f in faces if f.identity in train_ids],
+        size=config.train_samples,
+        split="train",
+        identity_morph=config.identity_morph,
+        capture_variation=config.capture_variation,
+        **common,
+    )
+    validation = SyntheticAUSet(
+        [f for f in faces if f.identity in validation_ids],
+        size=config.validation_samples,
+        split="validation",
+        identity_morph=0.0,
+        **common,
+    )
     return train, validation

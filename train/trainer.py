@@ -21,9 +21,10 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,8 +72,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``training.precision`` (resolved) on ``device`` (None: plain float32)."""
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"training.precision fp16 needs a CUDA device (this run uses {device.type}); "
-                         "on a CPU use bf16 or fp32")
+        raise ValueError(
+            f"training.precision fp16 needs a CUDA device (this run uses {device.type}); on a CPU use bf16 or fp32"
+        )
     return autocast_dtype(precision)
 
 
@@ -90,8 +92,13 @@ def _to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -
 
 @torch.inference_mode()
 def predict_intensities(
-    network: nn.Module, crops: np.ndarray, *, max_intensity: float, device: str | torch.device = "cpu",
-    batch_size: int = 16, channels_last: bool = False,
+    network: nn.Module,
+    crops: np.ndarray,
+    *,
+    max_intensity: float,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+    channels_last: bool = False,
 ) -> np.ndarray:
     """Intensities (N, K) for registered crops (N, S, S, 3) uint8, with any architecture, clamped to
     [0, ``max_intensity``] (the model config's ``heatmap.max_intensity``)."""
@@ -101,7 +108,9 @@ def predict_intensities(
     out = []
     for start in range(0, len(crops), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size])).permute(0, 3, 1, 2)
-        out.append(_outputs_to_intensities(network(_to_input(batch, device, channels_last)), max_intensity).float().cpu())
+        out.append(
+            _outputs_to_intensities(network(_to_input(batch, device, channels_last)), max_intensity).float().cpu()
+        )
     network.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
@@ -120,8 +129,14 @@ def load_trained(path: str | Path) -> tuple[nn.Module, ModelConfig, str, dict[st
         return raw["network"], raw["model_config_obj"], "resnet18", meta
     checkpoint = read_checkpoint(path)
     architecture = str(checkpoint.extra.get("architecture", "heatmap"))
-    meta = {"training": checkpoint.training, "metrics": checkpoint.metrics, "extra": checkpoint.extra,
-            "step": checkpoint.step, "epoch": checkpoint.epoch, "format": checkpoint.format}
+    meta = {
+        "training": checkpoint.training,
+        "metrics": checkpoint.metrics,
+        "extra": checkpoint.extra,
+        "step": checkpoint.step,
+        "epoch": checkpoint.epoch,
+        "format": checkpoint.format,
+    }
     return checkpoint.build_network(), checkpoint.model_config, architecture, meta
 
 
@@ -167,8 +182,13 @@ class Trainer:
         self.channels_last = opt.channels_last
         aug = config.augment
         self.dataset = TrainingDataset(
-            train_records, model_config, seed=opt.seed, landmark_noise=aug.landmark_noise, colour=aug.colour,
-            label_noise=aug.label_noise, with_maps=self.architecture == "heatmap",
+            train_records,
+            model_config,
+            seed=opt.seed,
+            landmark_noise=aug.landmark_noise,
+            colour=aug.colour,
+            label_noise=aug.label_noise,
+            with_maps=self.architecture == "heatmap",
         )
         if len(self.dataset) < opt.batch_size:
             raise ValueError(f"{len(self.dataset)} training faces is fewer than one batch of {opt.batch_size}")
@@ -200,8 +220,9 @@ class Trainer:
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = _to_input(batch["image"], self.device, self.channels_last)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             outputs = self.network(x)
         outputs = outputs.float()
         mask = batch["mask"].to(self.device)
@@ -215,20 +236,31 @@ class Trainer:
         """Metrics of the current network on the validation set (or ``evaluation``)."""
         evaluation = evaluation or self.validation
         predictions = predict_intensities(
-            self.network, evaluation.crops, device=self.device, batch_size=self.config.training.eval_batch_size,
-            channels_last=self.channels_last, max_intensity=self.model_config.heatmap.max_intensity,
+            self.network,
+            evaluation.crops,
+            device=self.device,
+            batch_size=self.config.training.eval_batch_size,
+            channels_last=self.channels_last,
+            max_intensity=self.model_config.heatmap.max_intensity,
         )
         return evaluate_intensities(predictions, evaluation.labels, self.model_config.aus.labels)
 
     def _save(self, path: Path, metrics: AUMetrics, state: dict[str, Any], with_optimizer: bool) -> None:
-        extra = {"architecture": self.config.architecture, **state, "weighting": self.weighting.state_dict(),
-                 "precision": self.precision}
+        extra = {
+            "architecture": self.config.architecture,
+            **state,
+            "weighting": self.weighting.state_dict(),
+            "precision": self.precision,
+        }
         if self.grad_scaler.is_enabled():
             extra["grad_scaler"] = self.grad_scaler.state_dict()
         fields = dict(
-            training=self.config.to_dict(), metrics=metrics.to_dict(),
+            training=self.config.to_dict(),
+            metrics=metrics.to_dict(),
             optimizer_state=self.optimizer.state_dict() if with_optimizer else None,
-            step=state["step"], epoch=state["epoch"], extra=extra,
+            step=state["step"],
+            epoch=state["epoch"],
+            extra=extra,
         )
         if self.architecture == "resnet18":
             save_baseline_checkpoint(path, self.network, self.model_config, **fields)
@@ -239,12 +271,20 @@ class Trainer:
         """A checkpoint of this run: weights, optimiser state, extra state and the metrics it was saved with."""
         if self.architecture == "resnet18":
             raw = read_baseline_checkpoint(path)
-            state_dict, optimizer_state, extra, metrics = (raw["state_dict"], raw.get("optimizer"),
-                                                           raw.get("extra") or {}, raw.get("metrics"))
+            state_dict, optimizer_state, extra, metrics = (
+                raw["state_dict"],
+                raw.get("optimizer"),
+                raw.get("extra") or {},
+                raw.get("metrics"),
+            )
         else:
             checkpoint = read_checkpoint(path)
-            state_dict, optimizer_state, extra, metrics = (checkpoint.state_dict, checkpoint.optimizer_state,
-                                                           checkpoint.extra, checkpoint.metrics)
+            state_dict, optimizer_state, extra, metrics = (
+                checkpoint.state_dict,
+                checkpoint.optimizer_state,
+                checkpoint.extra,
+                checkpoint.metrics,
+            )
         return state_dict, optimizer_state, extra, AUMetrics.from_dict(metrics) if metrics else None
 
     def _resume_state(self) -> tuple[dict[str, Any], AUMetrics | None] | None:
@@ -335,11 +375,15 @@ class Trainer:
                 self._save(self.best_path, metrics, dict(state), with_optimizer=False)
             self._save(self.last_path, metrics, dict(state), with_optimizer=True)
             row: dict[str, Any] = {
-                "epoch": state["epoch"], "step": state["step"], "samples": state["step"] * opt.batch_size,
+                "epoch": state["epoch"],
+                "step": state["step"],
+                "samples": state["step"] * opt.batch_size,
                 "elapsed_s": round(state["elapsed_s"], 1),
                 "train_loss": round(float(np.mean(running)), 6) if running else float("nan"),
-                "val_icc": round(metrics.mean_icc, 4), "val_mse": round(metrics.mean_mse, 4),
-                "val_pcc": round(metrics.mean_pcc, 4), "best": int(bool(improved)),
+                "val_icc": round(metrics.mean_icc, 4),
+                "val_mse": round(metrics.mean_mse, 4),
+                "val_pcc": round(metrics.mean_pcc, 4),
+                "best": int(bool(improved)),
                 "learning_rate": float(f"{learning_rate:.4g}"),
             }
             for name, values in (("icc", metrics.icc), ("mse", metrics.mse), ("pcc", metrics.pcc)):
@@ -365,15 +409,26 @@ class Trainer:
             self.dataset.set_epoch(epoch)
             order = np.random.default_rng((opt.seed, epoch, 3)).permutation(len(self.dataset))
             order = order[int(state["batch"]) * opt.batch_size : batches_per_epoch * opt.batch_size]
-            loader = DataLoader(self.dataset, batch_size=opt.batch_size, sampler=order.tolist(), drop_last=True,
-                                num_workers=opt.workers, pin_memory=self.device.type == "cuda",
-                                persistent_workers=False)
+            loader = DataLoader(
+                self.dataset,
+                batch_size=opt.batch_size,
+                sampler=order.tolist(),
+                drop_last=True,
+                num_workers=opt.workers,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=False,
+            )
             bar = None
             if self.progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=batches_per_epoch, initial=int(state["batch"]), desc=f"epoch {epoch + 1}/{opt.epochs}",
-                           unit="batch", dynamic_ncols=True)
+                bar = tqdm(
+                    total=batches_per_epoch,
+                    initial=int(state["batch"]),
+                    desc=f"epoch {epoch + 1}/{opt.epochs}",
+                    unit="batch",
+                    dynamic_ncols=True,
+                )
             for batch in loader:
                 learning_rate = opt.learning_rate_at(int(state["step"]), progress())
                 for group in self.optimizer.param_groups:
@@ -403,9 +458,16 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return TrainResult(
-            run_dir=self.run_dir, best_path=self.best_path, last_path=self.last_path, log_path=self.log_path,
-            best_metrics=best_metrics, last_metrics=last_metrics, steps=int(state["step"]),
-            epochs_completed=int(state["epoch"]), elapsed_s=time.monotonic() - start, stopped_by=stopped_by,
+            run_dir=self.run_dir,
+            best_path=self.best_path,
+            last_path=self.last_path,
+            log_path=self.log_path,
+            best_metrics=best_metrics,
+            last_metrics=last_metrics,
+            steps=int(state["step"]),
+            epochs_completed=int(state["epoch"]),
+            elapsed_s=time.monotonic() - start,
+            stopped_by=stopped_by,
         )
 
     def _time_one_eval_batch(self) -> float:
@@ -413,11 +475,23 @@ class Trainer:
         n = min(self.config.training.eval_batch_size, len(self.validation))
         crops = self.validation.crops[:n]
         max_intensity = self.model_config.heatmap.max_intensity
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
-                            max_intensity=max_intensity)
+        predict_intensities(
+            self.network,
+            crops,
+            device=self.device,
+            batch_size=n,
+            channels_last=self.channels_last,
+            max_intensity=max_intensity,
+        )
         began = time.monotonic()
-        predict_intensities(self.network, crops, device=self.device, batch_size=n, channels_last=self.channels_last,
-                            max_intensity=max_intensity)
+        predict_intensities(
+            self.network,
+            crops,
+            device=self.device,
+            batch_size=n,
+            channels_last=self.channels_last,
+            max_intensity=max_intensity,
+        )
         return time.monotonic() - began
 
 
@@ -458,8 +532,9 @@ def run_training(
             continue
         single = single_au_model_config(model_config, k)
         run_dir = out_dir / label
-        trainer = Trainer(config, single, SubsetAUs(splits.train, [k]), SubsetAUs(splits.validation, [k]), run_dir,
-                          progress=progress)
+        trainer = Trainer(
+            config, single, SubsetAUs(splits.train, [k]), SubsetAUs(splits.validation, [k]), run_dir, progress=progress
+        )
         done = run_dir.joinpath("last.pt").is_file()
         results.append(trainer.fit(resume=resume and done))
     return results

@@ -12,10 +12,20 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
-    "AU_COLOURS": "colours", "au_colours": "colours", "Mp4Writer": "mp4", "FaceOverlay": "overlay",
-    "RenderStyle": "overlay", "draw_no_face": "overlay", "frame_header": "overlay", "render_frame": "overlay",
-    "warp_maps_to_frame": "overlay", "faces_from_rows": "table", "RenderSummary": "video", "VideoRenderer": "video",
-    "output_paths": "video", "render_video": "video",
+    "AU_COLOURS": "colours",
+    "au_colours": "colours",
+    "Mp4Writer": "mp4",
+    "FaceOverlay": "overlay",
+    "RenderStyle": "overlay",
+    "draw_no_face": "overlay",
+    "frame_header": "overlay",
+    "render_frame": "overlay",
+    "warp_maps_to_frame": "overlay",
+    "faces_from_rows": "table",
+    "RenderSummary": "video",
+    "VideoRenderer": "video",
+    "output_paths": "video",
+    "render_video": "video",
 }
 
 

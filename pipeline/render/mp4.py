@@ -116,7 +116,7 @@ class Mp4Writer:
                 pass
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -12,15 +12,15 @@ locations written to the results table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 from model.config import ModelConfig
-from pipeline.render.colours import AU_COLOURS, TRACK_COLOURS, au_colours, track_colour  # noqa: F401 (re-exported)
 from model.heatmaps import decode_maps, map_to_frame
+from pipeline.render.colours import AU_COLOURS, TRACK_COLOURS, au_colours, track_colour  # noqa: F401 (re-exported)
 
 __all__ = [
     "AU_COLOURS",
@@ -39,6 +39,7 @@ __all__ = [
     "frame_header",
     "render_frame",
 ]
+
 
 @dataclass(frozen=True)
 class RenderStyle:
@@ -184,9 +185,7 @@ def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle, t
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     t = style.line(image.shape[0])
     colour = style.box_colour if track is None else track_colour(track)
-    _outlined(
-        lambda img, **kw: cv2.rectangle(img, (x0, y0), (x1, y1), lineType=cv2.LINE_AA, **kw), image, colour, t
-    )
+    _outlined(lambda img, **kw: cv2.rectangle(img, (x0, y0), (x1, y1), lineType=cv2.LINE_AA, **kw), image, colour, t)
     if track is not None:
         scale = style.scale(image.shape[0])
         text = f"id {int(track)}"
@@ -199,9 +198,7 @@ def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle, t
     return image
 
 
-def draw_head_axes(
-    image: np.ndarray, box: Sequence[float], pose: Sequence[float], style: RenderStyle
-) -> np.ndarray:
+def draw_head_axes(image: np.ndarray, box: Sequence[float], pose: Sequence[float], style: RenderStyle) -> np.ndarray:
     """Draw the head's axes (pose = pitch, yaw, roll in degrees, :mod:`pipeline.pose`) from the centre
     of its box, in place: red to the person's left, green down, blue forward (out of the face), each
     half the box's width long, drawn as seen by the camera (orthographically: the directions, not the
@@ -382,7 +379,13 @@ def draw_legend(
             cv2.rectangle(image, (x, y + 1), (x + swatch - 1, y + swatch - 1), colour, -1)
             shown = "  -  " if not np.isfinite(intensity) else f"{float(intensity):.2f}"
             cv2.putText(
-                image, f"{labels[k]} {shown}", (x + swatch + pad, baseline_y), _FONT, scale, (240, 240, 240), thick,
+                image,
+                f"{labels[k]} {shown}",
+                (x + swatch + pad, baseline_y),
+                _FONT,
+                scale,
+                (240, 240, 240),
+                thick,
                 cv2.LINE_AA,
             )
             bx = x + swatch + pad + label_w + pad
@@ -466,11 +469,7 @@ def render_frame(
             draw_head_axes(image, face.box, face.pose, style)
         if peaks is not None:
             draw_peaks(image, peaks, intensities, colours, style)
-        values = (
-            np.asarray(intensities, dtype=np.float64)
-            if intensities is not None
-            else np.full(len(labels), np.nan)
-        )
+        values = np.asarray(intensities, dtype=np.float64) if intensities is not None else np.full(len(labels), np.nan)
         title = (f"id {face.track}" if face.track is not None else f"face {face.face}") if len(present) > 1 else ""
         if face.note:
             title = f"{title} ({face.note})".strip()

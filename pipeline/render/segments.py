@@ -12,8 +12,8 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from model.config import ModelConfig
 from pipeline.render.video import VideoRenderer, output_paths
@@ -72,13 +72,31 @@ def _concatenate(segments: Sequence[Path], target: Path) -> None:
     temporary = target.with_name(f".{target.stem}.joining.mp4")
     try:
         subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-             "-i", listing.name, "-c", "copy", "-movflags", "+faststart", str(temporary)],
-            check=True, capture_output=True,
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                listing.name,
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                str(temporary),
+            ],
+            check=True,
+            capture_output=True,
         )
         os.replace(temporary, target)
     except subprocess.CalledProcessError as exc:
         temporary.unlink(missing_ok=True)
-        raise RuntimeError(f"joining overlay segments into {target} failed: {exc.stderr.decode(errors='replace')[-500:]}") from exc
+        raise RuntimeError(
+            f"joining overlay segments into {target} failed: {exc.stderr.decode(errors='replace')[-500:]}"
+        ) from exc
     finally:
         os.unlink(listing.name)

@@ -10,7 +10,8 @@ column per AU (``AU06``, ...), its peak ``AU06_x``/``AU06_y`` (frame pixels), ``
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,9 @@ def _floats(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Columns as a float64 array (N, len(columns)), nulls as NaN."""
     if not columns:
         return np.empty((len(df), 0))
-    return np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) for c in columns])
+    return np.column_stack(
+        [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
+    )
 
 
 def registration_of(value: Any) -> np.ndarray | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,7 +159,7 @@ class VideoRenderer:
     def abort(self) -> None:
         self.writer.abort()
 
-    def __enter__(self) -> "VideoRenderer":
+    def __enter__(self) -> VideoRenderer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -266,7 +267,9 @@ def render_video(
             if predictor is not None and len(batch_rows):
                 regs = [registration_of(r) for r in batch_rows["registration"].tolist()]
                 with_face = [i for i, r in enumerate(regs) if r is not None]
-                maps = np.zeros((len(batch_rows), len(config.aus), config.heatmap.map_size, config.heatmap.map_size), np.float32)
+                maps = np.zeros(
+                    (len(batch_rows), len(config.aus), config.heatmap.map_size, config.heatmap.map_size), np.float32
+                )
                 if with_face:
                     local = batch_rows["frame"].to_numpy(dtype=np.int64)[with_face] - start
                     crops = warp_faces(frames[local], np.stack([regs[i] for i in with_face]), crop_size)
