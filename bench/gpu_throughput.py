@@ -313,7 +313,10 @@ def main() -> None:
         type=int,
         nargs="*",
         default=[1, 2],
-        help="producer-side rate measured with each of these counts (the ratio is 2 / 1 where both are given; none: skip)",
+        help=(
+            "producer-side rate measured with each of these counts "
+            "(the ratio is 2 / 1 where both are given; none: skip)"
+        ),
     )
     parser.add_argument("--landmarks", default="dlib", choices=["dlib", "fan"])
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
@@ -418,7 +421,8 @@ def main() -> None:
         if not cuda:
             ok = producer_ratio >= CPU_PRODUCER_RATIO
             print(
-                f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): {'PASS' if ok else 'FAIL'}"
+                f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): "
+                f"{'PASS' if ok else 'FAIL'}"
             )
             passed &= ok
         else:
@@ -479,7 +483,8 @@ def main() -> None:
             }
             utilisation = f", GPU busy {sampler.mean:.0f}%" if sampler.mean is not None else ""
             print(
-                f"end to end ({len(chosen)} videos), {summary.layout.describe()}: {summary.frames_per_second:,.0f} frames/s "
+                f"end to end ({len(chosen)} videos), {summary.layout.describe()}: "
+                f"{summary.frames_per_second:,.0f} frames/s "
                 f"({summary.seconds:.1f} s, start-up included{utilisation})",
                 flush=True,
             )
@@ -499,7 +504,8 @@ def main() -> None:
             for variant, effect in effects.items():
                 print(
                     f"values, {variant}: max |diff| {effect['max_vs_gpu_fp32']:.2g} vs GPU fp32 (mean "
-                    f"{effect['mean_vs_gpu_fp32']:.2g}), {effect['max_vs_cpu']:.2g} vs CPU (mean {effect['mean_vs_cpu']:.2g})",
+                    f"{effect['mean_vs_gpu_fp32']:.2g}), {effect['max_vs_cpu']:.2g} vs CPU "
+                    f"(mean {effect['mean_vs_cpu']:.2g})",
                     flush=True,
                 )
         check = videos[:2]
@@ -525,9 +531,9 @@ def main() -> None:
         same = rows_equal(Path(work.name) / "fed.parquet", Path(work.name) / "alone.parquet")
         figures["fed_vs_in_process"] = same
         save()
+        verdict = "identical" if same["identical"] else f"DIFFERENT, largest difference {same['largest_difference']}"
         print(
-            f"rows, {producers} producers vs in-process on the GPU ({same['rows'][0]} rows): "
-            f"{'identical' if same['identical'] else 'DIFFERENT, largest difference %s' % same['largest_difference']}",
+            f"rows, {producers} producers vs in-process on the GPU ({same['rows'][0]} rows): {verdict}",
             flush=True,
         )
         passed &= bool(same["identical"])

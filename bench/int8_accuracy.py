@@ -116,7 +116,8 @@ def main() -> None:
             }
             worst_intensity, worst_peak = max(worst_intensity, intensity), max(worst_peak, float(moved.max()))
             print(
-                f"{name}: {len(faces)} faces; intensities within {intensity:.3f}, peaks within {moved.max():.2f} map px "
+                f"{name}: {len(faces)} faces; intensities within {intensity:.3f}, "
+                f"peaks within {moved.max():.2f} map px "
                 f"({(moved > 1).mean():.1%} moved > 1 px); mean fp32 intensity {a.intensities.mean():.2f}"
             )
         sample = np.concatenate(list(crops.values()))[:32]

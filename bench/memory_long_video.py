@@ -7,9 +7,10 @@ The second form generates two 640x360 H.264 videos (ffmpeg's testsrc at 30 fps, 
 30 minutes and decodes every ``--every``-th frame of each with the pipeline's decoder in a fresh
 process, which reports its peak resident memory (``ru_maxrss``). ``--every`` is 4 here so that the
 1-minute video also fills several whole batches (at every 10th frame it has 180 frames: one batch
-and a bit, whose peak lacks the steady state of a batch in use while the next is decoded). Target: the long video's peak is
-within 10% of the short one's (memory is flat in video length). Decoder only, because annotating
-30 minutes end to end takes hours on a 2-core CPU; the end-to-end form above covers the rest.
+and a bit, whose peak lacks the steady state of a batch in use while the next is decoded). Target:
+the long video's peak is within 10% of the short one's (memory is flat in video length). Decoder
+only, because annotating 30 minutes end to end takes hours on a 2-core CPU; the end-to-end form
+above covers the rest.
 
 Encodes a 640x480 H.264 video (a face panning and zooming, at 30 fps) of ``--frames`` frames and
 annotates it in a fresh process while sampling its resident memory (RSS) every 0.2 s. The peak

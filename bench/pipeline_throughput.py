@@ -170,7 +170,8 @@ def main() -> None:
     info = probe_video(args.video)
     indices = select_frames(info)
     print(
-        f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; device {annotator.predictor.device}, "
+        f"video {args.video}: {info.num_frames} frames {info.width}x{info.height}; "
+        f"device {annotator.predictor.device}, "
         f"{annotator.predictor.runtime_name}, batch {batch_size}, threads {annotator.predictor.threads}, {cpu_name()}, "
         f"{os.cpu_count()} CPUs"
     )
@@ -213,7 +214,8 @@ def main() -> None:
     for stage in ("decode", "landmarks", "registration", "pose", "model", "end_to_end"):
         print(f"{stage:<14}{figures[stage + '_fps']:>10.1f}")
     print(
-        f"end-to-end / model-only = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
+        f"end-to-end / model-only = {ratio:.2f} (target >= {TARGET_RATIO}): "
+        f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
     )
     passed = ratio >= TARGET_RATIO
     share = seconds["pose"] / (decode_s + landmarks_s + registration_s + seconds["pose"])
@@ -235,7 +237,8 @@ def main() -> None:
         table = model_stage_table(args.weights, repeated, runtimes, sizes, args.model_passes, args.threads)
         figures["model_fps_by_runtime"] = {name: {str(k): v for k, v in row.items()} for name, row in table.items()}
         print(
-            f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, best of {args.model_passes})"
+            f"\nmodel stage alone, frames/s ({len(repeated)} crops, {args.threads} threads, "
+            f"best of {args.model_passes})"
         )
         print(f"{'runtime':<18}" + "".join(f"{'batch ' + str(s):>10}" for s in sizes))
         for name, row in table.items():

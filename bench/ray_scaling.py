@@ -94,7 +94,8 @@ def main() -> None:
         if whole_machine:
             print(f"for context: 2 workers / 1 worker with all {cpus} CPUs = {results[2] / whole_machine:.2f}")
         print(
-            f"2 workers / 1 worker = {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
+            f"2 workers / 1 worker = {ratio:.2f} (target >= {TARGET_RATIO}): "
+            f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
         )
         raise SystemExit(0 if ratio >= TARGET_RATIO else 1)
 

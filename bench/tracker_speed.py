@@ -114,7 +114,7 @@ def measure(path: str, config: LandmarkConfig, repeat: int, passes: int) -> dict
         best["authors"] = (min(best["authors"][0], cpu), min(best["authors"][1], wall))
         tracker.reset()
         observations: list = []
-        cpu, wall = timed(lambda: observations.extend(tracker.track(frames)))
+        cpu, wall = timed(lambda observations=observations: observations.extend(tracker.track(frames)))
         best["tracker"] = (min(best["tracker"][0], cpu), min(best["tracker"][1], wall))
         sources = [o.source for o in observations]
     n = len(frames)
@@ -162,7 +162,8 @@ def main() -> int:
         figures = measure(path, config, args.repeat, args.passes)
         results.append(figures)
         print(
-            f"\n{Path(path).name}: {figures['frames']} frames ({args.repeat} x the video), best of {args.passes} passes, "
+            f"\n{Path(path).name}: {figures['frames']} frames ({args.repeat} x the video), "
+            f"best of {args.passes} passes, "
             f"sources {figures['sources']}"
         )
         print(

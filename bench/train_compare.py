@@ -530,7 +530,8 @@ def write_markdown(out: Path, result: dict[str, Any], header: list[str], labels:
     ]
     for _, r in selection.iterrows():
         lines.append(
-            f"| {r['model']} | {r['optimizer']} | {r['learning_rate']:g} | {r['seed']} | {r['val_icc']:.3f} | {r['steps']} | "
+            f"| {r['model']} | {r['optimizer']} | {r['learning_rate']:g} | {r['seed']} | {r['val_icc']:.3f} | "
+            f"{r['steps']} | "
             f"{r['minutes']:.1f} | {r['stopped_by']} | {'yes' if r['chosen'] else ''} |"
         )
     lines += [
@@ -652,13 +653,16 @@ def main() -> None:
     threads = threads_per_job(args.jobs) or opt.num_threads or torch.get_num_threads()
     header = [
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, {threads} "
-        f"threads per network{f' ({args.jobs} networks at once)' if args.jobs > 1 else ''}, device {device}, precision {resolve_precision(opt.precision, device)}; torch {torch.__version__}; "
+        f"threads per network{f' ({args.jobs} networks at once)' if args.jobs > 1 else ''}, device {device}, "
+        f"precision {resolve_precision(opt.precision, device)}; torch {torch.__version__}; "
         f"{datetime.date.today().isoformat()}.",
         f"Config {config.source}: optimiser {opt.optimizer}, batch {opt.batch_size}, {opt.lr_schedule} schedule with "
         f"{opt.warmup_steps} warm-up steps, augmentations {config.augment}.",
-        f"Budget per network: {opt.time_budget_minutes or None} min and {opt.max_steps} steps (whichever ends first; None: "
+        f"Budget per network: {opt.time_budget_minutes or None} min and {opt.max_steps} steps "
+        f"(whichever ends first; None: "
         f"no limit); single-heatmap models get it per AU network.",
-        f"Grid (optimiser:rate) {args.grid}, chosen with seed {seeds[0]} on the validation draw ({len(splits.validation)} faces "
+        f"Grid (optimiser:rate) {args.grid}, chosen with seed {seeds[0]} on the validation draw "
+        f"({len(splits.validation)} faces "
         f"of {', '.join(splits.validation.identities)}); seeds {seeds}; metrics on the test draw ({len(test)} faces, "
         f"same identity, other faces and intensities); training identities {', '.join(splits.train.identities)}.",
     ]

@@ -140,7 +140,8 @@ def main() -> None:
     if heat is not None:
         print(
             f"\ntarget: mean validation ICC >= {TARGET_ICC} -> {heat['mean_icc']:.3f} "
-            f"{'PASS' if passed_icc else 'FAIL'}; wall time <= {TARGET_MINUTES:.0f} min -> {heat['wall_minutes']:.1f} min "
+            f"{'PASS' if passed_icc else 'FAIL'}; wall time <= {TARGET_MINUTES:.0f} min -> "
+            f"{heat['wall_minutes']:.1f} min "
             f"{'PASS' if passed_time else 'FAIL'}"
         )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """``au-annotate``: the command line over :func:`pipeline.run.annotate` (the whole run).
 
-Only click (and the names of :mod:`model.precision` and :mod:`model.runtime`) is imported at module level: ``--help`` and ``--version`` answer at once; torch, the decoders
-and the rest load when a run starts (tests/test_cli_startup.py).
+Only click (and the names of :mod:`model.precision` and :mod:`model.runtime`) is imported at module
+level: ``--help`` and ``--version`` answer at once; torch, the decoders and the rest load when a run
+starts (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -250,9 +251,9 @@ def main(
 
     Every face in every decoded frame gets a row, with the id of its track (the person, as far as
     tracking and face descriptors can tell); a frame without a face gets one row with
-    face_detected = false and null intensities. A video that cannot be read is named, with the reason, in the summary and in
-    OUT's errors file (results.errors.csv beside results.parquet) while all other videos complete;
-    the exit status is then 1.
+    face_detected = false and null intensities. A video that cannot be read is named, with the
+    reason, in the summary and in OUT's errors file (results.errors.csv beside results.parquet)
+    while all other videos complete; the exit status is then 1.
     """
     from dataclasses import replace
 

@@ -4,13 +4,15 @@ Landmark tracking is sequential within a video and costs a CPU core ~100x what t
 GPU per frame, so one process that tracks and runs the model leaves the GPU idle. Here:
 
 - **Producers** are processes (``python -m pipeline.feeder``, one CPU thread each, connected by a
-  private socket pair, so a caller's script needs no ``if __name__ == "__main__"`` guard). Each takes whole work items, one
-  after another, through decode -> landmark tracking -> registration (:class:`ItemPreparer`), and
-  writes the registered crops (uint8, S x S x 3) into *slots* of a buffer it shares with the
-  consumer (a file in ``/dev/shm`` mapped by both: frames and crops are never pickled). Only the
-  small per-frame metadata (landmarks, boxes, affines) travels through the producer's pipe.
-- **The consumer** (this process: :class:`FeedEngine`; its settings are ``feed:`` in configs/pipeline.yaml) copies the crops out of the slots, hands the
-  slot back, and batches crops from all producers into large model batches (pinned memory on CUDA);
+  private socket pair, so a caller's script needs no ``if __name__ == "__main__"`` guard). Each
+  takes whole work items, one after another, through decode -> landmark tracking -> registration
+  (:class:`ItemPreparer`), and writes the registered crops (uint8, S x S x 3) into *slots* of a
+  buffer it shares with the consumer (a file in ``/dev/shm`` mapped by both: frames and crops are
+  never pickled). Only the small per-frame metadata (landmarks, boxes, affines) travels through the
+  producer's pipe.
+- **The consumer** (this process: :class:`FeedEngine`; its settings are ``feed:`` in
+  configs/pipeline.yaml) copies the crops out of the slots, hands the slot back, and batches crops
+  from all producers into large model batches (pinned memory on CUDA);
   a second thread runs the model and turns the results into rows while the first keeps collecting;
   finished items are written (or returned) by a third.
 

@@ -57,7 +57,10 @@ class ImageSequence:
     def describe(self) -> str:
         if len(self.files) == 1:
             return f"image {self.files[0].name}"
-        return f"image sequence {self.files[0].name} ... {self.files[-1].name} (numbers {self.numbers[0]}-{self.numbers[-1]})"
+        return (
+            f"image sequence {self.files[0].name} ... {self.files[-1].name} "
+            f"(numbers {self.numbers[0]}-{self.numbers[-1]})"
+        )
 
 
 def image_sequence(folder: Path, video_extensions: frozenset[str]) -> ImageSequence | None:

@@ -438,9 +438,12 @@ class FanTracker(LandmarkTracker):
                 )
         except Exception as exc:  # download failures surface as URLError/HTTPError/OSError
             raise RuntimeError(
-                f"could not load face-alignment's FAN / {self.config.fan_detector} weights ({type(exc).__name__}: {exc}). "
-                "They are downloaded on first use into $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints); "
-                "without internet, place 2DFAN4-11f355bf06.pth.tar (and the detector's weights) there, or use --landmarks dlib"
+                f"could not load face-alignment's FAN / {self.config.fan_detector} weights "
+                f"({type(exc).__name__}: {exc}). "
+                "They are downloaded on first use into $TORCH_HOME/hub/checkpoints "
+                "(default ~/.cache/torch/hub/checkpoints); "
+                "without internet, place 2DFAN4-11f355bf06.pth.tar (and the detector's weights) there, "
+                "or use --landmarks dlib"
             ) from exc
         self._crop = fa_api.crop
         self._decode = fa_api.get_preds_fromhm
@@ -565,7 +568,7 @@ class FanTracker(LandmarkTracker):
                 if min(score for _, score in frame) < self.lost_mean_score:
                     self._detect_next = True  # a face is lost: this frame is detected afresh
                     break
-                for track, box, (points, score) in zip(tracks, boxes, frame):
+                for track, box, (points, _score) in zip(tracks, boxes, frame):
                     track.landmarks, track.box = points, box
                 out.append(
                     [

@@ -23,10 +23,11 @@ def load_results(
     faces_only: bool = False,
     track: int | Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Results (a local path or a URI such as ``s3://...``) as a DataFrame (nullable floats become NaN), optionally only some videos / columns /
-    rows with a face / tracks (``track``: an id or ids; a person's rows, so no rows without a face).
-    The run's metadata is in ``df.attrs["au_heatmaps"]``. Files written before tracks existed (no
-    ``track`` column) read as before; asking them for a track is an error."""
+    """Results (a local path or a URI such as ``s3://...``) as a DataFrame (nullable floats become
+    NaN), optionally only some videos / columns / rows with a face / tracks (``track``: an id or
+    ids; a person's rows, so no rows without a face). The run's metadata is in
+    ``df.attrs["au_heatmaps"]``. Files written before tracks existed (no ``track`` column) read as
+    before; asking them for a track is an error."""
     location = Location(path)
     if not location.exists():
         raise FileNotFoundError(f"{location}: no such results file")

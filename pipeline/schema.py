@@ -9,9 +9,11 @@ column                    type                         meaning
 video                     string                       path relative to the input root given
 frame                     int64                        decoded frame index (0-based)
 timestamp                 float64                      presentation time, seconds
-shot                      int32                        the frame's shot in the video: 0, then +1 at each cut (docs/output-shot-cuts.md)
+shot                      int32                        the frame's shot in the video: 0, then +1 at each cut
+                                                       (docs/output-shot-cuts.md)
 face                      int16                        the face's slot in its frame: 0..k-1 by track id
-track                     int32                        the person's id in the video, 0, 1, ... by first appearance (null without a face)
+track                     int32                        the person's id in the video, 0, 1, ... by first appearance
+                                                       (null without a face)
 face_detected             bool                         a face (68 landmarks) was found in this frame
 landmark_source           string                       "detected", "tracked" or "none"
 landmark_quality          float32                      0..1, confidence that the landmarks hold a face

@@ -50,9 +50,10 @@ def discover_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[VideoSourc
     """Expand files and directories (recursively, by video and image extension) into named sources.
 
     A folder of numbered frames (an image sequence, see :mod:`pipeline.images`) is one source,
-    named by its path relative to the input root (by its own name when it is the root). A file given directly is always taken (whatever its extension) and named by its file name; a
-    file found in a directory is named by its path relative to that directory. When two inputs give
-    the same name, both are prefixed with their input root's folder name.
+    named by its path relative to the input root (by its own name when it is the root). A file given
+    directly is always taken (whatever its extension) and named by its file name; a file found in a
+    directory is named by its path relative to that directory. When two inputs give the same name,
+    both are prefixed with their input root's folder name.
     """
     inputs = list(inputs)
     groups: list[tuple[Path, list[tuple[Path, str]]]] = []

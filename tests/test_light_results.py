@@ -33,7 +33,8 @@ def loaded_after(code: str) -> dict[str, bool]:
         "import pipeline",
         "import pipeline.results",
         f"from pipeline import load_results\ndf = load_results({str(RESULTS)!r})\nassert len(df) > 0",
-        f"from pipeline.results import load_results, peaks_inside\ndf = load_results({str(RESULTS)!r}, faces_only=True)\n"
+        "from pipeline.results import load_results, peaks_inside\n"
+        f"df = load_results({str(RESULTS)!r}, faces_only=True)\n"
         "assert peaks_inside(df).shape[0] == len(df)",
     ],
     ids=["package", "results", "load_results", "peaks_inside"],

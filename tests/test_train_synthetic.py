@@ -102,7 +102,7 @@ def test_warps_do_not_fold_the_face(faces):
         deformer = FaceDeformer(face, (6, 10, 12, 14, 17), MAX_INTENSITY)
         points, triangles = deformer.points, deformer.triangles
 
-        def area(p):
+        def area(p, triangles=triangles):
             a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
             return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 

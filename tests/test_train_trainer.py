@@ -127,7 +127,7 @@ def test_bfloat16_forward_is_autocast_and_close_to_float32(data_config, small_mo
             progress=False,
         )
         seen = []
-        hook = trainer.network.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        hook = trainer.network.register_forward_hook(lambda module, args, out, seen=seen: seen.append(out.dtype))
         loss, _ = trainer._loss(batch)
         hook.remove()
         assert loss.dtype == torch.float32

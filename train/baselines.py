@@ -124,7 +124,8 @@ def read_baseline_checkpoint(path: str | Path) -> dict[str, Any]:
     raw = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
         raise ValueError(
-            f"{path}: not a ResNet-18 baseline checkpoint (format {raw.get('format') if isinstance(raw, dict) else None!r})"
+            f"{path}: not a ResNet-18 baseline checkpoint "
+            f"(format {raw.get('format') if isinstance(raw, dict) else None!r})"
         )
     config = ModelConfig.from_dict(raw["model_config"])
     network = ResNet18Regressor(len(config.aus))

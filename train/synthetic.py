@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -32,6 +32,9 @@ from scipy.spatial import Delaunay
 
 from model.config import ModelConfig
 from model.registration import registration_matrix, transform_points, warp_face
+
+if TYPE_CHECKING:
+    from train.datasets import FaceRecord
 
 __all__ = [
     "SourceSpec",

@@ -85,7 +85,8 @@ class Mp4Writer:
         width, height = self.size
         if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or frames.dtype != np.uint8:
             raise ValueError(
-                f"{self.path}: expected RGB uint8 frames of shape (N, {height}, {width}, 3), got {frames.dtype} {frames.shape}"
+                f"{self.path}: expected RGB uint8 frames of shape (N, {height}, {width}, 3), "
+                f"got {frames.dtype} {frames.shape}"
             )
         for frame in frames:
             self._gen.send(np.ascontiguousarray(frame))

@@ -255,9 +255,9 @@ def draw_peaks(
         if intensities is not None and not (float(intensities[k]) >= style.peak_min_intensity):
             continue
         c = (int(round(x)), int(round(y)))
-        _outlined(lambda img, **kw: cv2.circle(img, c, radius, lineType=cv2.LINE_AA, **kw), image, colours[k], t)
+        _outlined(lambda img, c=c, **kw: cv2.circle(img, c, radius, lineType=cv2.LINE_AA, **kw), image, colours[k], t)
         _outlined(
-            lambda img, **kw: cv2.drawMarker(img, c, markerType=cv2.MARKER_CROSS, markerSize=radius, **kw),
+            lambda img, c=c, **kw: cv2.drawMarker(img, c, markerType=cv2.MARKER_CROSS, markerSize=radius, **kw),
             image,
             colours[k],
             t,
