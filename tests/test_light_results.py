@@ -64,13 +64,20 @@ def test_au_plot_imports_neither_torch_nor_opencv(tmp_path) -> None:
     assert not any(loaded.values()), f"imported {[m for m, on in loaded.items() if on]}"
 
 
-def test_public_api_at_the_package_top() -> None:
+def test_public_api_at_the_package_top(tmp_path) -> None:
+    """``annotate`` is the run: the function itself, or, in a process that imported the old module
+    ``pipeline.annotate`` first (Python then binds that name on the package), that module, which runs it."""
     from pipeline import AnnotateOptions, annotate, load_results
     from pipeline.results import load_results as reader
     from pipeline.run import annotate as run
+    from pipeline.sources import NoInputsError
     from pipeline.stages import AnnotateOptions as options
 
-    assert (annotate, AnnotateOptions, load_results) == (run, options, reader)
+    assert (AnnotateOptions, load_results) == (options, reader)
+    assert annotate is run or annotate is sys.modules["pipeline.annotate"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoInputsError):  # it is the run: it looks for videos
+        annotate([tmp_path / "empty"], tmp_path / "r.parquet", progress=False)
 
 
 def test_old_import_paths_keep_working() -> None:
