@@ -151,7 +151,8 @@ class PipelineConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
 
 
-def _section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+def read_section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+    """One section of a YAML config as the frozen dataclass ``cls``; an unknown setting is an error naming ``where``."""
     data = dict(data or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -164,11 +165,11 @@ def load_pipeline_config(name_or_path: str | Path = "pipeline.yaml") -> Pipeline
     """Load pipeline defaults from a shipped config name or a YAML path."""
     data = read_yaml(name_or_path)
     return PipelineConfig(
-        decode=_section(DecodeConfig, data.get("decode"), f"{name_or_path}: decode"),
-        inference=_section(InferenceConfig, data.get("inference"), f"{name_or_path}: inference"),
-        landmarks=_section(LandmarkConfig, data.get("landmarks"), f"{name_or_path}: landmarks"),
-        feed=_section(FeedConfig, data.get("feed"), f"{name_or_path}: feed"),
-        pose=_section(PoseConfig, data.get("pose"), f"{name_or_path}: pose"),
+        decode=read_section(DecodeConfig, data.get("decode"), f"{name_or_path}: decode"),
+        inference=read_section(InferenceConfig, data.get("inference"), f"{name_or_path}: inference"),
+        landmarks=read_section(LandmarkConfig, data.get("landmarks"), f"{name_or_path}: landmarks"),
+        feed=read_section(FeedConfig, data.get("feed"), f"{name_or_path}: feed"),
+        pose=read_section(PoseConfig, data.get("pose"), f"{name_or_path}: pose"),
     )
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,23 +72,16 @@ class ReportConfig:
     page: PageConfig = field(default_factory=PageConfig)
 
 
-def _section(cls: type, data: dict[str, Any] | None, where: str) -> Any:
-    data = dict(data or {})
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown} (known: {sorted(f.name for f in fields(cls))})")
-    return cls(**data)
-
-
 def load_report_config(name_or_path: str | Path = "report.yaml") -> ReportConfig:
     """The report settings from a shipped config name or a YAML path (default ``configs/report.yaml``)."""
     from model.config import read_yaml
+    from pipeline.config import read_section
 
     data = read_yaml(name_or_path)
     return ReportConfig(
-        summary=_section(SummaryConfig, data.get("summary"), f"{name_or_path}: summary"),
-        problems=_section(ProblemConfig, data.get("problems"), f"{name_or_path}: problems"),
-        page=_section(PageConfig, data.get("page"), f"{name_or_path}: page"),
+        summary=read_section(SummaryConfig, data.get("summary"), f"{name_or_path}: summary"),
+        problems=read_section(ProblemConfig, data.get("problems"), f"{name_or_path}: problems"),
+        page=read_section(PageConfig, data.get("page"), f"{name_or_path}: page"),
     )
 
 
