@@ -7,7 +7,7 @@ on the whole frame and the 68-point predictor on the largest face (``DlibTracker
 landmarks exactly: tests/test_landmarks.py), their registration (``registration_matrix`` + ``warp_face``: their
 crops, tests/test_registration.py), their network in eager torch at batch 1 (contiguous, torch's default threads),
 the maxima of the maps; (b) ``au-annotate VIDEO --out X --workers 1 --quiet`` as a user runs it (this process's
-``pipeline.run.annotate``, start-up included: weights, ONNX graph from its cache, the CPU batch size from its
+``pipeline.execution.run.annotate``, start-up included: weights, ONNX graph from its cache, the CPU batch size from its
 cache; one warm-up run first fills both caches). The two alternate for ``--passes`` passes; the fastest of each
 counts. Target (issue 25): (b) >= 2x (a) in frames/s on a 2-core CPU.
 
@@ -33,7 +33,7 @@ from model.checkpoint import read_checkpoint
 from model.cpu import cpu_name
 from model.heatmaps import decode_maps
 from model.registration import registration_matrix, warp_face
-from pipeline.landmarks import DlibTracker
+from pipeline.faces.dlib_tracker import DlibTracker
 
 TARGET = 2.0
 
@@ -108,14 +108,14 @@ def ours(video: Path, weights: Path, out: Path) -> tuple[int, float, dict]:
     """Frames and seconds of ``au-annotate`` (one worker, in this process, start-up included), and the run's
     model description from the results file's metadata."""
     from pipeline.annotate import AnnotateOptions
-    from pipeline.run import annotate
+    from pipeline.execution.run import annotate
 
     started = time.perf_counter()
     summary = annotate([video], out, AnnotateOptions(), weights=weights, progress=False, workers=1)
     seconds = time.perf_counter() - started
     if not summary.ok:
         raise SystemExit(f"au-annotate failed: {summary.failures}")
-    from pipeline.store import read_run_metadata
+    from pipeline.output.store import read_run_metadata
 
     return summary.frames_annotated, seconds, read_run_metadata(out).get("inference", {})
 

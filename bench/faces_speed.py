@@ -31,7 +31,7 @@ TARGET = 0.9
 
 
 def _frames(video: str, repeat: int) -> list[np.ndarray]:
-    from pipeline.decode import iter_frame_batches, open_reader, probe_video
+    from pipeline.inputs.decode import iter_frame_batches, open_reader, probe_video
 
     reader = open_reader(video, 1)
     info = probe_video(video, reader)
@@ -39,7 +39,7 @@ def _frames(video: str, repeat: int) -> list[np.ndarray]:
 
 
 def _before_tracker(tree: Path):
-    """TREE's ``DlibTracker`` (its pipeline/landmarks.py loaded as a module of its own, with this
+    """TREE's ``DlibTracker`` (its pipeline/faces/tracker.py loaded as a module of its own, with this
     tree's config, which only adds settings)."""
     import importlib.util
 
@@ -55,7 +55,7 @@ def _compare(tree: Path, video: str, repeat: int, passes: int) -> dict[str, floa
     process (so both see the same machine load), fastest and median pass."""
     import cv2
 
-    from pipeline.landmarks import DlibTracker
+    from pipeline.faces.dlib_tracker import DlibTracker
 
     cv2.setNumThreads(1)
     frames = _frames(video, repeat)
@@ -80,7 +80,7 @@ def _per_face(passes: int) -> dict[str, float]:
 
     sys.path.insert(0, str(ROOT / "tests"))
     from media import compose_people, group_photo  # the test videos' makers (tests/media.py)
-    from pipeline.landmarks import DlibTracker
+    from pipeline.faces.dlib_tracker import DlibTracker
 
     cv2.setNumThreads(1)
     group = group_photo()

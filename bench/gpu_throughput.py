@@ -54,7 +54,7 @@ CPU_PRODUCER_RATIO = 1.7
 
 def make_videos(source: Path, folder: Path, count: int, frames: int) -> list[Path]:
     """``count`` copies of ``source``, each looped (stream copy) to at least ``frames`` frames."""
-    from pipeline.decode import probe_video
+    from pipeline.inputs.decode import probe_video
 
     per_copy = probe_video(source).num_frames
     loops = max(0, -(-frames // per_copy) - 1)
@@ -131,7 +131,7 @@ def stage_rates(video: Path, weights: str, options) -> tuple[dict[str, float], n
     """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``), and the crops."""
     from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
 
-    from pipeline.decode import probe_video, select_frames
+    from pipeline.inputs.decode import probe_video, select_frames
     from pipeline.stages import Annotator
 
     annotator = Annotator(weights, options)
@@ -147,7 +147,16 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     """Frames/s through ``producers`` real producer processes and their slots, crops discarded."""
     import multiprocessing.connection
 
-    from pipeline.feeder import Assign, Crops, Faces, FreeSlot, ItemEnd, Producer, ProducerSpec, shared_memory_dir
+    from pipeline.execution.feeder import (
+        Assign,
+        Crops,
+        Faces,
+        FreeSlot,
+        ItemEnd,
+        Producer,
+        ProducerSpec,
+        shared_memory_dir,
+    )
 
     feed = options.pipeline.feed
     slot_bytes = feed.crops_per_slot * registration.crop_size**2 * 3
@@ -198,7 +207,7 @@ def engine_rate(items, weights: str, options, producers: int) -> dict[str, objec
     """Steady-state frames/s of one model worker fed by ``producers`` (start-up excluded: the engine
     is started and every producer has done a short item before the clock starts), GPU utilisation,
     and what the model thread did meanwhile."""
-    from pipeline.feeder import FeedEngine
+    from pipeline.execution.feeder import FeedEngine
 
     started = time.perf_counter()
     with FeedEngine(weights, options, producers) as engine:
@@ -344,8 +353,8 @@ def main() -> None:
 
     import torch
 
-    from pipeline.run import annotate, plan_items
-    from pipeline.sources import VideoSource
+    from pipeline.execution.run import annotate, plan_items
+    from pipeline.inputs.sources import VideoSource
     from pipeline.stages import AnnotateOptions
 
     cuda = torch.cuda.is_available()
@@ -428,7 +437,7 @@ def main() -> None:
         else:
             print(f"producer side 2 / 1 = {producer_ratio:.2f}")
 
-    from pipeline.run import plan_layout
+    from pipeline.execution.run import plan_layout
 
     feed = options.pipeline.feed
     producers = (

@@ -28,7 +28,7 @@ from model.cpu import cpu_name
 from model.heatmaps import decode_maps
 from model.runtime import OnnxNetwork, export_onnx
 from pipeline.annotate import AnnotateOptions, Annotator, register_faces
-from pipeline.decode import iter_frame_batches, probe_video, select_frames
+from pipeline.inputs.decode import iter_frame_batches, probe_video, select_frames
 
 MAX_INTENSITY_ERROR = 0.05
 MAX_PEAK_ERROR = 1.0

@@ -93,7 +93,7 @@ def write_long_video(path: Path, frames: int, fps: int = 30) -> None:
 
 def measure(video: str, out: str, every: int, weights: str) -> None:
     """In a fresh process: annotate ``video``, print RSS samples (seconds, MB), rows and seconds as JSON."""
-    from pipeline.run import annotate
+    from pipeline.execution.run import annotate
     from pipeline.stages import AnnotateOptions
 
     started = time.perf_counter()
@@ -149,7 +149,7 @@ def measure_decode(video: str, every: int) -> None:
 
     sys.path.insert(0, str(ROOT))
     from pipeline.config import load_pipeline_config
-    from pipeline.decode import iter_frame_batches, probe_video, select_frames
+    from pipeline.inputs.decode import iter_frame_batches, probe_video, select_frames
 
     decode = load_pipeline_config().decode
     started = time.perf_counter()

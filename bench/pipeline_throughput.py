@@ -4,7 +4,7 @@
         [--runtime auto] [--runtimes torch,torch-contiguous,onnxruntime --batch-sizes 1,2,4,8]
 
 Stages: decode (decord, batches), landmarks (dlib tracking), registration (affine + warp), pose (the
-head pose fit of every face, pipeline/pose.py; its share of the producer side, decode + landmarks +
+head pose fit of every face, pipeline/faces/pose.py; its share of the producer side, decode + landmarks +
 registration + pose, is printed: target (issue 28) <= 3%), model
 (the network on registered crops, at the batch size), end to end (Annotator over the whole video:
 decode, landmarks and registration in a background thread, overlapping the model).
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from model.cpu import cpu_name
-from pipeline.decode import iter_frame_batches, probe_video, select_frames
-from pipeline.pose import row_poses
-from pipeline.run import plan_items
-from pipeline.sources import VideoSource
+from pipeline.execution.run import plan_items
+from pipeline.faces.pose import row_poses
+from pipeline.inputs.decode import iter_frame_batches, probe_video, select_frames
+from pipeline.inputs.sources import VideoSource
 from pipeline.stages import AnnotateOptions, Annotator, register_faces
 
 TARGET_RATIO = 0.8

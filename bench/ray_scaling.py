@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     from pipeline.config import load_pipeline_config, with_overrides
-    from pipeline.run import annotate
+    from pipeline.execution.run import annotate
     from pipeline.stages import AnnotateOptions
 
     ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -54,7 +54,7 @@ def main() -> None:
         f"local Ray: {cpus} CPUs, {gpus} GPUs; videos {args.videos} x {args.repeat}; "
         f"work items of {args.chunk_frames} frames"
     )
-    from pipeline.sources import discover_videos
+    from pipeline.inputs.sources import discover_videos
 
     links = tempfile.TemporaryDirectory()
     for copy in range(args.repeat):

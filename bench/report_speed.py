@@ -41,14 +41,14 @@ def _verdict(met: bool) -> str:
 
 
 def real_report(results: Path | None, video_root: Path | None, work: Path) -> None:
-    from pipeline.report_page import build_report
+    from pipeline.report.page import build_report
 
     if results is None:
         import numpy as np  # noqa: F401
 
         from media import compose_people, write_video
         from pipeline.annotate import AnnotateOptions
-        from pipeline.run import annotate
+        from pipeline.execution.run import annotate
         from pipeline_helpers import small_checkpoint
 
         shared = Path(os.environ.get("AU_HEATMAPS_SHARED", ROOT.parent / "shared")) / "testdata"
@@ -100,8 +100,8 @@ def long_video_thumbnails(seconds: int, work: Path) -> None:
     import pandas as pd
 
     from media import ffmpeg_exe
-    from pipeline.summary import load_report_config
-    from pipeline.thumbnails import (
+    from pipeline.output.summary import load_report_config
+    from pipeline.report.thumbnails import (
         Thumbnail,
         choose_frames,
         cut_thumbnails,
@@ -168,10 +168,10 @@ def long_video_thumbnails(seconds: int, work: Path) -> None:
 def synthetic_index(videos: int, work: Path) -> Path:
 
     from model.aus import load_au_set
+    from pipeline.output.results import load_results
+    from pipeline.output.summary import load_report_config, summarise, summarise_videos
     from pipeline.render.overlay import au_colours
-    from pipeline.report_page import _hex, page_folder, strip_svg, write_index
-    from pipeline.results import load_results
-    from pipeline.summary import load_report_config, summarise, summarise_videos
+    from pipeline.report.page import _hex, page_folder, strip_svg, write_index
     from report_data import write_synthetic
 
     started = time.perf_counter()

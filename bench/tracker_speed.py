@@ -28,10 +28,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-import pipeline.landmarks as landmarks_module
+import pipeline.faces.dlib_tracker as dlib_tracker_module
 from model.cpu import cpu_name
 from pipeline.config import LandmarkConfig, load_pipeline_config
-from pipeline.landmarks import DlibTracker
+from pipeline.faces.dlib_tracker import DlibTracker
 
 TARGET_RATIO = 5.0
 
@@ -77,8 +77,8 @@ def part_times(tracker: DlibTracker, frames: list[np.ndarray]) -> dict[str, floa
     for name, attribute in parts.items():
         if hasattr(tracker, attribute):
             setattr(tracker, attribute, wrap(name, getattr(tracker, attribute)))
-    original_box = landmarks_module.box_from_landmarks
-    landmarks_module.box_from_landmarks = wrap("box from landmarks", original_box)
+    original_box = dlib_tracker_module.box_from_landmarks
+    dlib_tracker_module.box_from_landmarks = wrap("box from landmarks", original_box)
     helpers = {  # issue #27: shot cuts and identity checks, on the objects the tracker holds
         "shot-cut detection": (getattr(tracker, "_cuts", None), "is_cut"),
         "identity checks": (getattr(tracker, "_book", None), "same_person"),
@@ -91,7 +91,7 @@ def part_times(tracker: DlibTracker, frames: list[np.ndarray]) -> dict[str, floa
         tracker.reset()
         total, _ = timed(lambda: tracker.track(frames))
     finally:
-        landmarks_module.box_from_landmarks = original_box
+        dlib_tracker_module.box_from_landmarks = original_box
         for attribute in parts.values():
             tracker.__dict__.pop(attribute, None)
         for owner, attribute in helpers.values():

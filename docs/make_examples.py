@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from model.config import load_model_config  # noqa: E402
 from model.heatmaps import decode_maps, encode_au_maps, map_to_frame  # noqa: E402
 from model.registration import registration_matrix, transform_points  # noqa: E402
-from pipeline.plots import plot_intensities, save_figure  # noqa: E402
 from pipeline.render.mp4 import Mp4Writer  # noqa: E402
+from pipeline.render.plots import plot_intensities, save_figure  # noqa: E402
 from pipeline.render.video import VideoRenderer, open_video  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 25, 4.0

@@ -1,4 +1,4 @@
-"""Writes configs/mean_face_68.csv, the 3-D mean face that head pose (pipeline/pose.py) fits to.
+"""Writes configs/mean_face_68.csv, the 3-D mean face that head pose (pipeline/faces/pose.py) fits to.
 
 Source: ``insightface/data/objects/meanshape_68.pkl`` of the insightface Python package (>= 0.7;
 checked with 2.1), the mean 3-D shape of the 68-point (iBUG/dlib) landmarks that insightface's own
@@ -58,7 +58,7 @@ def main() -> None:
     shape = mean_face()
     out = Path(__file__).resolve().parent.parent / "configs" / "mean_face_68.csv"
     lines = [
-        "# The 3-D mean face for head pose (pipeline/pose.py): 68 points (iBUG 300-W order), millimetres,",
+        "# The 3-D mean face for head pose (pipeline/faces/pose.py): 68 points (iBUG 300-W order), millimetres,",
         "# x right, y down, z away from the camera (a face looking into the camera), origin at the centroid.",
         "# Derived by docs/make_mean_face.py from insightface's meanshape_68.pkl (MIT): axes, symmetry, scale.",
         "point,x,y,z",

@@ -4,8 +4,8 @@ The public API, loaded on first use (``import pipeline`` itself loads nothing he
 
     from pipeline import annotate, AnnotateOptions, load_results
 
-``annotate`` is :func:`pipeline.run.annotate` (the whole run), ``AnnotateOptions`` the options of
-:mod:`pipeline.stages`, ``load_results`` the reader of :mod:`pipeline.results` (which imports neither
+``annotate`` is :func:`pipeline.execution.run.annotate` (the whole run), ``AnnotateOptions`` the options of
+:mod:`pipeline.stages`, ``load_results`` the reader of :mod:`pipeline.output.results` (which imports neither
 torch nor OpenCV).
 """
 
@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import importlib
 
+from pipeline import _moved
+
+_moved.install()  # old flat paths (pipeline.results, pipeline.decode, ...) still import
 __all__ = ["annotate", "AnnotateOptions", "load_results", "read_run_metadata", "RunSummary"]
 
 _HOMES = {
-    "annotate": "pipeline.run",
-    "RunSummary": "pipeline.run",
+    "annotate": "pipeline.execution.run",
+    "RunSummary": "pipeline.execution.run",
     "AnnotateOptions": "pipeline.stages",
-    "load_results": "pipeline.results",
-    "read_run_metadata": "pipeline.results",
+    "load_results": "pipeline.output.results",
+    "read_run_metadata": "pipeline.output.results",
 }
 
 

@@ -112,7 +112,7 @@ class LandmarkConfig:
 
 @dataclass(frozen=True)
 class FeedConfig:
-    """The producer/consumer layout (pipeline.feeder): see configs/pipeline.yaml."""
+    """The producer/consumer layout (pipeline.execution.feeder): see configs/pipeline.yaml."""
 
     reserved_cores: int = 2
     slots_per_producer: int = 4
@@ -127,7 +127,7 @@ class FeedConfig:
 
 @dataclass(frozen=True)
 class PoseConfig:
-    """The camera assumed for head pose (pipeline.pose): see configs/pipeline.yaml."""
+    """The camera assumed for head pose (pipeline.faces.pose): see configs/pipeline.yaml."""
 
     camera_fov: float = 65.24
     focal_length: float | None = None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pipeline.decode import VideoInfo
+    from pipeline.inputs.decode import VideoInfo
 
 __all__ = ["WorkItem", "ItemFailure", "failure_reason", "frames_in"]
 
@@ -32,7 +32,7 @@ class WorkItem:
     frames: int
     chunk: int = 0
     chunks: int = 1
-    fingerprint: str = ""  # the video's content (pipeline.fingerprint): a replaced video is redone on --resume
+    fingerprint: str = ""  # the video's content (pipeline.inputs.fingerprint): a replaced video is redone on --resume
     info: VideoInfo | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -2,10 +2,10 @@
 
 Stages are plain functions over numpy batches (decode -> landmarks -> registration -> model -> rows),
 so every stage runs and is tested without an executor: :class:`ItemPreparer` does everything before
-the model (the producers of :mod:`pipeline.feeder` run it alone), :func:`build_predictor` builds the
+the model (the producers of :mod:`pipeline.execution.feeder` run it alone), :func:`build_predictor` builds the
 model, :meth:`Annotator.rows` turns its results into output rows, and :meth:`Annotator.item_rows`
 runs them all over one item. Taking an item on to its part file, and handing items out, is
-:mod:`pipeline.execution`'s. A :class:`~pipeline.items.WorkItem` is a range of decoded frames of one
+:mod:`pipeline.execution.core`'s. A :class:`~pipeline.items.WorkItem` is a range of decoded frames of one
 video, with what the driver's probe learnt about the video (so nothing here probes again); long
 videos are cut into several, and the landmark track restarts at each item's first frame, so results
 do not depend on which worker runs which item.
@@ -14,7 +14,7 @@ Faces: every tracked face of a frame is a row (``face`` = its slot in the frame,
 frame without one is one row without a face. Track ids in an item's rows are the item's own (0, 1,
 ... as its tracker numbered them); the item also records each track's descriptor at its first and
 last face (:meth:`ItemPreparer.track_ends`), with which the assembled output links the tracks of
-consecutive items and numbers them per video (:func:`pipeline.identity.link_items`).
+consecutive items and numbers them per video (:func:`pipeline.faces.identity.link_items`).
 ``--faces largest|N`` keeps the item's most present tracks: the item is tracked once before it is
 annotated (:meth:`ItemPreparer.open`), then decoded again for the model.
 """
@@ -38,7 +38,10 @@ from model.precision import PRECISIONS
 from model.predictor import AUPredictor, Prediction, resolve_device
 from model.registration import registration_matrices, warp_faces
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
-from pipeline.decode import (
+from pipeline.faces.identity import TrackEnds, parse_faces, select_tracks, track_presence
+from pipeline.faces.pose import row_poses
+from pipeline.faces.tracker import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
+from pipeline.inputs.decode import (
     FrameBatch,
     VideoError,
     VideoInfo,
@@ -47,13 +50,10 @@ from pipeline.decode import (
     probe_video,
     select_frames,
 )
-from pipeline.fingerprint import content_fingerprint
-from pipeline.identity import TrackEnds, parse_faces, select_tracks, track_presence
+from pipeline.inputs.fingerprint import content_fingerprint
+from pipeline.inputs.sources import VideoSource
 from pipeline.items import ItemFailure, WorkItem, frames_in
-from pipeline.landmarks import NO_FACE, FaceObservation, LandmarkTracker, make_tracker
-from pipeline.pose import row_poses
-from pipeline.schema import SCHEMA_VERSION, OutputSchema
-from pipeline.sources import VideoSource
+from pipeline.output.schema import SCHEMA_VERSION, OutputSchema
 
 __all__ = [
     "AnnotateOptions",
@@ -202,7 +202,7 @@ class FaceBatch:
     found: np.ndarray  # (R,) bool: a face that could be registered
     matrices: np.ndarray  # (R, 2, 3), zeros where not found
     crops: np.ndarray  # (F, S, S, 3) uint8 for the found rows only
-    poses: np.ndarray | None = None  # (R, 7) head pose (pipeline.pose.POSE_COLUMNS), NaN without a face
+    poses: np.ndarray | None = None  # (R, 7) head pose (pipeline.faces.pose.POSE_COLUMNS), NaN without a face
     shots: np.ndarray | None = None  # (N,) int: the shot of each frame of ``batch`` (None: all 0)
 
 
@@ -253,7 +253,7 @@ class ItemPreparer:
     """Everything before the model for work items: decode -> landmark tracking -> registration.
 
     Holds the landmark tracker (loaded once); the model is not needed, so producer processes that
-    feed a shared model (:mod:`pipeline.feeder`) run this alone.
+    feed a shared model (:mod:`pipeline.execution.feeder`) run this alone.
     """
 
     def __init__(
@@ -330,7 +330,7 @@ class ItemPreparer:
 
     def track_ends(self) -> dict:
         """The evidence for linking the tracks of the item prepared last to its neighbours' (the
-        descriptor of each track's first and last face, :class:`pipeline.identity.TrackEnds`); call it
+        descriptor of each track's first and last face, :class:`pipeline.faces.identity.TrackEnds`); call it
         once every batch of the item is prepared. The part file keeps it."""
         return self._ends.result()
 
@@ -373,7 +373,7 @@ class Annotator:
 
     Decoding, landmark tracking and registration run in a background thread, one batch ahead of the
     model, so that (on the CPU as on the GPU) the model is not left waiting. With ``tracker=False``
-    it holds only the model (the consumer of :mod:`pipeline.feeder`, whose producers track).
+    it holds only the model (the consumer of :mod:`pipeline.execution.feeder`, whose producers track).
     """
 
     def __init__(

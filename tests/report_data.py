@@ -1,6 +1,6 @@
 """Synthetic results files for the au-report tests and bench: many videos, several tracks each, frames
 without a face, low-quality stretches and undecodable frames, written with the pipeline's own schema
-(:class:`pipeline.schema.OutputSchema`) and metadata layout (model, videos with their tracks, errors)."""
+(:class:`pipeline.output.schema.OutputSchema`) and metadata layout (model, videos with their tracks, errors)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.aus import load_au_set
-from pipeline.schema import METADATA_KEY, OutputSchema
+from pipeline.output.schema import METADATA_KEY, OutputSchema
 
 
 def synthetic_video(name: str, frames: int, people: int, rng: np.random.Generator, fps: float = 25.0) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import pytest
 from media import astronaut_frames, write_video
 from pipeline.annotate import AnnotateOptions
 from pipeline.config import load_pipeline_config, with_overrides
-from pipeline.results import load_results
-from pipeline.run import annotate
+from pipeline.execution.run import annotate
+from pipeline.output.results import load_results
 from pipeline_helpers import comparable, make_videos, small_checkpoint
 
 AU = ["AU06", "AU10", "AU12", "AU14", "AU17"]

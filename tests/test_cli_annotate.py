@@ -1,8 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.results import load_results
+from pipeline.cli.annotate import main
+from pipeline.output.results import load_results
 from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 

@@ -28,12 +28,12 @@ HEAVY = [
     "face_alignment",
 ]
 COMMANDS = {
-    "au-annotate": "pipeline.cli:main",
-    "au-render": "pipeline.render_cli:render",
-    "au-plot": "pipeline.render_cli:plot",
+    "au-annotate": "pipeline.cli.annotate:main",
+    "au-render": "pipeline.cli.render:render",
+    "au-plot": "pipeline.cli.render:plot",
     "au-train": "train.cli:main",
-    "au-export": "pipeline.export_cli:main",
-    "au-report": "pipeline.report_cli:main",
+    "au-export": "pipeline.cli.export:main",
+    "au-report": "pipeline.cli.report:main",
 }
 
 

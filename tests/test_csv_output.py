@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.export_cli import main as export
-from pipeline.results import load_results
+from pipeline.cli.annotate import main
+from pipeline.cli.export import main as export
+from pipeline.output.results import load_results
 from pipeline_helpers import make_videos, small_checkpoint
 
 

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.annotate import AnnotateOptions
-from pipeline.cli import main
-from pipeline.results import load_results
-from pipeline.run import annotate
-from pipeline.store import Location
+from pipeline.cli.annotate import main
+from pipeline.execution.run import annotate
+from pipeline.output.results import load_results
+from pipeline.output.store import Location
 from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 
 

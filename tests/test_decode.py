@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from media import astronaut_frames, ffmpeg_exe, noise_frames, write_video
-from pipeline.decode import VideoError, batch_size_for, iter_frame_batches, plan_batches, probe_video, select_frames
+from pipeline.inputs.decode import (
+    VideoError,
+    batch_size_for,
+    iter_frame_batches,
+    plan_batches,
+    probe_video,
+    select_frames,
+)
 
 CONTAINERS = {
     "mp4": ("-c:v", "libx264", "-pix_fmt", "yuv420p"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from media import avi_with_dropped_frames, damage_frame, ffmpeg_times, noise_frames, write_video
-from pipeline.decode import iter_frame_batches, probe_video, select_frames
+from pipeline.inputs.decode import iter_frame_batches, probe_video, select_frames
 
 DROPS = {4: 3, 10: 1, 15: 5, 30: 20}  # after frame k, this many dropped frames
 
@@ -124,7 +124,7 @@ def test_au_annotate_on_damaged_and_odd_inputs(videos_dir, tmp_path) -> None:
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "pipeline.cli.annotate",
             str(inputs),
             "--out",
             str(out),

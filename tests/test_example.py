@@ -51,7 +51,7 @@ def test_run_without_arguments_annotates_the_example(tmp_path: Path) -> None:
     work.mkdir()
     done = subprocess.run([str(ROOT / "run")], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    from pipeline.results import load_results
+    from pipeline.output.results import load_results
 
     df = load_results(work / "results.parquet")
     assert len(df) == _frames(EXAMPLE) == 75

@@ -17,8 +17,9 @@ from conftest import shared_dir
 from media import LOSSLESS, compose_people, group_photo, noise_frames, single_face_cases, write_video
 from pipeline.annotate import AnnotateOptions, ItemPreparer, WorkItem
 from pipeline.config import LandmarkConfig, load_pipeline_config, with_overrides
-from pipeline.decode import iter_frame_batches, open_reader, probe_video
-from pipeline.identity import (
+from pipeline.execution.run import annotate
+from pipeline.faces.dlib_tracker import DlibTracker
+from pipeline.faces.identity import (
     ItemTracks,
     _TrackInItem,
     link_items,
@@ -27,9 +28,9 @@ from pipeline.identity import (
     parse_faces,
     select_tracks,
 )
-from pipeline.landmarks import DlibTracker, make_tracker
-from pipeline.results import load_results
-from pipeline.run import annotate
+from pipeline.faces.tracker import make_tracker
+from pipeline.inputs.decode import iter_frame_batches, open_reader, probe_video
+from pipeline.output.results import load_results
 from pipeline_helpers import small_checkpoint
 
 Placement = list  # per frame, per person: (x, y, face width) or None
@@ -293,7 +294,7 @@ def test_an_item_records_each_track_ends_for_linking(people_videos) -> None:
     ends = preparer.track_ends()["descriptors"]
     assert preparer.tracker.describer._model is not None  # the tracker's describer: one model loaded, not two
     assert set(ends) == {"0", "1"} and all(e["first"][0] == 30 and 30 <= e["last"][0] <= 39 for e in ends.values())
-    from pipeline.identity import _decode
+    from pipeline.faces.identity import _decode
 
     first = [_decode(ends[t]["first"][1]) for t in ("0", "1")]
     last = [_decode(ends[t]["last"][1]) for t in ("0", "1")]
@@ -360,8 +361,8 @@ def test_relabel_tracks_reorders_faces_by_the_new_ids() -> None:
     import pyarrow as pa
 
     from model.config import load_model_config
-    from pipeline.schema import OutputSchema
-    from pipeline.store import relabel_tracks
+    from pipeline.output.schema import OutputSchema
+    from pipeline.output.store import relabel_tracks
 
     schema = OutputSchema(load_model_config().aus)
     k = len(schema.aus)
@@ -433,8 +434,8 @@ def test_plot_by_track_and_overlay_colours() -> None:
     import pandas as pd
 
     from model.config import load_model_config
-    from pipeline.plots import plot_intensities
     from pipeline.render.overlay import FaceOverlay, render_frame, track_colour
+    from pipeline.render.plots import plot_intensities
 
     rows = []
     for frame in range(6):
@@ -562,7 +563,7 @@ def test_single_face_video_keeps_one_id_across_chunks(videos_dir, weights, tmp_p
 @pytest.mark.parametrize("faces", ["all", "largest"])
 def test_chunks_resume_and_producers_give_identical_rows(people_videos, weights, chunked, tmp_path, faces) -> None:
     """Items of 40 frames: straight through, interrupted then resumed, resumed again from the final
-    file, and through a producer process (pipeline.feeder) give the same rows, ids included, bit for bit."""
+    file, and through a producer process (pipeline.execution.feeder) give the same rows, ids included, bit for bit."""
     options, expected = chunked(faces)
     inputs = [people_videos / name for name in CHUNKED_INPUTS]
     if faces == "largest":  # picked per item: the person may change between items, an id never changes person

@@ -1,4 +1,4 @@
-"""The producer/consumer layout (pipeline.feeder): same rows as the in-process path, bounded slots,
+"""The producer/consumer layout (pipeline.execution.feeder): same rows as the in-process path, bounded slots,
 a dead producer costs only a retry of its item, a bad item only itself; and the layout auto picks."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from media import astronaut_frames, write_video
 from pipeline.annotate import AnnotateOptions, Annotator
 from pipeline.config import load_pipeline_config, with_overrides
-from pipeline.feeder import FeedEngine, ItemFailed
-from pipeline.run import Layout, annotate, plan_items, plan_layout
-from pipeline.sources import VideoSource
+from pipeline.execution.feeder import FeedEngine, ItemFailed
+from pipeline.execution.run import Layout, annotate, plan_items, plan_layout
+from pipeline.inputs.sources import VideoSource
 from pipeline_helpers import small_checkpoint
 
 VIDEOS = ["single_face.mp4", "face_noface.mov"]
@@ -101,7 +101,7 @@ def test_a_killed_producer_costs_only_a_retry(long_video, weights, small_batches
             time.sleep(0.01)
         assert engine.frames.done < items[0].frames, "the item finished before the producer could be killed"
         victim = engine.producer_pids()[0]
-        with caplog.at_level(logging.WARNING, logger="pipeline.feeder"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.execution.feeder"):
             os.kill(victim, signal.SIGKILL)
             rows, table = future.result(timeout=600)
         assert engine.producer_pids()[0] != victim  # replaced
@@ -156,7 +156,7 @@ def test_a_run_with_producers_writes_the_same_file(videos_dir, weights, tmp_path
     assert (plain.layout.producers, fed.layout.producers) == (0, 2)
     a, b = pq.read_table(tmp_path / "plain.parquet"), pq.read_table(tmp_path / "fed.parquet")
     assert a.replace_schema_metadata(None).equals(b.replace_schema_metadata(None))
-    from pipeline.store import read_run_metadata
+    from pipeline.output.store import read_run_metadata
 
     assert read_run_metadata(tmp_path / "fed.parquet")["layout"] == {
         "executor": "process",

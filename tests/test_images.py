@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from media import noise_frames, write_video
-from pipeline.decode import VideoError, iter_frame_batches, probe_video, select_frames
-from pipeline.sources import discover_videos
+from pipeline.inputs.decode import VideoError, iter_frame_batches, probe_video, select_frames
+from pipeline.inputs.sources import discover_videos
 
 
 def write_frames(folder, names, size=(64, 48)):

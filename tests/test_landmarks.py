@@ -5,7 +5,8 @@ import pytest
 
 from media import astronaut_frames, noise_frames, two_people
 from pipeline.config import LandmarkConfig, load_pipeline_config
-from pipeline.landmarks import DlibTracker, box_from_landmarks, dlib_model_path, make_tracker
+from pipeline.faces.dlib_tracker import DlibTracker
+from pipeline.faces.tracker import box_from_landmarks, dlib_model_path, make_tracker
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Reading results needs neither the model nor the decoders: ``import pipeline.results``,
+"""Reading results needs neither the model nor the decoders: ``import pipeline.output.results``,
 ``load_results``, ``au-export`` and ``au-plot`` import neither torch nor OpenCV (checked in a fresh
 interpreter, on a results file of tests/data), and ``import pipeline`` alone loads nothing heavy
 while ``from pipeline import annotate, AnnotateOptions, load_results`` works."""
@@ -31,9 +31,9 @@ def loaded_after(code: str) -> dict[str, bool]:
     "code",
     [
         "import pipeline",
-        "import pipeline.results",
+        "import pipeline.output.results",
         f"from pipeline import load_results\ndf = load_results({str(RESULTS)!r})\nassert len(df) > 0",
-        "from pipeline.results import load_results, peaks_inside\n"
+        "from pipeline.output.results import load_results, peaks_inside\n"
         f"df = load_results({str(RESULTS)!r}, faces_only=True)\n"
         "assert peaks_inside(df).shape[0] == len(df)",
     ],
@@ -47,7 +47,7 @@ def test_reading_results_imports_neither_torch_nor_opencv(code) -> None:
 def test_au_export_imports_neither_torch_nor_opencv(tmp_path) -> None:
     out = tmp_path / "results.csv"
     loaded = loaded_after(
-        "from pipeline.export_cli import main\n"
+        "from pipeline.cli.export import main\n"
         f"main([{str(RESULTS)!r}, '--csv', {str(out)!r}], standalone_mode=False)\n"
     )
     assert out.is_file() and out.read_text().startswith('"video",')
@@ -57,7 +57,7 @@ def test_au_export_imports_neither_torch_nor_opencv(tmp_path) -> None:
 def test_au_plot_imports_neither_torch_nor_opencv(tmp_path) -> None:
     out = tmp_path / "plot.png"
     loaded = loaded_after(
-        "from pipeline.render_cli import plot\n"
+        "from pipeline.cli.render import plot\n"
         f"plot([{str(RESULTS)!r}, '--video', 'two.mp4', '--out', {str(out)!r}], standalone_mode=False)\n"
     )
     assert out.is_file() and out.stat().st_size > 1000
@@ -68,9 +68,9 @@ def test_public_api_at_the_package_top(tmp_path) -> None:
     """``annotate`` is the run: the function itself, or, in a process that imported the old module
     ``pipeline.annotate`` first (Python then binds that name on the package), that module, which runs it."""
     from pipeline import AnnotateOptions, annotate, load_results
-    from pipeline.results import load_results as reader
-    from pipeline.run import annotate as run
-    from pipeline.sources import NoInputsError
+    from pipeline.execution.run import annotate as run
+    from pipeline.inputs.sources import NoInputsError
+    from pipeline.output.results import load_results as reader
     from pipeline.stages import AnnotateOptions as options
 
     assert (AnnotateOptions, load_results) == (options, reader)

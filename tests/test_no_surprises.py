@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.progress import RunProgress
-from pipeline.results import UnknownVideoError, load_results
-from pipeline.sources import NoInputsError, discover_videos
+from pipeline.cli.annotate import main
+from pipeline.execution.progress import RunProgress
+from pipeline.inputs.sources import NoInputsError, discover_videos
+from pipeline.output.results import UnknownVideoError, load_results
 from pipeline_helpers import setup  # noqa: F401  (a fixture)
 
 
@@ -75,7 +75,7 @@ def test_progress_bar_shows_the_stage_before_the_first_frame(capsys) -> None:
 def test_annotate_reports_its_stages_in_order(setup, tmp_path) -> None:
     """The stages the run goes through before the first frame, as annotate() reports them."""
     from pipeline.annotate import AnnotateOptions
-    from pipeline.run import prepare_run
+    from pipeline.execution.run import prepare_run
 
     folder, _, weights = setup
     stages: list[str] = []

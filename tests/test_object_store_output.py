@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from pipeline.annotate import AnnotateOptions
-from pipeline.results import load_results
-from pipeline.run import annotate
-from pipeline.store import Location
+from pipeline.execution.run import annotate
+from pipeline.output.results import load_results
+from pipeline.output.store import Location
 from pipeline_helpers import comparable, make_videos, small_checkpoint
 
 pytest.importorskip("moto")

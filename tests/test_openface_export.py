@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from media import astronaut_frames, write_video
 from pipeline.annotate import AnnotateOptions
-from pipeline.export_cli import main as export_main
-from pipeline.pose import POSE_COLUMNS, head_pose
-from pipeline.results import load_results
-from pipeline.run import annotate
+from pipeline.cli.export import main as export_main
+from pipeline.execution.run import annotate
+from pipeline.faces.pose import POSE_COLUMNS, head_pose
+from pipeline.output.results import load_results
 from pipeline_helpers import make_videos, small_checkpoint
 
 AU = ["AU06", "AU10", "AU12", "AU14", "AU17"]
@@ -168,7 +168,7 @@ def test_export_needs_an_output(tmp_path) -> None:
 def test_focal_length_option_reaches_the_rows(run, tmp_path) -> None:
     """au-annotate --focal-length: about the same angles, the distance about in proportion (f by default: 250 px
     for these 320 px wide frames)."""
-    from pipeline.cli import main as annotate_main
+    from pipeline.cli.annotate import main as annotate_main
 
     out, folder, weights = run
     other = tmp_path / "far.parquet"

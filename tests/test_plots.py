@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.plots import no_face_spans, plot_intensities, save_figure
 from pipeline.render.overlay import AU_COLOURS
+from pipeline.render.plots import no_face_spans, plot_intensities, save_figure
 from render_data import CONFIG, face_track, make_results
 
 N = 60

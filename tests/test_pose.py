@@ -1,4 +1,4 @@
-"""Head pose (pipeline/pose.py): the fit, its signs, real faces with known geometry, and the rows.
+"""Head pose (pipeline/faces/pose.py): the fit, its signs, real faces with known geometry, and the rows.
 
 Known geometry: (1) the 3-D mean face projected at known angles and positions is recovered; (2) a
 real face (scikit-image's astronaut, matplotlib's Grace Hopper: the test faces of tests/media.py),
@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import PoseConfig, load_pipeline_config
-from pipeline.landmarks import make_tracker
-from pipeline.pose import (
+from pipeline.faces.pose import (
     POSE_COLUMNS,
     angles_from_matrix,
     camera_matrix,
@@ -26,6 +25,7 @@ from pipeline.pose import (
     project,
     rotation_matrix,
 )
+from pipeline.faces.tracker import make_tracker
 
 CONFIG = PoseConfig()
 
@@ -213,7 +213,7 @@ def test_camera_settings_change_the_run_key_and_are_checked() -> None:
 def test_cli_takes_one_camera_option(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.annotate import main
 
     args = [str(tmp_path), "--out", str(tmp_path / "r.parquet"), "--camera-fov", "60", "--focal-length", "900"]
     result = CliRunner().invoke(main, args)

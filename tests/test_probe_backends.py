@@ -13,7 +13,7 @@ import pytest
 
 from conftest import shared_dir
 from media import astronaut_frames, avi_with_dropped_frames, damage, ffmpeg_times, noise_frames, write_video
-from pipeline.decode import VideoError, VideoFileReader, probe_backend
+from pipeline.inputs.decode import VideoError, VideoFileReader, probe_backend
 
 HAVE_DECORD = importlib.util.find_spec("decord") is not None
 
@@ -99,8 +99,8 @@ def test_pyav_probe_refuses_what_is_not_a_video(tmp_path: Path) -> None:
 
 def test_pyav_frame_reader_gives_decords_frames(videos: list[Path]) -> None:
     """au-render's reader where decord is missing: the same frames, by index, as the pipeline decodes."""
-    from pipeline.decode import iter_frame_batches, open_reader
-    from pipeline.frame_reader import PyAVFrameReader
+    from pipeline.inputs.decode import iter_frame_batches, open_reader
+    from pipeline.inputs.frame_reader import PyAVFrameReader
 
     path = videos[0]
     reader = PyAVFrameReader(path)
@@ -132,7 +132,7 @@ class NoDecord:
         if name == "decord" or name.startswith("decord."):
             raise ImportError("no decord here")
 sys.meta_path.insert(0, NoDecord())
-from pipeline.decode import probe_backend, probe_video
+from pipeline.inputs.decode import probe_backend, probe_video
 from pipeline.render.video import open_video
 info = probe_video({str(videos[0])!r})
 reader = open_video({str(videos[0])!r})
@@ -168,8 +168,8 @@ def test_av1_video_is_probed_with_pyav_and_annotated(tmp_path: Path) -> None:
     back to PyAV, and the video is annotated like any other, a row per frame."""
     from click.testing import CliRunner
 
-    from pipeline.cli import main
-    from pipeline.results import load_results
+    from pipeline.cli.annotate import main
+    from pipeline.output.results import load_results
     from pipeline_helpers import small_checkpoint
 
     encoder = _av1_encoder()

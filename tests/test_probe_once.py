@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import decode
 from pipeline.config import load_pipeline_config, with_overrides
-from pipeline.results import load_results
-from pipeline.run import annotate
+from pipeline.execution.run import annotate
+from pipeline.inputs import decode
+from pipeline.output.results import load_results
 from pipeline.stages import AnnotateOptions
 from pipeline_helpers import small_checkpoint
 

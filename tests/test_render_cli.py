@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from model.checkpoint import file_sha256, save_checkpoint
 from model.network import AUHeatmapNet
+from pipeline.cli.render import plot, render
 from pipeline.render.video import output_paths
-from pipeline.render_cli import plot, render
 from render_data import CONFIG, face_track, make_results, make_video, write_results
 
 SIZE = (192, 144)

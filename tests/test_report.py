@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from media import compose_people, write_video
-from pipeline.report_cli import main as report_command
-from pipeline.report_page import page_folder
-from pipeline.results import load_results
-from pipeline.summary import load_report_config, summarise, summarise_videos
+from pipeline.cli.report import main as report_command
+from pipeline.output.results import load_results
+from pipeline.output.summary import load_report_config, summarise, summarise_videos
+from pipeline.report.page import page_folder
 from report_data import write_synthetic
 
 AUS = ["AU06", "AU10", "AU12", "AU14", "AU17"]
@@ -117,11 +117,11 @@ def test_summarise_videos_matches_pandas_and_flags_problems_first(synthetic) -> 
 
 
 def test_summarise_is_light_and_reexported() -> None:
-    import pipeline.results
-    import pipeline.summary
+    import pipeline.output.results
+    import pipeline.output.summary
 
-    assert pipeline.results.summarise is pipeline.summary.summarise
-    code = "import sys, pipeline.summary; print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))"
+    assert pipeline.output.results.summarise is pipeline.output.summary.summarise
+    code = "import sys, pipeline.output.summary; print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -198,7 +198,7 @@ def two_people_frames(n: int = 40) -> np.ndarray:
 @pytest.fixture(scope="module")
 def real_run(videos_dir, tmp_path_factory):
     from pipeline.annotate import AnnotateOptions
-    from pipeline.run import annotate
+    from pipeline.execution.run import annotate
     from pipeline_helpers import small_checkpoint
 
     root = tmp_path_factory.mktemp("report_run")
@@ -372,7 +372,7 @@ def test_pages_in_headless_chromium(real_run, real_report, tmp_path) -> None:
 
 
 def test_choose_frames_spreads_over_the_track_and_prefers_frames_cheap_to_decode() -> None:
-    from pipeline.thumbnails import choose_frames
+    from pipeline.report.thumbnails import choose_frames
 
     n = 100
     quality = np.full(n, 0.6)

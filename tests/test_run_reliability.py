@@ -19,12 +19,12 @@ from click.testing import CliRunner
 
 from media import astronaut_frames, write_video
 from pipeline.annotate import AnnotateOptions
-from pipeline.cli import main
-from pipeline.fingerprint import content_fingerprint
-from pipeline.lock import OutputLock, OutputLocked
-from pipeline.results import load_results
-from pipeline.run import OutputNotWritten, annotate
-from pipeline.store import Location
+from pipeline.cli.annotate import main
+from pipeline.execution.run import OutputNotWritten, annotate
+from pipeline.inputs.fingerprint import content_fingerprint
+from pipeline.output.lock import OutputLock, OutputLocked
+from pipeline.output.results import load_results
+from pipeline.output.store import Location
 from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,14 +34,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     """au-annotate in a process of its own."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "pipeline.cli.annotate", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
 def _hold_lock(out: Path) -> subprocess.Popen:
     """Another process that takes ``out``'s lock and keeps it until killed."""
     code = (
-        "import sys, time; from pipeline.lock import OutputLock; from pipeline.store import Location; "
+        "import sys, time; from pipeline.output.lock import OutputLock; from pipeline.output.store import Location; "
         "OutputLock(Location(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(600)"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -319,7 +319,7 @@ def test_cli_says_how_many_items_were_redone(setup, tmp_path) -> None:
 # -- 10. peaks outside the frame -----------------------------------------------------------------
 @pytest.mark.slow
 def test_peaks_inside_tells_peaks_outside_the_frame(setup, tmp_path) -> None:
-    from pipeline.results import peaks_inside
+    from pipeline.output.results import peaks_inside
 
     folder, counts, weights = setup
     out = tmp_path / "r.parquet"

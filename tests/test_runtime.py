@@ -164,8 +164,8 @@ def test_auto_batch_size_on_the_predictor(weights) -> None:
 def test_annotations_of_both_runtimes_agree_on_the_test_videos(videos_dir, tmp_path) -> None:
     """Intensities of ONNX Runtime within 1e-5 of torch's, AU locations within 1e-5 relative, all else identical."""
     from pipeline.annotate import AnnotateOptions
-    from pipeline.results import load_results
-    from pipeline.run import annotate
+    from pipeline.execution.run import annotate
+    from pipeline.output.results import load_results
 
     shared = os.environ.get("AU_HEATMAPS_SHARED")
     authors = Path(shared) / "fixtures" / "authors_format_random.pth.tar" if shared else None

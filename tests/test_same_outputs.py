@@ -7,7 +7,7 @@ frames) over three small videos stored beside the records (tests/data/same_outpu
 whose sizes swap, one face, no face), with the small seeded checkpoint of tests/pipeline_helpers.py,
 the model run by torch at batch 4 (the CPU's defaults when they were recorded; ONNX Runtime, the
 CPU's default since, is compared with torch by tests/test_runtime.py).
-Each option set is then run in this process, fed by one producer process (pipeline.feeder) and on
+Each option set is then run in this process, fed by one producer process (pipeline.execution.feeder) and on
 a local Ray with two workers, and every output is compared with the record:
 
 - every column that does not come out of a float computation that differs between CPUs (video,
@@ -115,7 +115,7 @@ def outputs(weights, tmp_path_factory):
         make_inputs(VIDEOS)
 
     def run(name: str, executor: str) -> Path:
-        from pipeline.run import annotate
+        from pipeline.execution.run import annotate
 
         if executor == "ray" and not started_ray:
             import ray
@@ -149,7 +149,7 @@ def model_columns(table) -> list[str]:
 
 
 def read_metadata(path) -> dict:
-    from pipeline.results import read_run_metadata
+    from pipeline.output.results import read_run_metadata
 
     return read_run_metadata(path)
 

@@ -16,10 +16,10 @@ import pytest
 from media import LOSSLESS, astronaut_frames, compose_people, write_video
 from pipeline.annotate import AnnotateOptions
 from pipeline.config import load_pipeline_config, with_overrides
-from pipeline.landmarks import DlibTracker
-from pipeline.results import load_results
-from pipeline.run import annotate
-from pipeline.shots import CutDetector
+from pipeline.execution.run import annotate
+from pipeline.faces.dlib_tracker import DlibTracker
+from pipeline.faces.shots import CutDetector
+from pipeline.output.results import load_results
 from pipeline_helpers import small_checkpoint
 
 A, B = 0, 1

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.sources import InputError, discover_videos
+from pipeline.inputs.sources import InputError, discover_videos
 
 
 def test_directories_are_searched_recursively_and_named_relative(tmp_path) -> None:

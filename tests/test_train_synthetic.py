@@ -1,5 +1,5 @@
 """The synthetic AU set: real faces (images shipped in installed packages), AU warps, determinism,
-identity split. Uses the real dlib landmark tracker of pipeline.landmarks."""
+identity split. Uses the real dlib landmark tracker of pipeline.faces.tracker."""
 
 from dataclasses import replace
 

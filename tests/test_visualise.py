@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pipeline import visualise as vis
+from pipeline.render import visualise as vis
 from render_data import CONFIG, MapsPredictor, face_track, make_results, make_video
 
 SIZE = (240, 180)

@@ -173,7 +173,7 @@ def _iter_sequence_frames(group: pd.DataFrame, batch: int = 64):
     """Yield (frame numbers, RGB frames) in batches for one sequence, in frame order."""
     group = group.sort_values("frame")
     if group["video"].iloc[0]:
-        from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
+        from pipeline.inputs.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
         reader = video_reader(group["video"].iloc[0])
         numbers = group["frame"].to_numpy()
@@ -200,10 +200,10 @@ def _read_rgb(path: str | Path) -> np.ndarray:
 
 def main_track(faces_per_frame: list) -> list:
     """One observation per frame of a single-subject sequence: the face of its most present track
-    (ties: the larger face; :func:`pipeline.identity.select_tracks`), NO_FACE where it is absent, so
+    (ties: the larger face; :func:`pipeline.faces.identity.select_tracks`), NO_FACE where it is absent, so
     a bystander or a false detection never stands in for the subject."""
-    from pipeline.identity import select_tracks, track_presence
-    from pipeline.landmarks import NO_FACE
+    from pipeline.faces.identity import select_tracks, track_presence
+    from pipeline.faces.tracker import NO_FACE
 
     kept = select_tracks(track_presence(faces_per_frame), 1)
     return [next((f for f in faces if f.track in kept), NO_FACE) for faces in faces_per_frame]
@@ -214,7 +214,7 @@ def prepare_landmarks(index: pd.DataFrame, out_path: str | Path, tracker=None, p
     in Parquet: subject, task, frame, found, quality, source, x0..x67, y0..y67 (frame pixels). Every
     face is tracked; each sequence keeps its main track (:func:`main_track`): one subject per sequence."""
     if tracker is None:
-        from pipeline.landmarks import make_tracker
+        from pipeline.faces.tracker import make_tracker
 
         tracker = make_tracker("dlib")
     groups = list(index.groupby(["subject", "task"], sort=True))
@@ -316,7 +316,7 @@ class BP4DRecords:
         )
 
     def _video_frame(self, path: str, index: int) -> np.ndarray:
-        from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
+        from pipeline.inputs.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
         cache = self.__dict__.setdefault("_readers", {})
         if path not in cache:

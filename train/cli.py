@@ -223,7 +223,7 @@ def prepare_command(config_path, data_path, quiet) -> None:
     subjects = list(data.train_subjects) + list(data.validation_subjects) + list(data.test_subjects)
     try:
         index = scan_bp4d(data_path, config.model_config().aus, subjects or None)
-        from pipeline.landmarks import make_tracker
+        from pipeline.faces.tracker import make_tracker
 
         out = bp4d_landmarks_path(data, Path(data_path))
         table = prepare_landmarks(index, out, make_tracker(data.landmark_backend), progress=not quiet)

@@ -183,7 +183,7 @@ def _read_image_file(path: Path) -> np.ndarray:
 
 
 def _read_video_frames(path: Path, stride: int) -> list[tuple[int, np.ndarray]]:
-    from pipeline.frame_reader import video_reader  # decord, or PyAV where decord is not installed
+    from pipeline.inputs.frame_reader import video_reader  # decord, or PyAV where decord is not installed
 
     try:
         reader = video_reader(path, num_threads=1)
@@ -240,7 +240,7 @@ def load_source_faces(
 ) -> list[SourceFace]:
     """Detect the faces of every source once and register them into canvases (plus mirrors)."""
     if tracker is None:
-        from pipeline.landmarks import make_tracker
+        from pipeline.faces.tracker import make_tracker
 
         tracker = make_tracker("dlib")
     faces: list[SourceFace] = []

@@ -1,4 +1,4 @@
-"""Visualise results: heatmap overlay frames and videos (see :mod:`pipeline.visualise` for the notebook API).
+"""Visualise results: heatmap overlay frames and videos (see :mod:`pipeline.render.visualise` for the notebook API).
 
 One module per concept: :mod:`~pipeline.render.overlay` draws one frame (pure numpy),
 :mod:`~pipeline.render.mp4` streams frames to an H.264 MP4, :mod:`~pipeline.render.table` reads the

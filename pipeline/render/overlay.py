@@ -93,7 +93,7 @@ class FaceOverlay:
     face: int = 0
     note: str = ""  # shown after the face number in the legend, e.g. "tracked"
     track: int | None = None  # the person's track id: box and label in its colour (None: a white box)
-    pose: np.ndarray | None = None  # (pitch, yaw, roll) degrees (pipeline.pose): the head's axes are drawn
+    pose: np.ndarray | None = None  # (pitch, yaw, roll) degrees (pipeline.faces.pose): the head's axes are drawn
 
     @property
     def has_face(self) -> bool:
@@ -199,11 +199,11 @@ def draw_face_box(image: np.ndarray, box: Sequence[float], style: RenderStyle, t
 
 
 def draw_head_axes(image: np.ndarray, box: Sequence[float], pose: Sequence[float], style: RenderStyle) -> np.ndarray:
-    """Draw the head's axes (pose = pitch, yaw, roll in degrees, :mod:`pipeline.pose`) from the centre
+    """Draw the head's axes (pose = pitch, yaw, roll in degrees, :mod:`pipeline.faces.pose`) from the centre
     of its box, in place: red to the person's left, green down, blue forward (out of the face), each
     half the box's width long, drawn as seen by the camera (orthographically: the directions, not the
     perspective). Non-finite poses are skipped."""
-    from pipeline.pose import rotation_matrix
+    from pipeline.faces.pose import rotation_matrix
 
     pose = np.asarray(pose, dtype=np.float64)[:3]
     x0, y0, x1, y1 = (float(v) for v in box)

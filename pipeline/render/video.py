@@ -184,14 +184,15 @@ class RenderSummary:
 
 def open_video(video_path: str | os.PathLike[str]):
     """A ``decord.VideoReader`` on the CPU (where decord is not installed, the same interface on PyAV:
-    :class:`pipeline.frame_reader.PyAVFrameReader`); FileNotFoundError / ValueError name the file when it fails."""
+    :class:`pipeline.inputs.frame_reader.PyAVFrameReader`); FileNotFoundError / ValueError name the file
+    when it fails."""
     path = Path(video_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
     try:
         import decord
     except ImportError:
-        from pipeline.frame_reader import PyAVFrameReader
+        from pipeline.inputs.frame_reader import PyAVFrameReader
 
         return PyAVFrameReader(path)
     try:
