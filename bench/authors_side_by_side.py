@@ -115,7 +115,7 @@ def ours(video: Path, weights: Path, out: Path) -> tuple[int, float, dict]:
     seconds = time.perf_counter() - started
     if not summary.ok:
         raise SystemExit(f"au-annotate failed: {summary.failures}")
-    from pipeline.output.store import read_run_metadata
+    from pipeline.output.location import read_run_metadata
 
     return summary.frames_annotated, seconds, read_run_metadata(out).get("inference", {})
 

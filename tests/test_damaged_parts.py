@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from pipeline.annotate import AnnotateOptions
 from pipeline.cli.annotate import main
 from pipeline.execution.run import annotate
+from pipeline.output.location import Location
 from pipeline.output.results import load_results
-from pipeline.output.store import Location
 from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 
 

@@ -156,7 +156,7 @@ def test_a_run_with_producers_writes_the_same_file(videos_dir, weights, tmp_path
     assert (plain.layout.producers, fed.layout.producers) == (0, 2)
     a, b = pq.read_table(tmp_path / "plain.parquet"), pq.read_table(tmp_path / "fed.parquet")
     assert a.replace_schema_metadata(None).equals(b.replace_schema_metadata(None))
-    from pipeline.output.store import read_run_metadata
+    from pipeline.output.location import read_run_metadata
 
     assert read_run_metadata(tmp_path / "fed.parquet")["layout"] == {
         "executor": "process",

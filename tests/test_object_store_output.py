@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.annotate import AnnotateOptions
 from pipeline.execution.run import annotate
+from pipeline.output.location import Location
 from pipeline.output.results import load_results
-from pipeline.output.store import Location
 from pipeline_helpers import comparable, make_videos, small_checkpoint
 
 pytest.importorskip("moto")

@@ -22,9 +22,9 @@ from pipeline.annotate import AnnotateOptions
 from pipeline.cli.annotate import main
 from pipeline.execution.run import OutputNotWritten, annotate
 from pipeline.inputs.fingerprint import content_fingerprint
+from pipeline.output.location import Location
 from pipeline.output.lock import OutputLock, OutputLocked
 from pipeline.output.results import load_results
-from pipeline.output.store import Location
 from pipeline_helpers import comparable, setup  # noqa: F401  (setup: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def _hold_lock(out: Path) -> subprocess.Popen:
     """Another process that takes ``out``'s lock and keeps it until killed."""
     code = (
-        "import sys, time; from pipeline.output.lock import OutputLock; from pipeline.output.store import Location; "
+        "import sys, time; from pipeline.output.lock import OutputLock; from pipeline.output.location import Location; "
         "OutputLock(Location(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(600)"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -42,7 +42,7 @@ out and missing values are empty cells, never zeros. See docs/output.md.
 def main(results: str, csv_out: str | None, openface_dir: str | None) -> None:
     """Write RESULTS (a Parquet file au-annotate wrote: a path or a URI) as a CSV file (--csv) and/or
     as OpenFace-style CSV files (--openface)."""
-    from pipeline.output.store import Location, StorageError
+    from pipeline.output.location import Location, StorageError
 
     if csv_out is None and openface_dir is None:
         raise click.UsageError("give --csv PATH, --openface DIR, or both")
@@ -68,7 +68,7 @@ def main(results: str, csv_out: str | None, openface_dir: str | None) -> None:
 
 def _csv(results: str, csv_out: str) -> None:
     from pipeline.output.csv_output import export_results, is_csv, metadata_location
-    from pipeline.output.store import Location, StorageError
+    from pipeline.output.location import Location, StorageError
 
     if not is_csv(csv_out):
         raise click.BadParameter(f"{csv_out}: the file name must end in .csv", param_hint="--csv")

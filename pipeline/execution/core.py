@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import pyarrow as pa
 
 from pipeline.items import ItemFailure, WorkItem, frames_in
-from pipeline.output.store import StorageError, TrackEvidence, track_ends_of, with_track_ends
+from pipeline.output.location import StorageError
+from pipeline.output.store import TrackEvidence, track_ends_of, with_track_ends
 
 if TYPE_CHECKING:
     from pipeline.output.store import ResultStore

@@ -25,9 +25,10 @@ from pipeline.execution.progress import RunProgress
 from pipeline.inputs.sources import discover_videos
 from pipeline.items import ItemFailure, WorkItem
 from pipeline.output.faces_found import FaceCount, count_faces
+from pipeline.output.location import Location, StorageError, storage_errors
 from pipeline.output.lock import OutputLock
 from pipeline.output.schema import OutputSchema
-from pipeline.output.store import Location, ResultStore, StorageError, storage_errors
+from pipeline.output.store import ResultStore
 from pipeline.stages import AnnotateOptions, plan_items
 
 __all__ = [

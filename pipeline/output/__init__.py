@@ -1,4 +1,5 @@
-"""Step 4, output: the table's columns (:mod:`~pipeline.output.schema`), part files, assembly and
+"""Step 6, output: the table's columns (:mod:`~pipeline.output.schema`), where files go and how they are
+written whole (:mod:`~pipeline.output.location`), part files, assembly and
 ``--resume`` (:mod:`~pipeline.output.store`), the run lock (:mod:`~pipeline.output.lock`), CSV and
 OpenFace files (:mod:`~pipeline.output.csv_output`, :mod:`~pipeline.output.openface`), and reading results
 back (:mod:`~pipeline.output.results`, :mod:`~pipeline.output.summary`,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.output.store import Location, atomic_output, read_run_metadata
+from pipeline.output.location import Location, atomic_output, read_run_metadata
 
 __all__ = [
     "CSV_SUFFIX",
@@ -78,7 +78,7 @@ def write_csv(
     batches: Iterable[pa.RecordBatch], schema: pa.Schema, target: Location, action: str = "write the CSV file"
 ) -> int:
     """Write ``batches`` (in ``schema``, the Parquet columns) as CSV to a temporary file, then move it
-    onto ``target``; returns the rows. OS errors become one-line :class:`pipeline.output.store.StorageError`."""
+    onto ``target``; returns the rows. OS errors become one-line :class:`pipeline.output.location.StorageError`."""
     rows = 0
     with atomic_output(target, action) as stream:
         with pacsv.CSVWriter(stream, csv_schema(schema.remove_metadata())) as writer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.output.store import Location
+from pipeline.output.location import Location
 
 __all__ = ["FaceCount", "count_faces", "describe_faces"]
 

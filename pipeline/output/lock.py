@@ -24,7 +24,7 @@ import uuid
 
 import pyarrow.fs as pafs
 
-from pipeline.output.store import Location
+from pipeline.output.location import Location
 
 __all__ = ["OutputLocked", "OutputLock", "lock_location"]
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
-from pipeline.output.store import Location, atomic_output, read_run_metadata, storage_errors
+from pipeline.output.location import Location, atomic_output, read_run_metadata, storage_errors
 
 __all__ = ["openface_columns", "openface_names", "export_openface"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.output.store import Location, read_run_metadata
+from pipeline.output.location import Location, read_run_metadata
 from pipeline.output.summary import summarise, summarise_videos
 
 __all__ = ["load_results", "read_run_metadata", "peaks_inside", "summarise", "summarise_videos", "UnknownVideoError"]

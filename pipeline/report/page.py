@@ -103,7 +103,7 @@ def _open_results(results: str | os.PathLike[str]):
     """(location, metadata, column names, video names in the rows) with errors naming the file."""
     import pyarrow.parquet as pq
 
-    from pipeline.output.store import Location, read_run_metadata
+    from pipeline.output.location import Location, read_run_metadata
 
     location = Location(results)
     if not location.exists():
