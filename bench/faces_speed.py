@@ -39,11 +39,15 @@ def _frames(video: str, repeat: int) -> list[np.ndarray]:
 
 
 def _before_tracker(tree: Path):
-    """TREE's ``DlibTracker`` (its pipeline/faces/tracker.py loaded as a module of its own, with this
-    tree's config, which only adds settings)."""
+    """TREE's ``DlibTracker`` (its module loaded as a module of its own, with this tree's config, which
+    only adds settings): ``pipeline/faces/dlib_tracker.py`` (its imports from this tree), or
+    ``pipeline/landmarks.py`` in a tree from before the sub-packages (Dec 2026)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("before_landmarks", tree / "pipeline" / "landmarks.py")
+    source = tree / "pipeline" / "faces" / "dlib_tracker.py"
+    if not source.is_file():
+        source = tree / "pipeline" / "landmarks.py"
+    spec = importlib.util.spec_from_file_location("before_landmarks", source)
     module = importlib.util.module_from_spec(spec)
     sys.modules["before_landmarks"] = module
     spec.loader.exec_module(module)
