@@ -83,6 +83,15 @@ class LandmarkConfig:
     reid_memory: int = 32
     cut_thumbnail_size: int = 32
     cut_min_difference: float = 0.12
+    cut_blank_max_std: float = 0.02
+    cut_blank_max_level: float = 0.1
+    cut_structure_min_std: float = 0.04
+    gradual_windows: tuple[int, ...] = (8, 16)
+    gradual_min_change: float = 0.3
+    gradual_min_straightness: float = 0.7
+    gradual_max_step: float = 0.4
+    gradual_end_change: float = 0.15
+    gradual_end_straightness: float = 0.6
     identity_same_correlation: float = 0.8
     appearance_identity_correlation: float = 0.5
     jump_max_shift: float = 0.5
@@ -94,6 +103,9 @@ class LandmarkConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_box_scale", tuple(float(v) for v in self.track_box_scale))
+        object.__setattr__(self, "gradual_windows", tuple(int(v) for v in self.gradual_windows))
+        if any(v < 2 for v in self.gradual_windows):
+            raise ValueError(f"landmarks.gradual_windows must be whole numbers >= 2, got {list(self.gradual_windows)}")
         if self.backend not in ("dlib", "fan"):
             raise ValueError(f"landmarks.backend must be 'dlib' or 'fan', got {self.backend!r}")
         _require_at_least("landmarks", self, 1, "redetect_interval", "check_interval", "fan_batch_crops")

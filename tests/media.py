@@ -287,6 +287,24 @@ def compose_people(
     return out
 
 
+def cross_fade(before: np.ndarray, after: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Frames of ``before`` up to ``start``, then a linear cross-fade (dissolve) of ``length`` frames
+    into ``after`` (frame ``start + k`` is ``(k + 1) / (length + 1)`` of ``after``), then ``after``.
+    Both (N, H, W, 3) uint8 of one shape; each frame i comes from frame i of both."""
+    weight = np.clip((np.arange(len(before)) - start + 1) / (length + 1), 0.0, 1.0)[:, None, None, None]
+    return (before * (1.0 - weight) + after * weight).round().astype(np.uint8)
+
+
+def fade_through_black(before: np.ndarray, after: np.ndarray, start: int, length: int, hold: int = 0) -> np.ndarray:
+    """``before`` fades out to black over ``length`` frames from ``start``, stays black ``hold`` frames,
+    then ``after`` fades in over ``length`` frames (linear gains; with ``hold`` 0 the darkest frame is
+    not quite black: 1 / (length + 1) of ``after``)."""
+    t = np.arange(len(before))
+    out_gain = np.clip(1.0 - (t - start + 1) / (length + 1), 0.0, 1.0)[:, None, None, None]
+    in_gain = np.clip((t - start - length - hold + 1) / (length + 1), 0.0, 1.0)[:, None, None, None]
+    return (before * out_gain + after * in_gain).round().astype(np.uint8)
+
+
 def group_photo() -> np.ndarray:
     """insightface's group photo ``t1.jpg`` (RGB), shipped in its package data (the ``synthetic`` extra)."""
     import importlib.util

@@ -1,17 +1,39 @@
-"""Shot cuts: where an edited video (TV, film, interviews cut between cameras) jumps to another shot.
+"""Shot cuts: where an edited video (TV, film, interviews cut between cameras) passes to another shot,
+at once (a hard cut) or gradually (a fade through black, a cross-fade).
 
-Checked on every frame the landmark tracker gets, so it costs one tiny comparison per frame: the frame
-shrunk to a small grey copy (``landmarks.cut_thumbnail_size`` square: the green channel, every n-th
-pixel, then area-averaged), and its mean absolute difference (0..1) from the previous frame's copy. At
-``landmarks.cut_min_difference`` or more, the frame starts a new shot. Camera motion and people moving
-change consecutive frames far less (see configs/pipeline.yaml for the figures measured); a hard cut
-changes the whole picture at once.
+Checked on every frame the landmark tracker gets, on the frame shrunk to a small grey copy
+(``landmarks.cut_thumbnail_size`` square: the green channel, every n-th pixel, then area-averaged; 0..1),
+so it costs a few tiny comparisons per frame (docs/output-shot-cuts.md gives the figures):
 
-A gradual transition (a cross-fade) changes each frame little: it is not a cut here; the tracker's
-identity checks (:mod:`pipeline.faces.tracker`) keep a track from passing to another person through it.
+- **Hard cut**: the copy's mean absolute difference from the previous frame's is at least
+  ``cut_min_difference``. Camera motion and people moving change consecutive frames far less; a hard
+  cut changes the whole picture at once.
+- **Fade through black (or white)**: *blank* frames (the copy nearly one level, standard deviation
+  below ``cut_blank_max_std``, and that level black or white by ``cut_blank_max_level``) are skipped:
+  they start no shot and are compared with nothing. The first frame with a picture again
+  (``cut_structure_min_std`` of contrast or more) is compared with the last one before the blank:
+  pictures that differ in structure (one minus their correlation, gain and level left out, at least
+  ``gradual_min_change``) or by a hard cut's difference start a new shot there. A fade out and back
+  in to the same picture is no cut.
+- **Cross-fade (dissolve)**: over a window of the latest ``gradual_windows`` frames (each size in
+  turn), the picture changed in structure by ``gradual_min_change`` or more between the window's ends,
+  along a nearly straight path (the ends' distance at least ``gradual_min_straightness`` of the summed
+  distances of consecutive copies in between), and spread over several frames (no one step more than
+  ``gradual_max_step`` of that sum). A dissolve moves each pixel straight from the old picture to the
+  new one; camera and subject motion wander (their paths are not straight), and what changes the
+  picture in one or two steps is no dissolve. The frame where this first holds starts the new shot:
+  for a cross-fade between different pictures, about its midpoint (figures in the docs). Until the
+  change settles (no window changes by ``gradual_end_change`` along a path straighter than
+  ``gradual_end_straightness``), the same transition starts no further shot.
+
+Whatever the kind, a new shot means the same for the tracker: every track ends, the frame is detected
+afresh, and each face is re-identified (:mod:`pipeline.faces.tracker`).
 """
 
 from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,27 +53,112 @@ def thumbnail(frame: np.ndarray, size: int) -> np.ndarray:
     return small.astype(np.float32) * (1.0 / 255.0)
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """One frame's grey copy and what the comparisons need of it."""
+
+    pixels: np.ndarray  # (size, size) float32, 0..1
+    structure: np.ndarray | None  # the copy less its mean, unit norm (None: too little contrast to compare)
+    path: float  # summed distance (L2) of consecutive copies from the shot's first frame to this one
+    step: float  # distance (L2) from the previous frame's copy
+
+
 class CutDetector:
-    """Says, frame after frame, whether a frame starts a new shot."""
+    """Says, frame after frame, whether a frame starts a new shot; :attr:`kind` says how ("cut",
+    "fade" or "dissolve"; None when it does not)."""
 
     def __init__(self, config: LandmarkConfig) -> None:
+        self.config = config
         self.size = config.cut_thumbnail_size
         self.threshold = config.cut_min_difference
+        self.windows = tuple(sorted(config.gradual_windows))
         self.reset()
 
     def reset(self) -> None:
         """A new video (or work item): the next frame is no cut."""
-        self._previous: np.ndarray | None = None
+        self._previous: np.ndarray | None = None  # the latest frame with a picture (not blank)
+        self._recent: deque[_Copy] = deque(maxlen=(self.windows[-1] + 1) if self.windows else 1)
+        self._blank_since: _Copy | None = None  # after blank frames: the last frame with structure before them
+        self._in_transition = False  # a gradual transition started a shot and has not settled yet
         self.difference = 0.0  # the latest frame's difference from the one before
+        self.kind: str | None = None
+
+    def _structure(self, pixels: np.ndarray, std: float) -> np.ndarray | None:
+        if std < self.config.cut_structure_min_std:
+            return None
+        centred = pixels.ravel() - pixels.mean()
+        return centred / max(float(np.linalg.norm(centred)), 1e-12)
+
+    def _start_shot(self, copy: _Copy, kind: str) -> bool:
+        """``copy``'s frame starts a shot: the windows restart there."""
+        self._recent.clear()
+        self._recent.append(_Copy(copy.pixels, copy.structure, 0.0, 0.0))
+        self.kind = kind
+        return True
 
     def is_cut(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` starts a new shot (never the first frame after :meth:`reset`)."""
+        self.kind = None
         if self.threshold > 1.0:
             return False
-        current = thumbnail(frame, self.size)
-        previous, self._previous = self._previous, current
-        if previous is None:
+        cfg = self.config
+        pixels = thumbnail(frame, self.size)
+        mean, std = (float(v[0][0]) for v in cv2.meanStdDev(pixels))
+        if std < cfg.cut_blank_max_std and min(mean, 1.0 - mean) < cfg.cut_blank_max_level:
+            # blank (black or white): part of a fade, compared with nothing
+            if self._blank_since is None and self._recent:
+                self._blank_since = next((c for c in reversed(self._recent) if c.structure is not None), None)
             self.difference = 0.0
             return False
-        self.difference = float(cv2.norm(current, previous, cv2.NORM_L1)) / current.size
-        return self.difference >= self.threshold
+        previous, self._previous = self._previous, pixels
+        structure = self._structure(pixels, std)
+        if previous is None:
+            self.difference = 0.0
+            self._recent.append(_Copy(pixels, structure, 0.0, 0.0))
+            return False
+        self.difference = float(cv2.norm(pixels, previous, cv2.NORM_L1)) / pixels.size
+        step = float(cv2.norm(pixels, previous, cv2.NORM_L2))
+        copy = _Copy(pixels, structure, (self._recent[-1].path + step) if self._recent else 0.0, step)
+        if self.difference >= self.threshold:
+            self._blank_since, self._in_transition = None, False
+            return self._start_shot(copy, "cut")
+        if self._blank_since is not None:  # the first frames after a blank: wait for a picture to compare
+            if structure is None:
+                self._recent.append(copy)
+                return False
+            before, self._blank_since = self._blank_since, None
+            if 1.0 - float(structure @ before.structure) >= cfg.gradual_min_change:
+                self._in_transition = True
+                return self._start_shot(copy, "fade")
+        self._recent.append(copy)
+        return self._gradual(copy)
+
+    def _gradual(self, copy: _Copy) -> bool:
+        """The windows' test for a cross-fade ending at ``copy``'s frame (already in the windows)."""
+        cfg = self.config
+        strong = weak = tested = False
+        if copy.structure is not None:
+            recent = self._recent
+            for size in self.windows:
+                if len(recent) <= size:
+                    break
+                first = recent[-1 - size]
+                if first.structure is None:
+                    continue
+                tested = True
+                change = 1.0 - float(copy.structure @ first.structure)
+                length = max(copy.path - first.path, 1e-9)
+                straightness = float(cv2.norm(copy.pixels, first.pixels, cv2.NORM_L2)) / length
+                largest = max(recent[-1 - k].step for k in range(size)) / length
+                strong |= (
+                    change >= cfg.gradual_min_change
+                    and straightness >= cfg.gradual_min_straightness
+                    and largest <= cfg.gradual_max_step
+                )
+                weak |= change >= cfg.gradual_end_change and straightness >= cfg.gradual_end_straightness
+        if strong and not self._in_transition:
+            self._in_transition = True
+            return self._start_shot(copy, "dissolve")
+        if tested and not weak:
+            self._in_transition = False
+        return False
