@@ -180,6 +180,7 @@ class DlibTracker(LandmarkTracker):
             anchored = _correlation(appearance, track.anchor)  # against the look last checked for identity
             suspect = anchored is not None and anchored < cfg.appearance_identity_correlation  # whose face is it?
             due = since >= cfg.check_interval or alike is None or alike < cfg.appearance_min_correlation
+            due = due or self._cuts.in_transition  # faces fading in and out: checked every frame
             if due:
                 score = self._local_score(image, box, region)
                 if score < cfg.lost_score or _logistic(score) < _logistic(evidence) - cfg.quality_max_drop:

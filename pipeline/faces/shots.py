@@ -10,14 +10,15 @@ so it costs a few tiny comparisons per frame (docs/output-shot-cuts.md gives the
   cut changes the whole picture at once.
 - **Fade through black (or white)**: *blank* frames (the copy nearly one level, standard deviation
   below ``cut_blank_max_std``, and that level black or white by ``cut_blank_max_level``) are skipped:
-  they start no shot and are compared with nothing. The first frame with a picture again
-  (``cut_structure_min_std`` of contrast or more) is compared with the last one before the blank:
+  they start no shot and are compared with nothing. The first frame with a picture again (not
+  blank, and not flat at any level) is compared with the last one before the blank:
   pictures that differ in structure (one minus their correlation, gain and level left out, at least
   ``gradual_min_change``) or by a hard cut's difference start a new shot there. A fade out and back
   in to the same picture is no cut.
 - **Cross-fade (dissolve)**: over a window of the latest ``gradual_windows`` frames (each size in
   turn), the picture changed in structure by ``gradual_min_change`` or more between the window's ends,
-  along a nearly straight path (the ends' distance at least ``gradual_min_straightness`` of the summed
+  along a nearly straight path (only frames with a contrast of ``cut_structure_min_std`` or more as
+  the ends; the ends' distance at least ``gradual_min_straightness`` of the summed
   distances of consecutive copies in between), and spread over several frames (no one step more than
   ``gradual_max_step`` of that sum). A dissolve moves each pixel straight from the old picture to the
   new one; camera and subject motion wander (their paths are not straight), and what changes the
@@ -58,7 +59,8 @@ class _Copy:
     """One frame's grey copy and what the comparisons need of it."""
 
     pixels: np.ndarray  # (size, size) float32, 0..1
-    structure: np.ndarray | None  # the copy less its mean, unit norm (None: too little contrast to compare)
+    structure: np.ndarray | None  # the copy less its mean, unit norm (None: too flat to compare)
+    contrast: float  # the copy's standard deviation
     path: float  # summed distance (L2) of consecutive copies from the shot's first frame to this one
     step: float  # distance (L2) from the previous frame's copy
 
@@ -83,8 +85,14 @@ class CutDetector:
         self.difference = 0.0  # the latest frame's difference from the one before
         self.kind: str | None = None
 
+    @property
+    def in_transition(self) -> bool:
+        """Whether the latest frame is within a gradual transition that started a shot and has not
+        settled yet (faces may be fading in or out: the tracker checks them every frame then)."""
+        return self._in_transition
+
     def _structure(self, pixels: np.ndarray, std: float) -> np.ndarray | None:
-        if std < self.config.cut_structure_min_std:
+        if std < self.config.cut_blank_max_std:
             return None
         centred = pixels.ravel() - pixels.mean()
         return centred / max(float(np.linalg.norm(centred)), 1e-12)
@@ -92,7 +100,7 @@ class CutDetector:
     def _start_shot(self, copy: _Copy, kind: str) -> bool:
         """``copy``'s frame starts a shot: the windows restart there."""
         self._recent.clear()
-        self._recent.append(_Copy(copy.pixels, copy.structure, 0.0, 0.0))
+        self._recent.append(_Copy(copy.pixels, copy.structure, copy.contrast, 0.0, 0.0))
         self.kind = kind
         return True
 
@@ -114,11 +122,11 @@ class CutDetector:
         structure = self._structure(pixels, std)
         if previous is None:
             self.difference = 0.0
-            self._recent.append(_Copy(pixels, structure, 0.0, 0.0))
+            self._recent.append(_Copy(pixels, structure, std, 0.0, 0.0))
             return False
         self.difference = float(cv2.norm(pixels, previous, cv2.NORM_L1)) / pixels.size
         step = float(cv2.norm(pixels, previous, cv2.NORM_L2))
-        copy = _Copy(pixels, structure, (self._recent[-1].path + step) if self._recent else 0.0, step)
+        copy = _Copy(pixels, structure, std, (self._recent[-1].path + step) if self._recent else 0.0, step)
         if self.difference >= self.threshold:
             self._blank_since, self._in_transition = None, False
             return self._start_shot(copy, "cut")
@@ -137,13 +145,14 @@ class CutDetector:
         """The windows' test for a cross-fade ending at ``copy``'s frame (already in the windows)."""
         cfg = self.config
         strong = weak = tested = False
-        if copy.structure is not None:
+        least = cfg.cut_structure_min_std  # dimmer frames are no window's ends
+        if copy.contrast >= least:
             recent = self._recent
             for size in self.windows:
                 if len(recent) <= size:
                     break
                 first = recent[-1 - size]
-                if first.structure is None:
+                if first.contrast < least:
                     continue
                 tested = True
                 change = 1.0 - float(copy.structure @ first.structure)
