@@ -34,7 +34,7 @@ afresh, and each face is re-identified (:mod:`pipeline.faces.tracker`).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -54,12 +54,11 @@ def thumbnail(frame: np.ndarray, size: int) -> np.ndarray:
     return small.astype(np.float32) * (1.0 / 255.0)
 
 
-@dataclass(frozen=True)
-class _Copy:
+class _Copy(NamedTuple):
     """One frame's grey copy and what the comparisons need of it."""
 
     pixels: np.ndarray  # (size, size) float32, 0..1
-    structure: np.ndarray | None  # the copy less its mean, unit norm (None: too flat to compare)
+    mean: float
     contrast: float  # the copy's standard deviation
     path: float  # summed distance (L2) of consecutive copies from the shot's first frame to this one
     step: float  # distance (L2) from the previous frame's copy
@@ -91,16 +90,16 @@ class CutDetector:
         settled yet (faces may be fading in or out: the tracker checks them every frame then)."""
         return self._in_transition
 
-    def _structure(self, pixels: np.ndarray, std: float) -> np.ndarray | None:
-        if std < self.config.cut_blank_max_std:
-            return None
-        centred = pixels.ravel() - pixels.mean()
-        return centred / max(float(np.linalg.norm(centred)), 1e-12)
+    def _change(self, one: _Copy, other: _Copy) -> float:
+        """How much two copies differ in structure: one minus their correlation (0 the same picture
+        whatever its brightness and contrast, 1 unrelated, up to 2)."""
+        product = float(np.dot(one.pixels.ravel(), other.pixels.ravel())) / one.pixels.size
+        return 1.0 - (product - one.mean * other.mean) / max(one.contrast * other.contrast, 1e-12)
 
     def _start_shot(self, copy: _Copy, kind: str) -> bool:
         """``copy``'s frame starts a shot: the windows restart there."""
         self._recent.clear()
-        self._recent.append(_Copy(copy.pixels, copy.structure, copy.contrast, 0.0, 0.0))
+        self._recent.append(copy._replace(path=0.0, step=0.0))
         self.kind = kind
         return True
 
@@ -115,27 +114,27 @@ class CutDetector:
         if std < cfg.cut_blank_max_std and min(mean, 1.0 - mean) < cfg.cut_blank_max_level:
             # blank (black or white): part of a fade, compared with nothing
             if self._blank_since is None and self._recent:
-                self._blank_since = next((c for c in reversed(self._recent) if c.structure is not None), None)
+                flat = cfg.cut_blank_max_std
+                self._blank_since = next((c for c in reversed(self._recent) if c.contrast >= flat), None)
             self.difference = 0.0
             return False
         previous, self._previous = self._previous, pixels
-        structure = self._structure(pixels, std)
         if previous is None:
             self.difference = 0.0
-            self._recent.append(_Copy(pixels, structure, std, 0.0, 0.0))
+            self._recent.append(_Copy(pixels, mean, std, 0.0, 0.0))
             return False
         self.difference = float(cv2.norm(pixels, previous, cv2.NORM_L1)) / pixels.size
         step = float(cv2.norm(pixels, previous, cv2.NORM_L2))
-        copy = _Copy(pixels, structure, std, (self._recent[-1].path + step) if self._recent else 0.0, step)
+        copy = _Copy(pixels, mean, std, (self._recent[-1].path + step) if self._recent else 0.0, step)
         if self.difference >= self.threshold:
             self._blank_since, self._in_transition = None, False
             return self._start_shot(copy, "cut")
         if self._blank_since is not None:  # the first frames after a blank: wait for a picture to compare
-            if structure is None:
+            if std < cfg.cut_blank_max_std:
                 self._recent.append(copy)
                 return False
             before, self._blank_since = self._blank_since, None
-            if 1.0 - float(structure @ before.structure) >= cfg.gradual_min_change:
+            if self._change(copy, before) >= cfg.gradual_min_change:
                 self._in_transition = True
                 return self._start_shot(copy, "fade")
         self._recent.append(copy)
@@ -155,7 +154,7 @@ class CutDetector:
                 if first.contrast < least:
                     continue
                 tested = True
-                change = 1.0 - float(copy.structure @ first.structure)
+                change = self._change(copy, first)
                 length = max(copy.path - first.path, 1e-9)
                 straightness = float(cv2.norm(copy.pixels, first.pixels, cv2.NORM_L2)) / length
                 largest = max(recent[-1 - k].step for k in range(size)) / length
