@@ -143,6 +143,9 @@ class CutDetector:
     def _gradual(self, copy: _Copy) -> bool:
         """The windows' test for a cross-fade ending at ``copy``'s frame (already in the windows)."""
         cfg = self.config
+        if not self.windows:  # cross-fades not looked for: nothing to settle either
+            self._in_transition = False
+            return False
         strong = weak = tested = False
         least = cfg.cut_structure_min_std  # dimmer frames are no window's ends
         if copy.contrast >= least:
