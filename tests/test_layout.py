@@ -50,3 +50,13 @@ def test_python_m_pipeline_cli_is_au_annotate():
     )
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and "--out" in done.stdout
+
+
+def test_console_scripts_of_an_install_from_before_the_move_still_run():
+    """An install made before the move has scripts that import pipeline.cli:main, pipeline.render_cli:render,
+    pipeline.export_cli:main and pipeline.report_cli:main."""
+    for module, name in [("cli", "main"), ("render_cli", "render"), ("export_cli", "main"), ("report_cli", "main")]:
+        code = f"from pipeline.{module} import {name}; import sys; sys.argv = ['x', '--help']; {name}()"
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"pipeline.{module}:{name}: {done.stderr[-2000:]}"
+        assert "Usage:" in done.stdout
