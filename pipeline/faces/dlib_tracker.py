@@ -24,8 +24,23 @@ from pipeline.faces.tracker import (
     box_from_landmarks,
     dlib_model_path,
 )
+from pipeline.inputs.regions import WHOLE, FrameRegions
 
 __all__ = ["DlibTracker"]
+
+# Frames decoded by regions (pipeline.inputs.regions): what dlib's 68-point shape predictor may read. It
+# reads single pixels at offsets from its current landmark estimates: the estimates start from its mean
+# shape placed in the box (x 0.03..0.97, y 0.16..1.07 of the box) and the offsets are at most 0.19 box
+# sizes (both read from the model file, face_recognition_models' shape_predictor_68_face_landmarks.dat),
+# so its first reads lie within x -0.16..1.16 and y -0.03..1.26 of the box; on the test videos no read
+# reaches further than 0.26 box sizes beyond the box. So the box plus SHAPE_READ_MARGINS (left, top,
+# right, bottom; box sizes) is converted before it runs, and after it, the fitted landmarks plus
+# SHAPE_CHECK_MARGIN of the box (or of the landmarks' spread, when larger) must lie in what is
+# converted, else the whole frame is converted and the landmarks fitted again. These set only what is
+# converted, never a value: a read outside the converted pixels would change values, and the tests
+# compare every value with the whole-frame path's.
+SHAPE_READ_MARGINS = (0.3, 0.2, 0.3, 0.4)
+SHAPE_CHECK_MARGIN = 0.25
 
 
 class DlibTracker(LandmarkTracker):
@@ -75,6 +90,27 @@ class DlibTracker(LandmarkTracker):
 
     def _shape(self, image: np.ndarray, box: Box) -> np.ndarray:
         rect = self._dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+        pixels = self._pixels
+        if not pixels.whole:
+            width, height = rect.right() - rect.left() + 1, rect.bottom() - rect.top() + 1
+            left, top, right, bottom = SHAPE_READ_MARGINS
+            pixels.need(
+                rect.left() - left * width,
+                rect.top() - top * height,
+                rect.right() + 1 + right * width,
+                rect.bottom() + 1 + bottom * height,
+            )
+        shape = self._fit(image, rect)
+        if not pixels.whole:
+            low, high = shape.min(axis=0), shape.max(axis=0)
+            reach_x = SHAPE_CHECK_MARGIN * max(width, float(high[0] - low[0]))
+            reach_y = SHAPE_CHECK_MARGIN * max(height, float(high[1] - low[1]))
+            if not pixels.covers(low[0] - reach_x, low[1] - reach_y, high[0] + 1 + reach_x, high[1] + 1 + reach_y):
+                pixels.need_all()
+                shape = self._fit(image, rect)
+        return shape
+
+    def _fit(self, image: np.ndarray, rect) -> np.ndarray:
         parts = self._predictor(image, rect).parts()
         return np.fromiter((v for p in parts for v in (p.x, p.y)), dtype=np.float32, count=2 * len(parts)).reshape(
             -1, 2
@@ -99,6 +135,7 @@ class DlibTracker(LandmarkTracker):
         ~``check_target_size`` pixels: evidence that a face is still where the track says (-inf when none)."""
         x0, y0, x1, y1 = region
         factor = self.config.check_target_size / max(box[2] - box[0], box[3] - box[1])
+        self._pixels.need(x0, y0, x1, y1)
         patch = cv2.resize(image[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         _, scores, _ = self._detector.run(patch, 0, self.config.lost_score - 1.0)
         return max(scores) if len(scores) else -math.inf
@@ -108,6 +145,7 @@ class DlibTracker(LandmarkTracker):
         outside the frame): compared by correlation between frames."""
         x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
         x1, y1 = min(image.shape[1], int(box[2])), min(image.shape[0], int(box[3]))
+        self._pixels.need(x0, y0, x1, y1)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         side = self.config.appearance_size
@@ -142,6 +180,7 @@ class DlibTracker(LandmarkTracker):
     def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
         """A fresh detection of every face: continue tracks by overlap, then by descriptor, else start
         new ones (:meth:`pipeline.faces.identity.TrackBook.associate`)."""
+        self._pixels.need_all()
         faces = self._faces(image)
         shapes = [self._shape(image, box) for box, _ in faces]
         where = [self._tracking_box(t.landmarks) for t in self._book.live]
@@ -195,6 +234,7 @@ class DlibTracker(LandmarkTracker):
             if self._jumped(track.landmarks, shape, box):
                 return self._detection_frame(image)  # an abrupt move or resize: detect afresh, check who it is
             if suspect:
+                self._pixels.need_all()  # (rare: the chip's pixels, whole)
                 if not self._book.same_person(track, self.describer.chip(image, shape), {}, 0):
                     return self._detection_frame(image)  # another person where the track was: it ends there
                 track.anchor = appearance
@@ -215,8 +255,19 @@ class DlibTracker(LandmarkTracker):
         old, new = float(np.ptp(before[:, 0])), float(np.ptp(after[:, 0]))
         return min(old, new) <= 0 or max(old, new) > cfg.jump_max_resize * min(old, new)
 
-    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
-        return [self._track_frame(_as_rgb_uint8(frame)) for frame in frames]
+    def track_faces(
+        self, frames: Sequence[np.ndarray] | np.ndarray, regions: FrameRegions | None = None
+    ) -> list[list[FaceObservation]]:
+        if regions is None:
+            return [self._track_frame(_as_rgb_uint8(frame)) for frame in frames]
+        out = []
+        try:
+            for i, frame in enumerate(frames):
+                self._pixels = regions.frame(i)
+                out.append(self._track_frame(_as_rgb_uint8(frame)))
+        finally:
+            self._pixels = WHOLE
+        return out
 
 
 @dataclass(eq=False)

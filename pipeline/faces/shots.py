@@ -18,14 +18,23 @@ import numpy as np
 
 from pipeline.config import LandmarkConfig
 
-__all__ = ["CutDetector", "thumbnail"]
+__all__ = ["CutDetector", "thumbnail", "thumbnail_step"]
 
 
-def thumbnail(frame: np.ndarray, size: int) -> np.ndarray:
+def thumbnail_step(shape: tuple[int, ...], size: int) -> int:
+    """The thumbnail reads every ``step``-th pixel of a frame of ``shape`` (rows and columns)."""
+    height, width = shape[:2]
+    return max(1, min(height, width) // (2 * size))
+
+
+def thumbnail(frame: np.ndarray, size: int, sampled: np.ndarray | None = None) -> np.ndarray:
     """The frame as a ``size`` x ``size`` grey float32 copy in 0..1 (green channel: cheap and close
-    to luminance)."""
-    height, width = frame.shape[:2]
-    step = max(1, min(height, width) // (2 * size))
+    to luminance). ``sampled``: the pixels it reads, ``frame[::step, ::step]`` (:func:`thumbnail_step`),
+    given apart (a frame decoded by regions)."""
+    step = thumbnail_step(frame.shape, size)
+    if sampled is not None:
+        frame = sampled
+        step = 1
     green = frame[::step, ::step, 1] if frame.ndim == 3 else frame[::step, ::step]
     small = cv2.resize(np.ascontiguousarray(green), (size, size), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32) * (1.0 / 255.0)
@@ -44,11 +53,14 @@ class CutDetector:
         self._previous: np.ndarray | None = None
         self.difference = 0.0  # the latest frame's difference from the one before
 
-    def is_cut(self, frame: np.ndarray) -> bool:
-        """Whether ``frame`` starts a new shot (never the first frame after :meth:`reset`)."""
+    def is_cut(self, frame: np.ndarray, pixels=None) -> bool:
+        """Whether ``frame`` starts a new shot (never the first frame after :meth:`reset`). ``pixels``
+        (a frame decoded by regions, :class:`pipeline.inputs.regions.RegionFrame`) gives the pixels
+        the thumbnail reads."""
         if self.threshold > 1.0:
             return False
-        current = thumbnail(frame, self.size)
+        sampled = None if pixels is None else pixels.grid(thumbnail_step(frame.shape, self.size))
+        current = thumbnail(frame, self.size, sampled)
         previous, self._previous = self._previous, current
         if previous is None:
             self.difference = 0.0
