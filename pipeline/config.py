@@ -34,6 +34,7 @@ class DecodeConfig:
     image_fps: float = 25.0
     regions: bool = True
     regions_whole_above: float = 0.5
+    regions_min_pixels: int = 921600
 
 
 @dataclass(frozen=True)

@@ -262,8 +262,9 @@ class ItemPreparer:
 
     With dlib landmarks, videos are decoded by regions (``decode.regions``, :mod:`pipeline.inputs.regions`):
     pictures are converted to RGB only where the tracker and the registration read them, with the same
-    values. ``regions=False`` converts every frame whole (``--render`` needs whole frames; tests compare
-    the two).
+    values (``decode.regions_min_pixels`` and larger; smaller frames are converted whole into the same
+    reused buffer). ``regions=True`` decodes by regions at every size, ``False`` converts every frame
+    whole into a new array per batch, as before (``--render`` needs whole frames; tests compare them).
     """
 
     def __init__(
@@ -278,10 +279,14 @@ class ItemPreparer:
         self.registration = registration
         self.decode_threads = decode_threads  # 0: the decoder's choice; producers get theirs from the feeder
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
-        regions = options.pipeline.decode.regions if regions is None else regions
-        # FAN reads whole frames: no regions for it
+        if decode_threads > 1 and options.landmarks == "dlib":  # spare cores: fresh detections run ahead too
+            self.tracker.detect_ahead = True
         decode = options.pipeline.decode
-        self._regions = RegionBuffer(decode.regions_whole_above) if regions and options.landmarks == "dlib" else None
+        self._regions = (  # (FAN reads whole frames: no regions for it)
+            RegionBuffer(decode.regions_whole_above, 0 if regions else decode.regions_min_pixels)
+            if (decode.regions if regions is None else regions) and options.landmarks == "dlib"
+            else None
+        )
         self._ends = TrackEnds(self.tracker.describer)
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
         self._planned_shots: list[int] = []

@@ -71,9 +71,20 @@ class DlibTracker(LandmarkTracker):
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path()))
+        # Look-ahead detection (where a spare core is given: ItemPreparer with decoder threads): the fresh
+        # detections a call's frames will need are run in a second thread ahead of time, on their own
+        # detector. A frame's detection depends on its pixels alone, so a result made ahead is the one
+        # made in turn; one made for a frame that is not detected after all is dropped.
+        self.detect_ahead = False
+        self._ahead_pool = None
+        self._ahead_detector = None
+        self._ahead: dict[int, object] = {}  # frame position in the current call -> future of _faces
+        self._ahead_faces: list[tuple[Box, float]] | None = None  # the current frame's, made ahead
+        self.detections_ahead = 0  # fresh detections whose result was made ahead (counts, for tests and benches)
+        self.shape_refits = 0  # landmarks fitted again on the whole frame (regions: see SHAPE_CHECK_MARGIN)
 
     # -- pieces -------------------------------------------------------------------------------
-    def _faces(self, image: np.ndarray) -> list[tuple[Box, float]]:
+    def _faces(self, image: np.ndarray, detector=None) -> list[tuple[Box, float]]:
         """All faces the HOG detector finds, as (box in frame pixels, score)."""
         scale = 1.0
         longest = max(image.shape[:2])
@@ -82,7 +93,7 @@ class DlibTracker(LandmarkTracker):
         if limit and longest > limit:
             scale = limit / longest
             work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rects, scores, _ = self._detector.run(work, self.config.detect_upsample, 0.0)
+        rects, scores, _ = (detector or self._detector).run(work, self.config.detect_upsample, 0.0)
         return [
             ((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), float(s))
             for r, s in zip(rects, scores)
@@ -108,6 +119,7 @@ class DlibTracker(LandmarkTracker):
             if not pixels.covers(low[0] - reach_x, low[1] - reach_y, high[0] + 1 + reach_x, high[1] + 1 + reach_y):
                 pixels.need_all()
                 shape = self._fit(image, rect)
+                self.shape_refits += 1
         return shape
 
     def _fit(self, image: np.ndarray, rect) -> np.ndarray:
@@ -129,6 +141,14 @@ class DlibTracker(LandmarkTracker):
         if x1 - x0 < width * 0.5 or y1 - y0 < height * 0.5:
             return None
         return x0, y0, x1, y1
+
+    def _face_region(self, box: Box) -> Box:
+        """The box and its surroundings that a tracked frame reads around a face (frames decoded by
+        regions): the local check's region and the shape predictor's (``SHAPE_READ_MARGINS``)."""
+        width, height = box[2] - box[0] + 1, box[3] - box[1] + 1
+        margin = self.config.check_margin
+        left, top, right, bottom = (max(margin, m) for m in SHAPE_READ_MARGINS)
+        return (box[0] - left * width, box[1] - top * height, box[2] + right * width, box[3] + bottom * height)
 
     def _local_score(self, image: np.ndarray, box: Box, region: tuple[int, int, int, int]) -> float:
         """Best HOG detector score in ``region`` (from :meth:`_check_region`), rescaled so the face is
@@ -180,8 +200,12 @@ class DlibTracker(LandmarkTracker):
     def _detection_frame(self, image: np.ndarray) -> list[FaceObservation]:
         """A fresh detection of every face: continue tracks by overlap, then by descriptor, else start
         new ones (:meth:`pipeline.faces.identity.TrackBook.associate`)."""
+        faces, self._ahead_faces = self._ahead_faces, None
         self._pixels.need_all()
-        faces = self._faces(image)
+        if faces is None:
+            faces = self._faces(image)
+        else:
+            self.detections_ahead += 1
         shapes = [self._shape(image, box) for box, _ in faces]
         where = [self._tracking_box(t.landmarks) for t in self._book.live]
         owners = self._book.associate(image, [box for box, _ in faces], shapes, where, [score for _, score in faces])
@@ -211,6 +235,8 @@ class DlibTracker(LandmarkTracker):
             region = self._check_region(image, box)
             if region is None:
                 return self._detection_frame(image)  # the face has left the frame
+            if not self._pixels.whole:  # what this face's check, look and landmarks read, in one conversion
+                self._pixels.need(*self._face_region(box))
             since, evidence, reference = track.since_check + 1, track.evidence, track.reference
             appearance = alike = None
             if cfg.check_interval > 1:  # (at a check too: it is the next reference)
@@ -258,16 +284,47 @@ class DlibTracker(LandmarkTracker):
     def track_faces(
         self, frames: Sequence[np.ndarray] | np.ndarray, regions: FrameRegions | None = None
     ) -> list[list[FaceObservation]]:
-        if regions is None:
+        if regions is None and not self.detect_ahead:
             return [self._track_frame(_as_rgb_uint8(frame)) for frame in frames]
         out = []
         try:
             for i, frame in enumerate(frames):
-                self._pixels = regions.frame(i)
+                future = self._ahead.pop(i, None)  # (the frame is the look-ahead's until it is done)
+                self._ahead_faces = None if future is None else future.result()
+                if self.detect_ahead:
+                    self._look_ahead(frames, regions, i, precomputed=future is not None)
+                self._pixels = WHOLE if regions is None else regions.frame(i)
                 out.append(self._track_frame(_as_rgb_uint8(frame)))
         finally:
+            for future in self._ahead.values():  # (the frames' buffer is the next call's)
+                future.cancel() or future.exception()
+            self._ahead.clear()
+            self._ahead_faces = None
             self._pixels = WHOLE
         return out
+
+    def _look_ahead(self, frames, regions: FrameRegions | None, i: int, precomputed: bool) -> None:
+        """Start the detections that frames after ``i`` are expected to need: the next scheduled one
+        (``redetect_interval``), and, while no face is tracked (every frame detected), the next frame
+        whenever this one was not made ahead (so the two threads take turns)."""
+        interval = self.config.redetect_interval
+        since = self._since_detection
+        wanted = [i + (interval - since if since < interval else interval)]
+        if not self._book.live and not precomputed:
+            wanted.append(i + 1)
+        for j in wanted:
+            if i < j < len(frames) and j not in self._ahead:
+                if self._ahead_pool is None:
+                    import concurrent.futures
+
+                    self._ahead_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="au-heatmaps-detect")
+                    self._ahead_detector = self._dlib.get_frontal_face_detector()
+                pixels = WHOLE if regions is None else regions.frame(j)
+                self._ahead[j] = self._ahead_pool.submit(self._detect_ahead, frames[j], pixels)
+
+    def _detect_ahead(self, frame: np.ndarray, pixels) -> list[tuple[Box, float]]:
+        pixels.need_all()
+        return self._faces(_as_rgb_uint8(frame), self._ahead_detector)
 
 
 @dataclass(eq=False)

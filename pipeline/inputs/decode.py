@@ -412,7 +412,8 @@ class VideoFileReader:
                     continue
                 frames = regions.take(len(chunk), info.height, info.width)
                 pictures: list = [None] * len(chunk)
-                errors = self._read(info, chunk, keyframes, frames, pictures)
+                by_regions = info.width * info.height >= regions.min_pixels
+                errors = self._read(info, chunk, keyframes, frames, pictures if by_regions else None)
                 for k, error in enumerate(errors):
                     if error is not None:
                         frames[k] = 0

@@ -21,6 +21,10 @@ converted whole as they are decoded.
 
 Conversion works in tiles of :data:`TILE` pixels, so that a region asked for twice (or overlapping
 one converted before) is converted once.
+
+Threads: one thread per frame. A frame may be made whole (:meth:`FrameRegions.need_all`) in another
+thread while this one converts regions of other frames (the tracker's look-ahead detection), and is
+not read here until that is done.
 """
 
 from __future__ import annotations
@@ -48,14 +52,16 @@ def region_eligible(picture, width: int, height: int) -> bool:
 class RegionBuffer:
     """The RGB frame buffer that region batches are converted into, reused from one batch to the
     next (so its memory is touched, and paged in, once): a batch's frames are valid until the next
-    batch is taken. ``poison``: a byte value every taken buffer is filled with first (tests: a read
-    outside the converted regions then shows)."""
+    batch is taken. Frames of fewer than ``min_pixels`` pixels are converted whole as they are
+    decoded (into this buffer all the same). ``poison``: a byte value every taken buffer is filled with
+    first (tests: a read outside the converted regions then shows)."""
 
     poison: int | None = None
 
-    def __init__(self, whole_above: float = 0.5) -> None:
+    def __init__(self, whole_above: float = 0.5, min_pixels: int = 0) -> None:
         self._array: np.ndarray | None = None
         self.whole_above = whole_above  # (decode.regions_whole_above)
+        self.min_pixels = min_pixels  # (decode.regions_min_pixels) smaller frames: converted whole as decoded
 
     def take(self, count: int, height: int, width: int) -> np.ndarray:
         array = self._array
@@ -89,7 +95,6 @@ class FrameRegions:
         self._planes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._reformatter = None
         self._whole_above = whole_above
-        self.converted_pixels = 0  # pixels converted so far (regions, grids and whole frames)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -109,20 +114,23 @@ class FrameRegions:
         if tx1 <= tx0 or ty1 <= ty0:
             return
         missing = ~done[ty0:ty1, tx0:tx1]
-        if not missing.any():
+        count = int(np.count_nonzero(missing))
+        if not count:
             return
-        rows = np.flatnonzero(missing.any(axis=1))
-        cols = np.flatnonzero(missing.any(axis=0))
-        ty0, ty1, tx0, tx1 = ty0 + rows[0], ty0 + rows[-1] + 1, tx0 + cols[0], tx0 + cols[-1] + 1
-        before = int(np.count_nonzero(done))
-        if (before + (ty1 - ty0) * (tx1 - tx0)) > self._whole_above * done.size:
-            ty0, ty1, tx0, tx1 = 0, done.shape[0], 0, done.shape[1]
+        if np.count_nonzero(done) + count > self._whole_above * done.size:
+            self._convert_tiles(i, 0, 0, done.shape[1], done.shape[0])
+            return
+        for rx0, ry0, rx1, ry1 in _rectangles(missing):
+            self._convert_tiles(i, tx0 + rx0, ty0 + ry0, tx0 + rx1, ty0 + ry1)
+
+    def _convert_tiles(self, i: int, tx0: int, ty0: int, tx1: int, ty1: int) -> None:
         self._convert(i, tx0 * TILE, ty0 * TILE, min(self.width, tx1 * TILE), min(self.height, ty1 * TILE))
-        done[ty0:ty1, tx0:tx1] = True
+        self._done[i, ty0:ty1, tx0:tx1] = True
 
     def need_all(self, i: int) -> None:
-        """Make ``frames[i]`` the whole converted frame."""
-        self.need(i, 0, 0, self.width, self.height)
+        """Make ``frames[i]`` the whole converted frame (one conversion of the whole picture)."""
+        if not self._done[i].all():
+            self._convert_tiles(i, 0, 0, self._done.shape[2], self._done.shape[1])
 
     def covers(self, i: int, x0: float, y0: float, x1: float, y1: float) -> bool:
         """Whether the rectangle (clipped to the frame) is converted already."""
@@ -147,9 +155,11 @@ class FrameRegions:
         for dy in (0, 1):
             for dx in (0, 1):
                 blocks[dy::2, dx::2] = sampled
-        rows, cols = (ys // 2)[:, None], (xs // 2)[None, :]
-        self.converted_pixels += len(ys) * len(xs)
-        return self._rgb(i, blocks, blue[rows, cols], red[rows, cols])[::2, ::2]
+        if step % 2 == 0:  # (slices: a gather of single bytes all over the plane costs more)
+            blue, red = blue[:: step // 2, :: step // 2], red[:: step // 2, :: step // 2]
+        else:
+            blue, red = (np.take(np.take(plane, ys // 2, axis=0), xs // 2, axis=1) for plane in (blue, red))
+        return self._rgb(i, blocks, blue, red)[::2, ::2]
 
     def whole(self) -> _WholeFrames:
         """The frames as a sequence whose items are whole converted frames (converted when taken)."""
@@ -181,7 +191,6 @@ class FrameRegions:
             luma, blue, red = self._planes_of(i)
             chroma = np.s_[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
             self.frames[i, y0:y1, x0:x1] = self._rgb(i, luma[y0:y1, x0:x1], blue[chroma], red[chroma])
-        self.converted_pixels += (x1 - x0) * (y1 - y0)
 
     def _rgb(self, i: int, luma: np.ndarray, blue: np.ndarray, red: np.ndarray) -> np.ndarray:
         """RGB of a 4:2:0 picture made of these planes, converted as frame ``i``'s picture is."""
@@ -207,6 +216,26 @@ class FrameRegions:
         if rgb.shape[:2] != (rows, width):  # (PyAV's reading of the layout; never seen)
             raise RuntimeError(f"region conversion gave {rgb.shape[:2]}, expected {(rows, width)}")
         return rgb[:height]
+
+
+def _rectangles(missing: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Rectangles (x0, y0, x1, y1) of tiles that together cover the True tiles of ``missing`` (and no
+    other): the runs of each row, a run continued by the rows below that have the same run. A frame's
+    region asked for around the part converted already is then a few bands, not their bounding box."""
+    rectangles: list[tuple[int, int, int, int]] = []
+    open_runs: dict[tuple[int, int], int] = {}  # run (x0, x1) -> first row
+    for y in range(missing.shape[0] + 1):
+        runs = set()
+        if y < missing.shape[0]:
+            row = np.concatenate(([False], missing[y], [False]))
+            edges = np.flatnonzero(row[1:] != row[:-1])
+            runs = {(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])}
+        for run in list(open_runs):
+            if run not in runs:
+                rectangles.append((run[0], open_runs.pop(run), run[1], y))
+        for run in runs:
+            open_runs.setdefault(run, y)
+    return rectangles
 
 
 class RegionFrame:
