@@ -195,10 +195,25 @@ def producer_stages(items, options, registration, decode_threads: int = 1) -> tu
     from pipeline.stages import register_faces
 
     preparer = _preparer(options, registration, decode_threads)
+    tracker = preparer.tracker
+    detection = {"seconds": 0.0, "count": 0}
+    if hasattr(tracker, "_faces"):  # the dlib tracker's full-frame detections, timed apart (within landmarks)
+        faces = tracker._faces
+
+        def timed_faces(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return faces(*args, **kwargs)
+            finally:
+                detection["seconds"] += time.perf_counter() - start
+                detection["count"] += 1
+
+        tracker._faces = timed_faces
     warm = dataclasses.replace(items[0], stop=min(items[0].stop, 16), frames=min(items[0].frames, 16))
     for _ in preparer.face_batches(warm):  # first decode and track: imports and caches, not the rate
         pass
     seconds = {"decode": 0.0, "landmarks": 0.0, "registration": 0.0}
+    detection.update(seconds=0.0, count=0)
     frames = 0
     crops: list[np.ndarray] = []
     for item in items:
@@ -226,6 +241,10 @@ def producer_stages(items, options, registration, decode_threads: int = 1) -> tu
                 crops.append(faces.crops)
     rates = {stage: frames / value for stage, value in seconds.items()}
     rates["decode + landmarks + registration"] = frames / sum(seconds.values())
+    if detection["count"]:
+        rates["landmarks without full-frame detections"] = frames / (seconds["landmarks"] - detection["seconds"])
+        rates["full-frame detection ms"] = 1e3 * detection["seconds"] / detection["count"]
+        rates["full-frame detections"] = detection["count"]
     return rates, np.concatenate(crops)[:128]
 
 
@@ -252,8 +271,9 @@ def producer_decode_threads(producers: int, reserved: int = 0) -> int:
     return decode_threads_for(producers, os.cpu_count() or 1, reserved)
 
 
-def producer_side_rate(items, options, registration, producers: int) -> float:
-    """Frames/s through ``producers`` real producer processes and their slots, crops discarded."""
+def producer_side_rate(items, options, registration, producers: int, decode_threads: int | None = None) -> float:
+    """Frames/s through ``producers`` real producer processes and their slots, crops discarded.
+    ``decode_threads``: each producer's decoder threads (None: the feeder's choice for this machine)."""
     import multiprocessing.connection
 
     from pipeline.execution.feeder import (
@@ -272,7 +292,8 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     folder = tempfile.mkdtemp(dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes))
     extra = {}
     if "decode_threads" in {f.name for f in dataclasses.fields(ProducerSpec)}:  # (not before issue #30)
-        extra["decode_threads"] = producer_decode_threads(producers)  # no model here: every core is theirs
+        # no model here: every core is theirs
+        extra["decode_threads"] = decode_threads or producer_decode_threads(producers)
     pool = [
         Producer(
             i,
@@ -470,6 +491,16 @@ def main() -> None:
             "stage and producer-side rates are measured per size (the GPU and end-to-end parts use the first)"
         ),
     )
+    parser.add_argument(
+        "--decode-threads",
+        type=int,
+        default=None,
+        help=(
+            "decoder threads of each producer on the producer side (default: the feeder's choice, "
+            "pipeline.execution.feeder.decode_threads_for: one, plus a share of the idle cores; more than one "
+            "also makes fresh detections ahead in a second thread)"
+        ),
+    )
     parser.add_argument("--skip-stages", action="store_true", help="skip the one-process stage rates")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file (rewritten after each measurement)")
@@ -548,21 +579,29 @@ def main() -> None:
             if "model_fps" not in figures:
                 figures["model_fps"] = stages["model"] = model_rate(args.weights, options, stage_crops)
             figures_size["stages_fps"] = stages
+            rates = {k: v for k, v in stages.items() if not k.startswith("full-frame")}
             print(
                 f"{label} stages (one process, decoder on 1 thread)  "
-                + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items())
+                + "  ".join(f"{k} {v:,.0f}" for k, v in rates.items())
                 + " frames/s",
                 flush=True,
             )
+            if "full-frame detections" in stages:
+                print(
+                    f"{label} full-frame detections (periodic and on loss; within landmarks): "
+                    f"{stages['full-frame detections']:.0f}, {stages['full-frame detection ms']:.1f} ms each",
+                    flush=True,
+                )
             save()
         producer_rates = {}
         for count in args.producer_counts:
             share = items[: max(4, 4 * count)]
-            producer_rates[count] = producer_side_rate(share, options, registration, count)
+            threads = args.decode_threads or producer_decode_threads(count)
+            producer_rates[count] = producer_side_rate(share, options, registration, count, threads)
             print(
                 f"{label} producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
                 f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos; decoder threads each "
-                f"{producer_decode_threads(count)}; load average {os.getloadavg()[0]:.2f})",
+                f"{threads}; load average {os.getloadavg()[0]:.2f})",
                 flush=True,
             )
         figures_size["producer_side_fps"] = producer_rates
