@@ -198,12 +198,12 @@ def producer_stages(items, options, registration, decode_threads: int = 1) -> tu
     tracker = preparer.tracker
     detection = {"seconds": 0.0, "count": 0}
     if hasattr(tracker, "_faces"):  # the dlib tracker's full-frame detections, timed apart (within landmarks)
-        faces = tracker._faces
+        detect = tracker._faces
 
         def timed_faces(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return faces(*args, **kwargs)
+                return detect(*args, **kwargs)
             finally:
                 detection["seconds"] += time.perf_counter() - start
                 detection["count"] += 1
