@@ -319,3 +319,61 @@ def test_results_file_is_the_same_by_regions(hd_videos, tmp_path):
     assert by_regions.column("face_detected").to_pylist().count(True) >= HD_FRAMES - 2
     for key in ("videos", "items", "options", "errors", "tracks_linked"):  # (not timings, paths, run keys)
         assert metadata[0].get(key) == metadata[1].get(key), key
+
+
+def test_other_pixel_formats_are_converted_whole(videos_dir, tmp_path):
+    """Full-range 4:2:0 (yuvj420p) goes by regions too, with its range; 4:4:4 is converted whole as it
+    is decoded (no regions for it): the same pixels either way."""
+    import imageio_ffmpeg
+
+    for pixel_format, by_regions in (("yuvj420p", True), ("yuv444p", False)):
+        target = tmp_path / f"{pixel_format}.mp4"
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(videos_dir / "single_face.mp4"),
+                "-frames:v",
+                "6",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                pixel_format,
+                "-an",
+                str(target),
+            ],
+            check=True,
+        )
+        info = open_reader(target).probe()
+        indices = select_frames(info)
+        whole = next(iter(iter_frame_batches(info, indices, 8, open_reader(target), 256)))
+        buffer = RegionBuffer(whole_above=1.1)
+        buffer.poison = 9
+        batch = next(iter(iter_frame_batches(info, indices, 8, open_reader(target), 256, regions=buffer)))
+        assert any(p is not None for p in batch.regions._pictures) == by_regions, pixel_format
+        for i in range(len(batch)):
+            batch.regions.need(i, 100, 50, 300, 250)
+            assert np.array_equal(batch.frames[i, 50:250, 100:300], whole.frames[i, 50:250, 100:300])
+            assert np.array_equal(batch.regions.grid(i, 5), whole.frames[i, ::5, ::5])
+            batch.regions.need_all(i)
+            assert np.array_equal(batch.frames[i], whole.frames[i]), pixel_format
+
+
+def test_decoder_threads_only_on_idle_cores():
+    """A producer's decoder threads (pipeline.execution.feeder.decode_threads_for): one each on a full
+    node (never more threads than cores), a share of the idle cores with fewer producers."""
+    from pipeline.execution.feeder import decode_threads_for
+
+    assert decode_threads_for(14, 16, 2) == 1  # --producers auto on 16 cores: a full node
+    assert decode_threads_for(1, 2, 0) == 2  # one producer, no model (the bench on 2 cores)
+    assert decode_threads_for(4, 16, 2) == 3  # 10 idle cores shared by 4 producers
+    assert decode_threads_for(3, 2, 2) == 1  # more producers than cores: still one
+    for producers in range(1, 20):
+        for cpus in range(1, 20):
+            threads = decode_threads_for(producers, cpus, 2)
+            assert threads >= 1 and (threads == 1 or producers * threads <= cpus - 2)
+    with pytest.raises(ValueError):
+        decode_threads_for(0, 4, 2)
