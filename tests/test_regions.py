@@ -162,14 +162,15 @@ def registration(fixtures_dir):
     return read_checkpoint(fixtures_dir / "authors_format_random.pth.tar").model_config.registration
 
 
-def _options(**settings):
+def _options(whole_above: float = 1.1, **settings):
     from pipeline.config import load_pipeline_config, with_overrides
     from pipeline.stages import AnnotateOptions
 
     # items of 24 frames: tracks restart at each, and the track evidence (descriptors of each track's
-    # first and last faces) is recorded and compared too
-    pipeline = with_overrides(load_pipeline_config(), decode={"chunk_frames": 24})
-    return AnnotateOptions(device="cpu", pipeline=pipeline, **settings)
+    # first and last faces) is recorded and compared too; by regions only (never "the whole frame
+    # instead", the default for large regions), unless ``whole_above`` says otherwise
+    decode = {"chunk_frames": 24, "regions_whole_above": whole_above}
+    return AnnotateOptions(device="cpu", pipeline=with_overrides(load_pipeline_config(), decode=decode), **settings)
 
 
 @pytest.mark.parametrize("poison", [0, 255])
@@ -201,7 +202,7 @@ def test_spare_core_settings_give_the_same_faces(videos_dir, hd_videos, registra
     from pipeline.stages import ItemPreparer, plan_items
 
     monkeypatch.setattr(RegionBuffer, "poison", 0)
-    options = _options()
+    options = _options(whole_above=0.4)  # (the shipped setting)
     whole = ItemPreparer(options, registration, decode_threads=1, regions=False)
     videos = [hd_videos[1920, 1080], videos_dir / "face_noface.mov"]
     items, _, _ = plan_items([VideoSource(v, v.name) for v in videos], options)
@@ -291,8 +292,7 @@ def _item(path: Path):
 # -- a whole run ---------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_results_file_is_the_same_by_regions(hd_videos, tmp_path):
-    """Every column and the metadata of the results of a 1080p video, with ``decode.regions`` on (the
-    default) and off."""
+    """Every column and the metadata of the results of a 1080p video, with ``decode.regions`` on and off."""
     import pyarrow.parquet as pq
 
     from pipeline.config import load_pipeline_config, with_overrides
@@ -305,7 +305,8 @@ def test_results_file_is_the_same_by_regions(hd_videos, tmp_path):
     video = hd_videos[1920, 1080]
     tables, metadata = [], []
     for regions in (True, False):
-        pipeline = with_overrides(load_pipeline_config(), decode={"regions": regions})
+        # (by regions only, never the whole frame instead, against whole frames)
+        pipeline = with_overrides(load_pipeline_config(), decode={"regions": regions, "regions_whole_above": 1.1})
         options = AnnotateOptions(device="cpu", runtime="torch", batch_size=4, save_landmarks=True, pipeline=pipeline)
         out = tmp_path / f"regions-{regions}.parquet"
         summary = annotate([video], out, options, weights=weights, progress=False, workers=1, producers=0)
