@@ -3,15 +3,18 @@
     python bench/gpu_throughput.py [--videos 16] [--frames 472] [--producers auto] [--precision bf16]
                                    [--compile] [--variants fp32 bf16 bf16+compile] [--check-values]
                                    [--producer-counts 1 2 14] [--landmarks dlib|fan] [--gpus 1 N]
-                                   [--json out.json]
+                                   [--size 640x360,1280x720,1920x1080] [--json out.json]
 
 Videos: ``--videos`` copies of $AU_HEATMAPS_SHARED/testdata/single_face.mp4 (640x360 H.264, one face
 per frame), each looped (stream copy, no re-encoding) to at least ``--frames`` frames (``--source`` may
-name a video already that long: then it is only copied, and ffmpeg is not needed).
+name a video already that long: then it is only copied, and ffmpeg is not needed). With ``--size``, the
+source is first re-encoded at each size (imageio-ffmpeg's ffmpeg, libx264, yuv420p; the 640x360
+source is re-encoded too), and the stage and producer-side rates are measured per size.
 
 Measured, on this machine:
-- stage rates, one process: decode, landmark tracking (dlib, one core), registration, and the model
-  alone at the batch size (crops already registered);
+- stage rates, one process, batch by batch as a producer runs them (``ItemPreparer``, the decoder on
+  one thread): decode, landmark tracking (dlib, one core), registration, the three together, and the
+  model alone at the batch size (crops already registered); per ``--size``;
 - the producer side: decode + tracking + registration through real producer processes and the
   shared-memory slots, without the model, with each of ``--producer-counts`` (each producer gets about
   four videos, so that no tail of idle producers counts);
@@ -26,7 +29,10 @@ Measured, on this machine:
 
 Targets (issue #12): on one H100/H200-class GPU with 16 cores, end to end >= 1,000 frames/s per GPU
 (and N GPUs >= 0.9 N x one GPU). On a CPU-only machine the model is not the point: the producer side
-with 2 producers >= 1.7 x one producer (2 cores). Exit status 1 when a target is missed.
+with 2 producers >= 1.7 x one producer (2 cores). Issue #30 (HD video), with ``--size``: one producer
+at 1920x1080 >= 83 frames/s (1.8 x the 46 measured before on a 2-core AMD EPYC), and at 640x360 no
+slower than before (150 frames/s on that machine); both on a 2-core CPU. Exit status 1 when a target
+is missed.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ from model.precision import PRECISIONS
 GPU_TARGET_FPS = 1000.0
 GPU_SCALING = 0.9
 CPU_PRODUCER_RATIO = 1.7
+# issue #30: one producer (decode + track + register) per frame size, 2-core CPU; the figures before it,
+# measured on the project's 2-core AMD EPYC: 46 frames/s at 1920x1080, 150 at 640x360
+SIZE_TARGETS = {(1920, 1080): 83.0, (640, 360): 150.0}
+SIZE_TARGETS_MACHINE = "2-core AMD EPYC (issue #30's baseline: 46 frames/s at 1920x1080, 150 at 640x360)"
 
 
 def make_videos(source: Path, folder: Path, count: int, frames: int) -> list[Path]:
@@ -127,24 +137,143 @@ class GpuSampler:
         return float(np.mean(self.samples)) if self.samples else None
 
 
-def stage_rates(video: Path, weights: str, options) -> tuple[dict[str, float], np.ndarray]:
-    """Frames/s of each stage alone, one process (``pipeline_throughput.time_stages``), and the crops."""
-    from pipeline_throughput import time_stages  # bench/ is on sys.path when this script runs
+def parse_sizes(text: str | None) -> list[tuple[int, int]]:
+    """``640x360,1920x1080`` -> [(640, 360), (1920, 1080)]."""
+    sizes = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            width, height = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"--size: expected WIDTHxHEIGHT[,WIDTHxHEIGHT...], got {part!r}") from None
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise SystemExit(f"--size: {part!r}: width and height must be positive and even (yuv420p)")
+        sizes.append((width, height))
+    return sizes
 
-    from pipeline.inputs.decode import probe_video, select_frames
-    from pipeline.stages import Annotator
 
-    annotator = Annotator(weights, options)
-    info = probe_video(video)
-    seconds, frames, crops = time_stages(
-        annotator, info, select_frames(info), options, min_crops=4 * annotator.predictor.batch_size
+def reencode(source: Path, size: tuple[int, int], folder: Path) -> Path:
+    """``source`` re-encoded at ``size`` with libx264 (yuv420p, ffmpeg's defaults otherwise)."""
+    import imageio_ffmpeg
+
+    target = folder / f"{source.stem}_{size[0]}x{size[1]}.mp4"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-vf",
+            f"scale={size[0]}:{size[1]}",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(target),
+        ],
+        check=True,
     )
-    rates = {stage: (len(crops) if stage == "model" else frames) / value for stage, value in seconds.items()}
-    return rates, crops[:frames]
+    return target
 
 
-def producer_side_rate(items, options, registration, producers: int) -> float:
-    """Frames/s through ``producers`` real producer processes and their slots, crops discarded."""
+def _preparer(options, registration, decode_threads: int):
+    """The producers' :class:`ItemPreparer` (its decoder on ``decode_threads`` threads)."""
+    from pipeline.stages import ItemPreparer
+
+    return ItemPreparer(options, registration, decode_threads=decode_threads)
+
+
+def producer_stages(items, options, registration, decode_threads: int = 1) -> tuple[dict[str, float], np.ndarray]:
+    """Frames/s of each producer stage over ``items``, one process, timed batch by batch as a producer
+    runs them (:class:`ItemPreparer`): decode (with the conversion the decoder does before tracking),
+    landmarks (with what the tracker converts itself), registration (the same), and the three
+    together; and up to 128 registered crops."""
+    from pipeline.stages import register_faces
+
+    preparer = _preparer(options, registration, decode_threads)
+    tracker = preparer.tracker
+    detection = {"seconds": 0.0, "count": 0}
+    if hasattr(tracker, "_faces"):  # the dlib tracker's full-frame detections, timed apart (within landmarks)
+        detect = tracker._faces
+
+        def timed_faces(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return detect(*args, **kwargs)
+            finally:
+                detection["seconds"] += time.perf_counter() - start
+                detection["count"] += 1
+
+        tracker._faces = timed_faces
+    warm = dataclasses.replace(items[0], stop=min(items[0].stop, 16), frames=min(items[0].frames, 16))
+    for _ in preparer.face_batches(warm):  # first decode and track: imports and caches, not the rate
+        pass
+    seconds = {"decode": 0.0, "landmarks": 0.0, "registration": 0.0}
+    detection.update(seconds=0.0, count=0)
+    frames = 0
+    crops: list[np.ndarray] = []
+    for item in items:
+        _, batches = preparer.open(item)
+        batches = iter(batches)
+        while True:
+            start = time.perf_counter()
+            batch = next(batches, None)
+            seconds["decode"] += time.perf_counter() - start
+            if batch is None:
+                break
+            regions = getattr(batch, "regions", None)
+            start = time.perf_counter()
+            if regions is not None:
+                observations = preparer.tracker.track_faces(batch.frames, regions=regions)
+            else:
+                observations = preparer.tracker.track_faces(batch.frames)
+            preparer.tracker.take_shots(len(batch))
+            seconds["landmarks"] += time.perf_counter() - start
+            start = time.perf_counter()
+            faces = register_faces(batch, observations, registration.crop_size, registration)
+            seconds["registration"] += time.perf_counter() - start
+            frames += len(batch)
+            if sum(len(c) for c in crops) < 128:
+                crops.append(faces.crops)
+    rates = {stage: frames / value for stage, value in seconds.items()}
+    rates["decode + landmarks + registration"] = frames / sum(seconds.values())
+    if detection["count"]:
+        rates["landmarks without full-frame detections"] = frames / (seconds["landmarks"] - detection["seconds"])
+        rates["full-frame detection ms"] = 1e3 * detection["seconds"] / detection["count"]
+        rates["full-frame detections"] = detection["count"]
+    return rates, np.concatenate(crops)[:128]
+
+
+def model_rate(weights: str, options, crops: np.ndarray) -> float:
+    """Crops/s of the model alone at its batch size (the crops repeated to at least 4 batches)."""
+    from pipeline.stages import build_predictor
+
+    predictor = build_predictor(weights, options)
+    while len(crops) < 4 * predictor.batch_size:
+        crops = np.concatenate([crops, crops])
+    predictor.predict(crops[: predictor.batch_size])  # warm-up (and compile)
+    start = time.perf_counter()
+    predictor.predict(crops)
+    return len(crops) / (time.perf_counter() - start)
+
+
+def producer_decode_threads(producers: int, reserved: int = 0) -> int:
+    """The decoder threads a producer gets (:func:`pipeline.execution.feeder.decode_threads_for`, where
+    this tree has it; 1 before issue #30)."""
+    try:
+        from pipeline.execution.feeder import decode_threads_for
+    except ImportError:
+        return 1
+    return decode_threads_for(producers, os.cpu_count() or 1, reserved)
+
+
+def producer_side_rate(items, options, registration, producers: int, decode_threads: int | None = None) -> float:
+    """Frames/s through ``producers`` real producer processes and their slots, crops discarded.
+    ``decode_threads``: each producer's decoder threads (None: the feeder's choice for this machine)."""
     import multiprocessing.connection
 
     from pipeline.execution.feeder import (
@@ -161,11 +290,20 @@ def producer_side_rate(items, options, registration, producers: int) -> float:
     feed = options.pipeline.feed
     slot_bytes = feed.crops_per_slot * registration.crop_size**2 * 3
     folder = tempfile.mkdtemp(dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes))
+    extra = {}
+    if "decode_threads" in {f.name for f in dataclasses.fields(ProducerSpec)}:  # (not before issue #30)
+        # no model here: every core is theirs
+        extra["decode_threads"] = decode_threads or producer_decode_threads(producers)
     pool = [
         Producer(
             i,
             ProducerSpec(
-                options, registration, os.path.join(folder, f"{i}.slots"), feed.slots_per_producer, feed.crops_per_slot
+                options,
+                registration,
+                os.path.join(folder, f"{i}.slots"),
+                feed.slots_per_producer,
+                feed.crops_per_slot,
+                **extra,
             ),
         )
         for i in range(producers)
@@ -345,6 +483,24 @@ def main() -> None:
     parser.add_argument(
         "--gpus", type=int, nargs="+", default=None, help="GPU counts for end to end (default: 1, and all when more)"
     )
+    parser.add_argument(
+        "--size",
+        default=None,
+        help=(
+            "frame sizes, e.g. 640x360,1280x720,1920x1080: the source is re-encoded at each (libx264) and the "
+            "stage and producer-side rates are measured per size (the GPU and end-to-end parts use the first)"
+        ),
+    )
+    parser.add_argument(
+        "--decode-threads",
+        type=int,
+        default=None,
+        help=(
+            "decoder threads of each producer on the producer side (default: the feeder's choice, "
+            "pipeline.execution.feeder.decode_threads_for: one, plus a share of the idle cores; more than one "
+            "also makes fresh detections ahead in a second thread)"
+        ),
+    )
     parser.add_argument("--skip-stages", action="store_true", help="skip the one-process stage rates")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file (rewritten after each measurement)")
@@ -370,72 +526,113 @@ def main() -> None:
     )
     variants = args.variants or [args.precision + ("+compile" if args.compile else "")]
     work = tempfile.TemporaryDirectory()
-    folder = Path(work.name) / "videos"
-    folder.mkdir()
-    videos = make_videos(Path(args.source), folder, videos_count, frames)
-    items, infos, _ = plan_items([VideoSource(v, v.name) for v in videos], options)
-    total = sum(i.frames for i in items)
-    first_info = next(iter(infos.values()))
+    sizes = parse_sizes(args.size)
     device = torch.cuda.get_device_name(0) if cuda else cpu_name()
-    print(
-        f"{videos_count} videos x {items[0].frames} frames ({total} frames), {first_info.width}x{first_info.height} "
-        f"{Path(args.source).name} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; landmarks {args.landmarks}; "
-        f"precision {options.precision}, compile {args.compile}",
-        flush=True,
-    )
     figures: dict[str, object] = {
         "videos": videos_count,
-        "frames_per_video": items[0].frames,
-        "frames": total,
         "device": device,
         "gpus": gpus,
         "cpus": os.cpu_count(),
         "precision": options.precision,
         "compile": args.compile,
         "landmarks": args.landmarks,
+        "load_average": list(os.getloadavg()),
     }
 
     def save() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 
-    crops = None
-    if not args.skip_stages:
-        stages, crops = stage_rates(videos[0], args.weights, options)
-        figures["stages_fps"] = stages
-        print(
-            "stage alone (one process)  " + "  ".join(f"{k} {v:,.0f}" for k, v in stages.items()) + " frames/s",
-            flush=True,
-        )
-        save()
-
     from model.checkpoint import read_checkpoint
 
     registration = read_checkpoint(args.weights).model_config.registration
-    producer_rates = {}
-    for count in args.producer_counts:
-        share = items[: max(4, 4 * count)]
-        producer_rates[count] = producer_side_rate(share, options, registration, count)
+    passed = True
+    crops = None
+    per_size: dict[str, dict[str, object]] = {}
+    first = None  # (videos, items) of the first size: the GPU and end-to-end parts run on them
+    for size in sizes or [None]:
+        folder = Path(work.name) / ("videos" if size is None else f"{size[0]}x{size[1]}")
+        folder.mkdir()
+        source = Path(args.source) if size is None else reencode(Path(args.source), size, folder)
+        videos = make_videos(source, folder, videos_count, frames)
+        items, infos, _ = plan_items([VideoSource(v, v.name) for v in videos], options)
+        first = first or (videos, items)
+        total = sum(i.frames for i in items)
+        info = next(iter(infos.values()))
+        label = f"{info.width}x{info.height}"
         print(
-            f"producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
-            f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos)",
+            f"{videos_count} videos x {items[0].frames} frames ({total} frames), {label} {Path(args.source).name}"
+            f"{' re-encoded (libx264) and' if size else ''} looped; {device}, {gpus} GPU(s), {os.cpu_count()} CPUs; "
+            f"landmarks {args.landmarks}; precision {options.precision}, compile {args.compile}; "
+            f"load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-    figures["producer_side_fps"] = producer_rates
-    save()
-    passed = True
-    if 1 in producer_rates and 2 in producer_rates:
-        producer_ratio = producer_rates[2] / producer_rates[1]
-        figures["producer_ratio"] = producer_ratio
-        if not cuda:
-            ok = producer_ratio >= CPU_PRODUCER_RATIO
+        figures_size: dict[str, object] = {"frames_per_video": items[0].frames, "frames": total}
+        per_size[label] = figures_size
+        if size is None:
+            figures.update(figures_size)
+        else:
+            figures["sizes"] = per_size
+        if not args.skip_stages:
+            stages, stage_crops = producer_stages(items[: max(1, min(4, len(items)))], options, registration)
+            crops = stage_crops if crops is None else crops
+            if "model_fps" not in figures:
+                figures["model_fps"] = stages["model"] = model_rate(args.weights, options, stage_crops)
+            figures_size["stages_fps"] = stages
+            rates = {k: v for k, v in stages.items() if not k.startswith("full-frame")}
             print(
-                f"producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): "
-                f"{'PASS' if ok else 'FAIL'}"
+                f"{label} stages (one process, decoder on 1 thread)  "
+                + "  ".join(f"{k} {v:,.0f}" for k, v in rates.items())
+                + " frames/s",
+                flush=True,
+            )
+            if "full-frame detections" in stages:
+                print(
+                    f"{label} full-frame detections (periodic and on loss; within landmarks): "
+                    f"{stages['full-frame detections']:.0f}, {stages['full-frame detection ms']:.1f} ms each",
+                    flush=True,
+                )
+            save()
+        producer_rates = {}
+        for count in args.producer_counts:
+            share = items[: max(4, 4 * count)]
+            threads = args.decode_threads or producer_decode_threads(count)
+            producer_rates[count] = producer_side_rate(share, options, registration, count, threads)
+            print(
+                f"{label} producer side, {count:>2} producer(s): {producer_rates[count]:,.0f} frames/s "
+                f"({producer_rates[count] / count:,.0f} per producer; {len(share)} videos; decoder threads each "
+                f"{threads}; load average {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
+        figures_size["producer_side_fps"] = producer_rates
+        if size is None:
+            figures["producer_side_fps"] = producer_rates
+        save()
+        if 1 in producer_rates and 2 in producer_rates:
+            producer_ratio = producer_rates[2] / producer_rates[1]
+            figures_size["producer_ratio"] = producer_ratio
+            if not cuda:
+                ok = producer_ratio >= CPU_PRODUCER_RATIO
+                print(
+                    f"{label} producer side 2 / 1 = {producer_ratio:.2f} (target >= {CPU_PRODUCER_RATIO}): "
+                    f"{'PASS' if ok else 'FAIL'}"
+                )
+                passed &= ok
+            else:
+                print(f"{label} producer side 2 / 1 = {producer_ratio:.2f}")
+        target = SIZE_TARGETS.get((info.width, info.height)) if size is not None else None
+        if target is not None and 1 in producer_rates and not cuda:
+            ok = producer_rates[1] >= target
+            figures_size["target_one_producer_fps"] = target
+            print(
+                f"{label} one producer {producer_rates[1]:,.0f} frames/s (target >= {target:.0f} on a 2-core CPU; "
+                f"baseline machine: {SIZE_TARGETS_MACHINE}; this one: {device}, {os.cpu_count()} CPUs): "
+                f"{'PASS' if ok else 'FAIL'}",
+                flush=True,
             )
             passed &= ok
-        else:
-            print(f"producer side 2 / 1 = {producer_ratio:.2f}")
+    videos, items = first
+    total = sum(i.frames for i in items)
 
     from pipeline.execution.run import plan_layout
 

@@ -21,6 +21,7 @@ __all__ = [
     "transform_points",
     "warp_face",
     "warp_faces",
+    "warp_source_box",
 ]
 
 
@@ -81,6 +82,17 @@ def warp_face(frame: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarr
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+
+
+def warp_source_box(matrix: np.ndarray, crop_size: int, pad: float = 2.0) -> tuple[float, float, float, float]:
+    """The frame rectangle (x0, y0, x1, y1) that :func:`warp_face` reads for ``matrix``: the crop's
+    corners mapped back into the frame, plus ``pad`` pixels for the bilinear neighbours and rounding
+    (a warp reads no other source pixel; where the rectangle leaves the frame it reads none, the
+    border being constant)."""
+    corners = np.array([[0, 0], [crop_size - 1, 0], [0, crop_size - 1], [crop_size - 1, crop_size - 1]], np.float64)
+    source = transform_points(corners, invert_affine(matrix))
+    low, high = source.min(axis=0), source.max(axis=0)
+    return (float(low[0]) - pad, float(low[1]) - pad, float(high[0]) + 1 + pad, float(high[1]) + 1 + pad)
 
 
 def warp_faces(frames: np.ndarray | Sequence[np.ndarray], matrices: np.ndarray, crop_size: int) -> np.ndarray:

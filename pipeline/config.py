@@ -32,6 +32,9 @@ class DecodeConfig:
     max_batch_megabytes: int = 256
     chunk_frames: int = 9000
     image_fps: float = 25.0
+    regions: bool = True
+    regions_whole_above: float = 0.4
+    regions_min_pixels: int = 921600
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from model.checkpoint import package_version
 from model.config import RegistrationConfig
 from model.precision import PRECISIONS
 from model.predictor import AUPredictor, Prediction, resolve_device
-from model.registration import registration_matrices, warp_faces
+from model.registration import registration_matrices, warp_faces, warp_source_box
 from pipeline.config import PipelineConfig, load_pipeline_config, with_overrides
 from pipeline.faces.identity import TrackEnds, parse_faces, select_tracks, track_presence
 from pipeline.faces.pose import row_poses
@@ -51,6 +51,7 @@ from pipeline.inputs.decode import (
     select_frames,
 )
 from pipeline.inputs.fingerprint import content_fingerprint
+from pipeline.inputs.regions import FrameRegions, RegionBuffer
 from pipeline.inputs.sources import VideoSource
 from pipeline.items import ItemFailure, WorkItem, frames_in
 from pipeline.output.schema import SCHEMA_VERSION, OutputSchema
@@ -237,7 +238,11 @@ def register_faces(
     if found.any():
         landmarks = np.stack([rows_obs[i].landmarks for i in np.flatnonzero(found)])
         matrices[found] = registration_matrices(landmarks, registration)
-        crops = warp_faces(batch.frames[row_frame[found]], matrices[found], crop_size)
+        at = row_frame[found]
+        if batch.regions is not None:  # decoded by regions: convert what each warp reads
+            for position, matrix in zip(at, matrices[found]):
+                batch.regions.need(int(position), *warp_source_box(matrix, crop_size))
+        crops = warp_faces([batch.frames[i] for i in at], matrices[found], crop_size)  # views: no frame copied
     else:
         crops = np.empty((0, crop_size, crop_size, 3), np.uint8)
     return FaceBatch(batch, rows_obs, row_frame, row_face, found, matrices, crops)
@@ -254,15 +259,34 @@ class ItemPreparer:
 
     Holds the landmark tracker (loaded once); the model is not needed, so producer processes that
     feed a shared model (:mod:`pipeline.execution.feeder`) run this alone.
+
+    With dlib landmarks, videos are decoded by regions (``decode.regions``, :mod:`pipeline.inputs.regions`):
+    pictures are converted to RGB only where the tracker and the registration read them, with the same
+    values (``decode.regions_min_pixels`` and larger; smaller frames are converted whole into the same
+    reused buffer). ``regions=True`` decodes by regions at every size, ``False`` converts every frame
+    whole into a new array per batch, as before (``--render`` needs whole frames; tests compare them).
     """
 
     def __init__(
-        self, options: AnnotateOptions, registration: RegistrationConfig, device: str = "cpu", decode_threads: int = 0
+        self,
+        options: AnnotateOptions,
+        registration: RegistrationConfig,
+        device: str = "cpu",
+        decode_threads: int = 0,
+        regions: bool | None = None,
     ) -> None:
         self.options = options
         self.registration = registration
-        self.decode_threads = decode_threads  # 0: the decoder's choice; producers decode on their one core
+        self.decode_threads = decode_threads  # 0: the decoder's choice; producers get theirs from the feeder
         self.tracker: LandmarkTracker = make_tracker(options.landmarks, options.pipeline.landmarks, device=device)
+        if decode_threads > 1 and options.landmarks == "dlib":  # spare cores: fresh detections run ahead too
+            self.tracker.detect_ahead = True
+        decode = options.pipeline.decode
+        self._regions = (  # (FAN reads whole frames: no regions for it)
+            RegionBuffer(decode.regions_whole_above, 0 if regions else decode.regions_min_pixels)
+            if (decode.regions if regions is None else regions) and options.landmarks == "dlib"
+            else None
+        )
         self._ends = TrackEnds(self.tracker.describer)
         self._planned: list[list[FaceObservation]] | None = None  # --faces largest|N: the item's kept faces
         self._planned_shots: list[int] = []
@@ -285,7 +309,9 @@ class ItemPreparer:
         sampled = select_frames(info, self.options.every, self.options.fps)
         indices = sampled[(sampled >= item.start) & (sampled < item.stop)]
         decode = self.options.pipeline.decode
-        return iter_frame_batches(info, indices, decode.batch_frames, reader, decode.max_batch_megabytes)
+        return iter_frame_batches(
+            info, indices, decode.batch_frames, reader, decode.max_batch_megabytes, regions=self._regions
+        )
 
     def open(self, item: WorkItem) -> tuple[VideoInfo, Iterator[FrameBatch]]:
         """The item's video and its sampled frames in decoded batches; restarts the tracks. With
@@ -298,13 +324,20 @@ class ItemPreparer:
         keep = self.options.keep_faces
         if keep is not None:
             batches = self._batches(item, info)
-            planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames)]
+            planned = [faces for batch in batches for faces in self._track_faces(batch.frames, batch.regions)]
             self._planned_shots = self.tracker.take_shots(len(planned))
             kept = select_tracks(track_presence(planned), keep)
             self._planned = [[f for f in faces if f.track in kept] for faces in planned]
         return info, self._batches(item, info)
 
-    def _track(self, frames: np.ndarray) -> tuple[list[list[FaceObservation]], np.ndarray]:
+    def _track_faces(self, frames: np.ndarray, regions: FrameRegions | None) -> list[list[FaceObservation]]:
+        if regions is None:
+            return self.tracker.track_faces(frames)
+        return self.tracker.track_faces(frames, regions=regions)
+
+    def _track(
+        self, frames: np.ndarray, regions: FrameRegions | None = None
+    ) -> tuple[list[list[FaceObservation]], np.ndarray]:
         """Each frame's faces and shot."""
         if self._planned is not None:
             if len(self._planned) < len(frames):
@@ -312,19 +345,25 @@ class ItemPreparer:
             faces, self._planned[: len(frames)] = self._planned[: len(frames)], []
             shots, self._planned_shots[: len(frames)] = self._planned_shots[: len(frames)], []
             return faces, np.asarray(shots, dtype=np.int32)
-        faces = self.tracker.track_faces(frames)
+        faces = self._track_faces(frames, regions)
         return faces, np.asarray(self.tracker.take_shots(len(frames)), dtype=np.int32)
 
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
         """Landmarks + registration for one decoded batch (advances the tracks). Without
         ``keep_frames`` the full frames are dropped once the crops are cut, so that batches waiting
-        for the model hold only what it needs."""
-        observations, shots = self._track(batch.frames)
+        for the model hold only what it needs. A batch decoded by regions is made whole for
+        ``keep_frames`` (a copy: its buffer is the next batch's)."""
+        regions = batch.regions
+        observations, shots = self._track(batch.frames, regions)
         faces = register_faces(batch, observations, self.registration.crop_size, self.registration)
         poses = row_poses(faces.observations, faces.found, batch.frames.shape, self.options.pipeline.pose)
         faces = replace(faces, poses=poses, shots=shots)
-        self._ends.add(batch.frames, batch.indices, faces.row_frame, faces.observations)
-        if not keep_frames:
+        images = batch.frames if regions is None else regions.whole()  # (its chips: fresh detections' frames)
+        self._ends.add(images, batch.indices, faces.row_frame, faces.observations)
+        if regions is not None:
+            frames = regions.complete() if keep_frames else batch.frames[:0].copy()
+            faces = replace(faces, batch=replace(batch, frames=frames, regions=None))
+        elif not keep_frames:
             faces = replace(faces, batch=replace(batch, frames=batch.frames[:0]))
         return faces
 
@@ -388,7 +427,16 @@ class Annotator:
         self.predictor = build_predictor(weights, self.options)
         device = self.predictor.device
         self.config = self.predictor.config
-        self.preparer = ItemPreparer(self.options, self.config.registration, device=str(device)) if tracker else None
+        self.preparer = (
+            ItemPreparer(
+                self.options,
+                self.config.registration,
+                device=str(device),
+                regions=False if render_dir is not None else None,  # the overlays need whole frames
+            )
+            if tracker
+            else None
+        )
         self.schema = OutputSchema(self.config.aus, self.options.save_landmarks)
         self.overlays = None
         if render_dir is not None:

@@ -253,7 +253,9 @@ class ItemWorker:
     """One model worker, taking work items to part files (:func:`write_item`; without a ``store``, to
     tables for the driver). With ``producers``, a :class:`~pipeline.execution.feeder.FeedEngine` feeds its
     model (as many items at once as it has producers); else an :class:`~pipeline.stages.Annotator`
-    tracks in a background thread, one item at a time. ``on_frames(n)`` hears the progress."""
+    tracks in a background thread, one item at a time. ``on_frames(n)`` hears the progress; ``cpus``: the
+    cores the worker may use (a Ray worker's share; default: the machine's), which its producers' decoders
+    share (:func:`~pipeline.execution.feeder.decode_threads_for`)."""
 
     def __init__(
         self,
@@ -264,6 +266,7 @@ class ItemWorker:
         store: ResultStore | None = None,
         render_dir: str | Path | None = None,
         on_frames: Callable[[int], None] | None = None,
+        cpus: int | None = None,
     ) -> None:
         self.store = store
         self.frames = FrameCount(on_frames)
@@ -271,7 +274,7 @@ class ItemWorker:
         if producers:
             from pipeline.execution.feeder import FeedEngine
 
-            self.engine = FeedEngine(weights, options, producers, store=store, frames=self.frames)
+            self.engine = FeedEngine(weights, options, producers, store=store, frames=self.frames, cpus=cpus)
         else:
             from pipeline.stages import Annotator
 

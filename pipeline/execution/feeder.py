@@ -3,7 +3,8 @@
 Landmark tracking is sequential within a video and costs a CPU core ~100x what the model costs the
 GPU per frame, so one process that tracks and runs the model leaves the GPU idle. Here:
 
-- **Producers** are processes (``python -m pipeline.execution.feeder``, one CPU thread each, connected by a
+- **Producers** are processes (``python -m pipeline.execution.feeder``, one CPU thread each, their video
+  decoder given more where cores would idle: :func:`decode_threads_for`; connected by a
   private socket pair, so a caller's script needs no ``if __name__ == "__main__"`` guard). Each
   takes whole work items, one after another, through decode -> landmark tracking -> registration
   (:class:`ItemPreparer`), and writes the registered crops (uint8, S x S x 3) into *slots* of a
@@ -57,7 +58,15 @@ from pipeline.stages import AnnotateOptions, Annotator, FaceBatch, ItemPreparer,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FeedEngine", "ItemFailed", "Producer", "ProducerSpec", "SlotBuffer", "shared_memory_dir"]
+__all__ = [
+    "FeedEngine",
+    "ItemFailed",
+    "Producer",
+    "ProducerSpec",
+    "SlotBuffer",
+    "decode_threads_for",
+    "shared_memory_dir",
+]
 
 
 class ItemFailed(RuntimeError):
@@ -163,6 +172,18 @@ class ProducerSpec:
     slots: int
     crops_per_slot: int
     tracker_device: str = "cpu"  # FAN tracks on the GPU; dlib always on the CPU
+    decode_threads: int = 1  # the video decoder's threads (decode_threads_for)
+
+
+def decode_threads_for(producers: int, cpus: int, reserved: int) -> int:
+    """Decoder threads per producer: one, plus an even share of the cores that neither the producers
+    nor the ``reserved`` ones (the model worker and the run's bookkeeping) take. A full node (as many
+    producers as free cores, ``--producers auto``) gets one each: never more threads than cores; fewer
+    producers (``--producers N``, a CPU-only machine's bench) decode with frame threading on the idle
+    cores."""
+    if producers < 1:
+        raise ValueError(f"producers must be at least 1, got {producers}")
+    return 1 + max(0, cpus - reserved - producers) // producers
 
 
 def _producer_main(conn: multiprocessing.connection.Connection) -> None:
@@ -174,7 +195,9 @@ def _producer_main(conn: multiprocessing.connection.Connection) -> None:
     except EOFError:
         return
     buffer = SlotBuffer(spec.slot_path, spec.slots, spec.crops_per_slot, spec.registration.crop_size, create=False)
-    preparer = ItemPreparer(spec.options, spec.registration, device=spec.tracker_device, decode_threads=1)
+    preparer = ItemPreparer(
+        spec.options, spec.registration, device=spec.tracker_device, decode_threads=spec.decode_threads
+    )
     free = collections.deque(range(spec.slots))
     items: collections.deque[WorkItem] = collections.deque()
     stopping = False
@@ -322,6 +345,7 @@ class FeedEngine:
         store=None,
         on_frames: Callable[[int], None] | None = None,
         frames: FrameCount | None = None,
+        cpus: int | None = None,
     ) -> None:
         if producers < 1:
             raise ValueError(f"producers must be at least 1, got {producers}")
@@ -340,6 +364,8 @@ class FeedEngine:
             prefix="au-heatmaps-slots-", dir=shared_memory_dir(producers * feed.slots_per_producer * slot_bytes)
         )
         tracker_device = str(self.annotator.predictor.device) if options.landmarks == "fan" else "cpu"
+        # ``cpus``: the cores this engine may use (a Ray worker's share; default: the machine's)
+        decode_threads = decode_threads_for(producers, cpus or os.cpu_count() or 1, feed.reserved_cores)
         self._spec = lambda index, generation: ProducerSpec(
             options,
             registration,
@@ -347,6 +373,7 @@ class FeedEngine:
             feed.slots_per_producer,
             feed.crops_per_slot,
             tracker_device,
+            decode_threads,
         )
         self._generation = 0
         self._producers = [self._start_producer(i) for i in range(producers)]

@@ -86,7 +86,7 @@ def _worker_class():
         ) -> None:
             limit_threads(threads - producers)
             self.worker = ItemWorker(
-                weights.local_path(), options, producers=producers, store=store, render_dir=render_dir
+                weights.local_path(), options, producers=producers, store=store, render_dir=render_dir, cpus=threads
             )
 
         @ray.method(concurrency_group="work")

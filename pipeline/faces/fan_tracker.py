@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.config import LandmarkConfig
 from pipeline.faces.identity import Track
 from pipeline.faces.tracker import NO_FACE, Box, FaceObservation, LandmarkTracker, _area, _as_rgb_uint8, dlib_model_path
+from pipeline.inputs.regions import FrameRegions
 
 __all__ = ["FanTracker"]
 
@@ -158,7 +159,12 @@ class FanTracker(LandmarkTracker):
         self._since_detection, self._detect_next = 1, False
         return sorted(observations, key=lambda o: o.track)
 
-    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
+    def track_faces(
+        self, frames: Sequence[np.ndarray] | np.ndarray, regions: FrameRegions | None = None
+    ) -> list[list[FaceObservation]]:
+        if regions is not None:  # FAN's crops and detections read whole frames
+            for i in range(len(regions)):
+                regions.need_all(i)
         frames = [_as_rgb_uint8(f) for f in frames]
         out: list[list[FaceObservation]] = []
         cuts = [self._next_frame(frame, end_tracks=False) for frame in frames]  # each frame's shot noted here

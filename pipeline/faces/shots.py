@@ -41,14 +41,23 @@ import numpy as np
 
 from pipeline.config import LandmarkConfig
 
-__all__ = ["CutDetector", "thumbnail"]
+__all__ = ["CutDetector", "thumbnail", "thumbnail_step"]
 
 
-def thumbnail(frame: np.ndarray, size: int) -> np.ndarray:
+def thumbnail_step(shape: tuple[int, ...], size: int) -> int:
+    """The thumbnail reads every ``step``-th pixel of a frame of ``shape`` (rows and columns)."""
+    height, width = shape[:2]
+    return max(1, min(height, width) // (2 * size))
+
+
+def thumbnail(frame: np.ndarray, size: int, sampled: np.ndarray | None = None) -> np.ndarray:
     """The frame as a ``size`` x ``size`` grey float32 copy in 0..1 (green channel: cheap and close
-    to luminance)."""
-    height, width = frame.shape[:2]
-    step = max(1, min(height, width) // (2 * size))
+    to luminance). ``sampled``: the pixels it reads, ``frame[::step, ::step]`` (:func:`thumbnail_step`),
+    given apart (a frame decoded by regions)."""
+    step = thumbnail_step(frame.shape, size)
+    if sampled is not None:
+        frame = sampled
+        step = 1
     green = frame[::step, ::step, 1] if frame.ndim == 3 else frame[::step, ::step]
     small = cv2.resize(np.ascontiguousarray(green), (size, size), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32) * (1.0 / 255.0)
@@ -103,13 +112,16 @@ class CutDetector:
         self.kind = kind
         return True
 
-    def is_cut(self, frame: np.ndarray) -> bool:
-        """Whether ``frame`` starts a new shot (never the first frame after :meth:`reset`)."""
+    def is_cut(self, frame: np.ndarray, region_frame=None) -> bool:
+        """Whether ``frame`` starts a new shot (never the first frame after :meth:`reset`).
+        ``region_frame`` (a frame decoded by regions, :class:`pipeline.inputs.regions.RegionFrame`) gives
+        the pixels the thumbnail reads."""
         self.kind = None
         if self.threshold > 1.0:
             return False
         cfg = self.config
-        pixels = thumbnail(frame, self.size)
+        sampled = None if region_frame is None else region_frame.grid(thumbnail_step(frame.shape, self.size))
+        pixels = thumbnail(frame, self.size, sampled)
         mean, std = (float(v[0][0]) for v in cv2.meanStdDev(pixels))
         if std < cfg.cut_blank_max_std and min(mean, 1.0 - mean) < cfg.cut_blank_max_level:
             # blank (black or white): part of a fade, compared with nothing

@@ -35,6 +35,7 @@ import numpy as np
 from pipeline.config import LandmarkConfig
 from pipeline.faces.identity import FaceDescriber, Track, TrackBook, iou_matrix
 from pipeline.faces.shots import CutDetector
+from pipeline.inputs.regions import WHOLE, FrameRegions
 
 __all__ = [
     "FaceObservation",
@@ -122,6 +123,9 @@ class LandmarkTracker(ABC):
         self._cuts = CutDetector(self.config)
         self.shot = 0  # shots since reset: the shot of the latest frame
         self.frame_shots: list[int] = []  # the shot of each frame tracked since reset (take_shots empties it)
+        # the frame being tracked, when it was decoded by regions: asked for the pixels before they are read
+        # (pipeline.inputs.regions.RegionFrame); WHOLE (asks nothing) for a whole frame
+        self._pixels = WHOLE
 
     def reset(self) -> None:
         """Forget the tracks: the next frame gets a fresh detection, ids start again at 0."""
@@ -141,7 +145,7 @@ class LandmarkTracker(ABC):
         """Note a new frame and its shot; True when it starts a new shot: every track then ends (with
         ``end_tracks``; else the caller ends them when it reaches that frame), and the frame is to be
         detected afresh, each face re-identified or new."""
-        cut = self._cuts.is_cut(image)
+        cut = self._cuts.is_cut(image, None if self._pixels.whole else self._pixels)
         if cut:
             self.shot += 1
             if end_tracks:
@@ -170,9 +174,13 @@ class LandmarkTracker(ABC):
         """Fresh detection of every face in one image, left to right (by box centre); no track."""
 
     @abstractmethod
-    def track_faces(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[list[FaceObservation]]:
+    def track_faces(
+        self, frames: Sequence[np.ndarray] | np.ndarray, regions: FrameRegions | None = None
+    ) -> list[list[FaceObservation]]:
         """Every tracked face of every frame (ordered by track id; [] for a frame without a face),
-        continuing the tracks from the previous call."""
+        continuing the tracks from the previous call. ``regions``: ``frames`` were decoded by regions
+        (``FrameBatch.regions``): the tracker asks for the pixels it reads, and the results are bit for
+        bit those of the whole frames."""
 
     def track(self, frames: Sequence[np.ndarray] | np.ndarray) -> list[FaceObservation]:
         """One observation per frame: the face with the lowest track id (NO_FACE when none). For one

@@ -41,6 +41,7 @@ from pipeline.inputs.images import (
     read_image,
     sniff_image,
 )
+from pipeline.inputs.regions import FrameRegions, RegionBuffer, region_eligible
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -104,12 +105,17 @@ class FrameBatch:
     """Consecutive sampled frames: decoded indices (N,), timestamps (N,) and RGB frames (N, H, W, 3).
 
     ``errors``: empty when every frame decoded, else one entry per frame: None, or why that frame
-    could not be decoded (its pixels are then zeros)."""
+    could not be decoded (its pixels are then zeros).
+
+    ``regions``: set when the batch was decoded by regions (``iter_frame_batches(..., regions=...)``):
+    ``frames`` then holds converted pixels only where a reader asked for them through ``regions``
+    (:class:`pipeline.inputs.regions.FrameRegions`), and is valid until the next batch is decoded."""
 
     indices: np.ndarray
     timestamps: np.ndarray
     frames: np.ndarray
     errors: tuple[str | None, ...] = ()
+    regions: FrameRegions | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -393,13 +399,26 @@ class VideoFileReader:
         return frame_pts, keyframes, size
 
     # decoding
-    def batches(self, info: VideoInfo, indices: np.ndarray, size: int) -> Iterator[FrameBatch]:
+    def batches(
+        self, info: VideoInfo, indices: np.ndarray, size: int, regions: RegionBuffer | None = None
+    ) -> Iterator[FrameBatch]:
         keyframes = info.keyframes if info.keyframes is not None else np.array([0])
         try:
             for chunk in plan_batches(indices, keyframes, size):
-                frames = np.zeros((len(chunk), info.height, info.width, 3), np.uint8)
-                errors = self._read(info, chunk, keyframes, frames)
-                yield FrameBatch(chunk, info.timestamps[chunk], frames, errors)
+                if regions is None:
+                    frames = np.zeros((len(chunk), info.height, info.width, 3), np.uint8)
+                    errors = self._read(info, chunk, keyframes, frames)
+                    yield FrameBatch(chunk, info.timestamps[chunk], frames, errors)
+                    continue
+                frames = regions.take(len(chunk), info.height, info.width)
+                pictures: list = [None] * len(chunk)
+                by_regions = info.width * info.height >= regions.min_pixels
+                errors = self._read(info, chunk, keyframes, frames, pictures if by_regions else None)
+                for k, error in enumerate(errors):
+                    if error is not None:
+                        frames[k] = 0
+                pieces = FrameRegions(frames, pictures, regions.whole_above)
+                yield FrameBatch(chunk, info.timestamps[chunk], frames, errors, pieces)
         finally:
             self.close()
 
@@ -441,8 +460,10 @@ class VideoFileReader:
         self._ended = True
 
     def _read(
-        self, info: VideoInfo, chunk: np.ndarray, keyframes: np.ndarray, out: np.ndarray
+        self, info: VideoInfo, chunk: np.ndarray, keyframes: np.ndarray, out: np.ndarray, pictures: list | None = None
     ) -> tuple[str | None, ...]:
+        """Decode ``chunk`` into ``out`` (RGB); with ``pictures``, a picture that can be converted by
+        regions is kept there instead (``out`` left as it is) and the others are converted whole."""
         first, last = int(chunk[0]), int(chunk[-1])
         start = int(keyframes[np.searchsorted(keyframes, first, side="right") - 1]) if info.frame_pts is not None else 0
         if self._frames is None or first < self._position or start > self._position:
@@ -466,9 +487,13 @@ class VideoFileReader:
             self._position = index + 1
             k = slot.get(index)
             if k is not None:
-                if frame.width != info.width or frame.height != info.height:
-                    frame = frame.reformat(width=info.width, height=info.height)
-                out[k] = frame.to_ndarray(format="rgb24")
+                if pictures is not None and region_eligible(frame, info.width, info.height):
+                    pictures[k] = frame
+                else:
+                    if frame.width != info.width or frame.height != info.height:
+                        frame = frame.reformat(width=info.width, height=info.height)
+                    # as many threads as the decoder is given (0: the decoder's choice); the pixels are the same
+                    out[k] = frame.to_ndarray(format="rgb24", threads=self.num_threads)
                 got[k] = True
             if index == last:
                 break
@@ -516,7 +541,10 @@ class ImageReader:
             np.arange(n),
         )
 
-    def batches(self, info: VideoInfo, indices: np.ndarray, size: int) -> Iterator[FrameBatch]:
+    def batches(
+        self, info: VideoInfo, indices: np.ndarray, size: int, regions: RegionBuffer | None = None
+    ) -> Iterator[FrameBatch]:
+        """Whole frames (``regions`` is not used: images are read whole)."""
         indices = np.asarray(indices)
         for start in range(0, len(indices), size):
             chunk = indices[start : start + size]
@@ -631,8 +659,13 @@ def iter_frame_batches(
     batch_frames: int | None = None,
     reader: VideoFileReader | ImageReader | None = None,
     max_batch_megabytes: int | None = None,
+    regions: RegionBuffer | None = None,
 ) -> Iterator[FrameBatch]:
     """Decode ``indices`` (sorted) in batches of bounded size; memory does not grow with video length.
+
+    ``regions``: decode by regions into this reused buffer (:mod:`pipeline.inputs.regions`): frames are
+    converted to RGB only where a reader asks (``FrameBatch.regions``), and each batch's frames are
+    valid only until the next batch is decoded.
 
     ``batch_frames`` / ``max_batch_megabytes``: None takes ``decode:`` of configs/pipeline.yaml. The
     decoder runs only while a batch is filled (no read-ahead), and keeps its place between
@@ -645,4 +678,6 @@ def iter_frame_batches(
         batch_frames = decode.batch_frames if batch_frames is None else batch_frames
         max_batch_megabytes = decode.max_batch_megabytes if max_batch_megabytes is None else max_batch_megabytes
     reader = reader if reader is not None else open_reader(info.path)
-    return reader.batches(info, np.asarray(indices), batch_size_for(info, batch_frames, max_batch_megabytes))
+    return reader.batches(
+        info, np.asarray(indices), batch_size_for(info, batch_frames, max_batch_megabytes), regions=regions
+    )
