@@ -63,16 +63,19 @@ def small_batches() -> AnnotateOptions:
     return _options()
 
 
-LONG_FRAMES = 160
+LONG_FRAMES = 400
 
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory) -> Path:
-    """A face in each of 160 frames: every frame needs a slot, so the producer cannot run more than
-    its slots and a decoded batch (64 frames with ``_options()``) ahead of the model, and the item is
-    still being produced when a test kills its producer after the model's first frames. (A video whose
-    later frames have no face, like face_noface.mov, can be produced to its end while the model is
-    still on its first batch: the kill then costs no retry.)"""
+    """A face in each of ``LONG_FRAMES`` frames, more than a producer can run ahead of the model's rows:
+    the model's batch in work, the two batches its queue holds, the collector's pending batch (it blocks
+    on the full queue and then frees no slot), the producer's slots and its decoded batch: about 7 x 32
+    = 224 frames with ``_options()``. So the item is still being produced when a test kills its producer
+    after the model's first rows, however fast the producer is against the model (with 160 frames, a
+    producer with the spare core's decoder threads could finish first under load). (A video whose later
+    frames have no face, like face_noface.mov, can be produced to its end while the model is still on
+    its first batch: the kill then costs no retry.)"""
     return write_video(tmp_path_factory.mktemp("long") / "long.mp4", astronaut_frames(LONG_FRAMES), fps=30)
 
 
@@ -123,7 +126,8 @@ def test_an_item_whose_producer_keeps_dying_fails_alone(long_video, videos_dir, 
         assert 0 < engine.frames.done < items[0].frames, "the item finished before the producer could be killed"
         os.kill(engine.producer_pids()[0], signal.SIGKILL)
         with pytest.raises(
-            ItemFailed, match=r"long\.mp4: the producer process died \(exit code -9\) on frames 0-159, 1 attempt"
+            ItemFailed,
+            match=rf"long\.mp4: the producer process died \(exit code -9\) on frames 0-{LONG_FRAMES - 1}, 1 attempt",
         ):
             doomed.result(timeout=600)
         rows, table = survivor.result(timeout=600)
