@@ -324,16 +324,11 @@ class ItemPreparer:
         keep = self.options.keep_faces
         if keep is not None:
             batches = self._batches(item, info)
-            planned = [faces for batch in batches for faces in self._track_faces(batch.frames, batch.regions)]
+            planned = [faces for batch in batches for faces in self.tracker.track_faces(batch.frames, batch.regions)]
             self._planned_shots = self.tracker.take_shots(len(planned))
             kept = select_tracks(track_presence(planned), keep)
             self._planned = [[f for f in faces if f.track in kept] for faces in planned]
         return info, self._batches(item, info)
-
-    def _track_faces(self, frames: np.ndarray, regions: FrameRegions | None) -> list[list[FaceObservation]]:
-        if regions is None:
-            return self.tracker.track_faces(frames)
-        return self.tracker.track_faces(frames, regions=regions)
 
     def _track(
         self, frames: np.ndarray, regions: FrameRegions | None = None
@@ -345,7 +340,7 @@ class ItemPreparer:
             faces, self._planned[: len(frames)] = self._planned[: len(frames)], []
             shots, self._planned_shots[: len(frames)] = self._planned_shots[: len(frames)], []
             return faces, np.asarray(shots, dtype=np.int32)
-        faces = self._track_faces(frames, regions)
+        faces = self.tracker.track_faces(frames, regions)
         return faces, np.asarray(self.tracker.take_shots(len(frames)), dtype=np.int32)
 
     def prepare(self, batch: FrameBatch, keep_frames: bool = True) -> FaceBatch:
