@@ -33,7 +33,7 @@ class DecodeConfig:
     chunk_frames: int = 9000
     image_fps: float = 25.0
     regions: bool = True
-    regions_whole_above: float = 0.4
+    regions_whole_above: float = 0.8
     regions_min_pixels: int = 921600
 
 

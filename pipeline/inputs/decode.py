@@ -42,6 +42,7 @@ from pipeline.inputs.images import (
     sniff_image,
 )
 from pipeline.inputs.regions import FrameRegions, RegionBuffer, region_eligible
+from pipeline.inputs.swscale import converter
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -492,8 +493,11 @@ class VideoFileReader:
                 else:
                     if frame.width != info.width or frame.height != info.height:
                         frame = frame.reformat(width=info.width, height=info.height)
-                    # as many threads as the decoder is given (0: the decoder's choice); the pixels are the same
-                    out[k] = frame.to_ndarray(format="rgb24", threads=self.num_threads)
+                    swscale = converter() if region_eligible(frame, info.width, info.height) else None
+                    if swscale is not None and swscale.handles(frame):
+                        swscale.convert(frame, out[k])  # straight into the batch, no copy
+                    else:  # as many threads as the decoder is given (0: its choice); the pixels are the same
+                        out[k] = frame.to_ndarray(format="rgb24", threads=self.num_threads)
                 got[k] = True
             if index == last:
                 break

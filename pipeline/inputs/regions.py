@@ -12,12 +12,13 @@ included, is unchanged; only pixels they never read are left unconverted.
 
 The converted pixels are bit for bit those of the whole-frame conversion (``VideoFrame.to_ndarray(
 format="rgb24")``, libswscale): the region's planes are cut at even coordinates (so that each 2x2
-block keeps its chroma sample) and converted by the same libswscale call with the picture's colour
-space and range. libswscale's unscaled 4:2:0 -> RGB conversion reads each pixel's luma and the one
-chroma sample of its 2x2 block, with no filter taps reaching further (checked by the tests on the
-test videos and on 720p/1080p re-encodes: every region, and the sparse grid, equal to the same pixels
-of the whole-frame conversion). Pictures of another pixel format, or of an odd width or height, are
-converted whole as they are decoded.
+block keeps its chroma sample) and converted by the same libswscale conversion with the picture's
+colour space and range, written straight into the buffer (:mod:`pipeline.inputs.swscale`; through
+PyAV and a copy where that is not available). libswscale's unscaled 4:2:0 -> RGB conversion reads
+each pixel's luma and the one chroma sample of its 2x2 block, with no filter taps reaching further
+(checked by the tests on the test videos and on 720p/1080p re-encodes: every region, and the sparse
+grid, equal to the same pixels of the whole-frame conversion). Pictures of another pixel format, or
+of an odd width or height, are converted whole as they are decoded.
 
 Conversion works in tiles of :data:`TILE` pixels, so that a region asked for twice (or overlapping
 one converted before) is converted once.
@@ -30,6 +31,8 @@ not read here until that is done.
 from __future__ import annotations
 
 import numpy as np
+
+from pipeline.inputs.swscale import converter
 
 __all__ = ["TILE", "REGION_FORMATS", "WHOLE", "FrameRegions", "RegionBuffer", "RegionFrame", "region_eligible"]
 
@@ -120,6 +123,9 @@ class FrameRegions:
         if np.count_nonzero(done) + count > self._whole_above * done.size:
             self._convert_tiles(i, 0, 0, done.shape[1], done.shape[0])
             return
+        if count == missing.size:  # (nothing of it converted yet: one rectangle)
+            self._convert_tiles(i, tx0, ty0, tx1, ty1)
+            return
         for rx0, ry0, rx1, ry1 in _rectangles(missing):
             self._convert_tiles(i, tx0 + rx0, ty0 + ry0, tx0 + rx1, ty0 + ry1)
 
@@ -185,7 +191,10 @@ class FrameRegions:
 
     def _convert(self, i: int, x0: int, y0: int, x1: int, y1: int) -> None:
         picture = self._pictures[i]
-        if (x0, y0, x1, y1) == (0, 0, self.width, self.height):
+        swscale = converter()
+        if swscale is not None and swscale.handles(picture):  # into the buffer, no copy
+            swscale.convert(picture, self.frames[i], x0, y0, x1, y1)
+        elif (x0, y0, x1, y1) == (0, 0, self.width, self.height):
             self.frames[i] = picture.to_ndarray(format="rgb24", threads=1)
         else:
             luma, blue, red = self._planes_of(i)
@@ -194,6 +203,10 @@ class FrameRegions:
 
     def _rgb(self, i: int, luma: np.ndarray, blue: np.ndarray, red: np.ndarray) -> np.ndarray:
         """RGB of a 4:2:0 picture made of these planes, converted as frame ``i``'s picture is."""
+        source = self._pictures[i]
+        swscale = converter()
+        if swscale is not None and swscale.handles(source):
+            return swscale.convert_planes(luma, blue, red, source)
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -206,7 +219,6 @@ class FrameRegions:
         quarter = (rows // 2) * (width // 2)
         data[rows * width : rows * width + quarter].reshape(rows // 2, width // 2)[: height // 2] = blue
         data[rows * width + quarter :].reshape(rows // 2, width // 2)[: height // 2] = red
-        source = self._pictures[i]
         picture = av.VideoFrame.from_numpy_buffer(data.reshape(-1, width), format=source.format.name)
         picture.colorspace = source.colorspace
         picture.color_range = source.color_range
