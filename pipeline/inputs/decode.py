@@ -493,7 +493,7 @@ class VideoFileReader:
                 else:
                     if frame.width != info.width or frame.height != info.height:
                         frame = frame.reformat(width=info.width, height=info.height)
-                    swscale = converter() if region_eligible(frame, info.width, info.height) else None
+                    swscale = converter()
                     if swscale is not None and swscale.handles(frame):
                         swscale.convert(frame, out[k])  # straight into the batch, no copy
                     else:  # as many threads as the decoder is given (0: its choice); the pixels are the same

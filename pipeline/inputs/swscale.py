@@ -70,8 +70,14 @@ class Swscale:
         self.chunk = 1  # pixels libswscale writes at a time (measured by converter() before use)
 
     def handles(self, picture) -> bool:
-        """Whether ``picture`` (an ``av.VideoFrame``) is converted here: 4:2:0, 8 bits, a colour space PyAV converts."""
-        return picture.format.name in FORMATS and int(picture.colorspace) in COLORSPACES
+        """Whether ``picture`` (an ``av.VideoFrame``) is converted here: 4:2:0, 8 bits, even width and
+        height, a colour space PyAV converts."""
+        return (
+            picture.format.name in FORMATS
+            and picture.width % 2 == 0
+            and picture.height % 2 == 0
+            and int(picture.colorspace) in COLORSPACES
+        )
 
     def convert(self, picture, out: np.ndarray, x0: int = 0, y0: int = 0, x1: int | None = None, y1: int | None = None):
         """Convert the rectangle [x0, x1) x [y0, y1) of ``picture`` into the same place of ``out`` (H x W x 3
