@@ -48,6 +48,17 @@ def write_video(
     return path
 
 
+def reencode(
+    source: Path, target: Path, frames: int, size: tuple[int, int] | None = None, pixel_format: str = "yuv420p"
+) -> Path:
+    """The first ``frames`` frames of ``source`` re-encoded into ``target`` with libx264 in ``pixel_format``,
+    scaled to ``size`` (width, height) if given; no audio."""
+    scale = ["-vf", f"scale={size[0]}:{size[1]}"] if size else []
+    command = [ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(source), *scale, "-frames:v", str(frames)]
+    subprocess.run([*command, "-c:v", "libx264", "-pix_fmt", pixel_format, "-an", str(target)], check=True)
+    return target
+
+
 def astronaut_frames(count: int, size: tuple[int, int] = (320, 240), seed: int = 0) -> np.ndarray:
     """``count`` frames (H, W) = size[::-1] of scikit-image's astronaut (public domain, NASA), a
     slow pan and zoom over her face, so that a face detector finds one face in every frame."""

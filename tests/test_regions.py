@@ -17,13 +17,13 @@ Checked on the test videos (640x360, 640x480, 960x540 HEVC in BT.709 limited ran
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import shared_dir
+from media import reencode
 from pipeline.inputs.decode import iter_frame_batches, open_reader, select_frames
 from pipeline.inputs.regions import TILE, RegionBuffer, _rectangles
 
@@ -34,35 +34,11 @@ HD_FRAMES = 40  # a fresh detection at frame 0 and the periodic one at frame 30 
 @pytest.fixture(scope="module")
 def hd_videos(videos_dir: Path, tmp_path_factory) -> dict[tuple[int, int], Path]:
     """single_face.mp4 re-encoded at 1280x720 and 1920x1080 (libx264, yuv420p), its first frames."""
-    import imageio_ffmpeg
-
     folder = tmp_path_factory.mktemp("hd")
-    videos = {}
-    for width, height in SIZES:
-        target = folder / f"single_face_{width}x{height}.mp4"
-        subprocess.run(
-            [
-                imageio_ffmpeg.get_ffmpeg_exe(),
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(videos_dir / "single_face.mp4"),
-                "-vf",
-                f"scale={width}:{height}",
-                "-frames:v",
-                str(HD_FRAMES),
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-an",
-                str(target),
-            ],
-            check=True,
-        )
-        videos[width, height] = target
-    return videos
+    return {
+        size: reencode(videos_dir / "single_face.mp4", folder / f"single_face_{size[0]}x{size[1]}.mp4", HD_FRAMES, size)
+        for size in SIZES
+    }
 
 
 def all_videos(videos_dir: Path, hd_videos: dict) -> list[Path]:
@@ -329,29 +305,8 @@ def test_results_file_is_the_same_by_regions(hd_videos, tmp_path):
 def test_other_pixel_formats_are_converted_whole(videos_dir, tmp_path):
     """Full-range 4:2:0 (yuvj420p) goes by regions too, with its range; 4:4:4 is converted whole as it
     is decoded (no regions for it): the same pixels either way."""
-    import imageio_ffmpeg
-
     for pixel_format, by_regions in (("yuvj420p", True), ("yuv444p", False)):
-        target = tmp_path / f"{pixel_format}.mp4"
-        subprocess.run(
-            [
-                imageio_ffmpeg.get_ffmpeg_exe(),
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(videos_dir / "single_face.mp4"),
-                "-frames:v",
-                "6",
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                pixel_format,
-                "-an",
-                str(target),
-            ],
-            check=True,
-        )
+        target = reencode(videos_dir / "single_face.mp4", tmp_path / f"{pixel_format}.mp4", 6, None, pixel_format)
         info = open_reader(target).probe()
         indices = select_frames(info)
         whole = next(iter(iter_frame_batches(info, indices, 8, open_reader(target), 256)))

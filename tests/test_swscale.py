@@ -9,7 +9,6 @@ here from single_face.mp4 with imageio-ffmpeg's ffmpeg: 1920x1080, full range (y
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import av
@@ -17,30 +16,23 @@ import numpy as np
 import pytest
 
 from conftest import shared_dir
+from media import reencode
 from pipeline.inputs import swscale as swscale_module
 from pipeline.inputs.decode import iter_frame_batches, open_reader, select_frames
 from pipeline.inputs.swscale import Swscale, converter
 
-MADE = {  # name: (ffmpeg -vf, -pix_fmt)
-    "1920x1080.mp4": ("scale=1920:1080", "yuv420p"),
-    "full_range.mp4": ("scale=640:360", "yuvj420p"),
-    "854x480.mp4": ("scale=854:480", "yuv420p"),
+MADE = {  # name: (size, pixel format)
+    "1920x1080.mp4": ((1920, 1080), "yuv420p"),
+    "full_range.mp4": ((640, 360), "yuvj420p"),
+    "854x480.mp4": ((854, 480), "yuv420p"),
 }
 
 
 @pytest.fixture(scope="module")
 def videos(videos_dir: Path, tmp_path_factory) -> list[Path]:
-    import imageio_ffmpeg
-
     folder = tmp_path_factory.mktemp("swscale")
-    made = []
-    for name, (scale, pixel_format) in MADE.items():
-        target = folder / name
-        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y"]
-        command += ["-i", str(videos_dir / "single_face.mp4"), "-vf", scale, "-frames:v", "12"]
-        command += ["-c:v", "libx264", "-pix_fmt", pixel_format, "-an", str(target)]
-        subprocess.run(command, check=True)
-        made.append(target)
+    source = videos_dir / "single_face.mp4"
+    made = [reencode(source, folder / name, 12, size, pixel_format) for name, (size, pixel_format) in MADE.items()]
     shared = [videos_dir / name for name in ("single_face.mp4", "bmvc_example.mp4", "face_noface.mov")]
     return shared + made
 
