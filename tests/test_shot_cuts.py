@@ -310,6 +310,15 @@ def test_another_person_elsewhere_leaves_no_box_behind() -> None:
 
 
 # -- 5. through the pipeline: the shot column, the cuts in the metadata, items ------------------------
+def annotated(folder: Path, tmp_path: Path, chunk_frames: int):
+    """The results of a run over the videos in ``folder`` (a small model), in items of ``chunk_frames``."""
+    options = AnnotateOptions(device="cpu")
+    options = replace(options, pipeline=with_overrides(options.pipeline, decode={"chunk_frames": chunk_frames}))
+    out = tmp_path / "r.parquet"
+    assert annotate([folder], out, options, weights=small_checkpoint(tmp_path / "small.pt"), progress=False).ok
+    return load_results(out)
+
+
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("edited")
@@ -321,12 +330,7 @@ def edited(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk_frames", [9000, 25], ids=["one-item", "three-items"])
 def test_shot_column_and_cut_frames_in_the_metadata(edited, tmp_path, chunk_frames) -> None:
-    weights = small_checkpoint(tmp_path / "small.pt")
-    options = AnnotateOptions(device="cpu")
-    options = replace(options, pipeline=with_overrides(options.pipeline, decode={"chunk_frames": chunk_frames}))
-    out = tmp_path / "r.parquet"
-    assert annotate([edited], out, options, weights=weights, progress=False).ok
-    rows = load_results(out).sort_values("frame")
+    rows = annotated(edited, tmp_path, chunk_frames).sort_values("frame")
     assert rows.groupby("frame").size().tolist() == [1] * 60  # a row per frame, as ever
     assert rows["shot"].tolist() == [0] * 20 + [1] * 20 + [2] * 20
     assert rows.attrs["au_heatmaps"]["videos"]["aba.mp4"]["cuts"] == [20, 40]
@@ -348,12 +352,7 @@ def cross_faded(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk_frames", [9000, 25], ids=["one-item", "five-items"])
 def test_cross_fades_in_the_shot_column_and_metadata(cross_faded, tmp_path, chunk_frames) -> None:
-    weights = small_checkpoint(tmp_path / "small.pt")
-    options = AnnotateOptions(device="cpu")
-    options = replace(options, pipeline=with_overrides(options.pipeline, decode={"chunk_frames": chunk_frames}))
-    out = tmp_path / "r.parquet"
-    assert annotate([cross_faded], out, options, weights=weights, progress=False).ok
-    rows = load_results(out).sort_values(["frame", "track"])
+    rows = annotated(cross_faded, tmp_path, chunk_frames).sort_values(["frame", "track"])
     per_frame = rows.groupby("frame").size()
     outside = [*range(30), *range(45, 70), *range(85, 105)]
     assert per_frame.index.tolist() == list(range(105)) and (per_frame[outside] == 1).all()  # a row per face
